@@ -1,0 +1,5 @@
+"""``python -m ecomsend_cli`` runs the CLI."""
+
+from .cli import main
+
+main()

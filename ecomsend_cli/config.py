@@ -1,0 +1,396 @@
+"""Configuration (DESIGN §7): find the file, interpolate ``${ENV}``, validate, type.
+
+This is the only module that reads the environment. Precedence is
+flag > environment variable > config file > default. Secrets are held in
+:class:`Secret`, whose ``str``/``repr`` never show the value, so a secret
+cannot leak through a log line, an f-string or a traceback by accident.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+APP_NAME = "ecomsend"
+DEFAULT_STATUSES = (
+    "AWAITING_SHIPMENT",
+    "AWAITING_COLLECTION",
+    "PARTIALLY_SHIPPING",
+    "IN_TRANSIT",
+    "DELIVERED",
+    "COMPLETED",
+)
+ALL_STATUSES = DEFAULT_STATUSES + ("UNPAID", "ON_HOLD", "CANCELLED")
+INVENTORY_BEHAVIOURS = ("BYPASS", "DECREMENT_IGNORING_POLICY", "DECREMENT_OBEYING_POLICY")
+REDACTED = "********"
+
+
+class Secret:
+    """A secret value. Printing, formatting or repr-ing it shows ``********``."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get(self) -> str:
+        """The real value, for the one place that sends it (an HTTP header, a signature)."""
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __repr__(self) -> str:
+        return f"Secret({REDACTED!r})"
+
+    def __str__(self) -> str:
+        return REDACTED
+
+    def __format__(self, spec: str) -> str:
+        return REDACTED
+
+
+def user_config_path() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir(APP_NAME)) / "config.yaml"
+
+
+def default_store_path() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir(APP_NAME)) / "ecomsend.db"
+
+
+@dataclass(frozen=True)
+class ShopifyConfig:
+    shop: str = ""
+    api_version: str = "2026-07"
+    access_token: Secret | None = None
+    client_id: str = ""
+    client_secret: Secret | None = None
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.shop) and bool(self.access_token or (self.client_id and self.client_secret))
+
+    @property
+    def base_url(self) -> str:
+        """``https://x.myshopify.com`` for a bare shop domain; a full URL as given."""
+        shop = self.shop.rstrip("/")
+        if "://" in shop:
+            return shop
+        return f"https://{shop}"
+
+
+@dataclass(frozen=True)
+class TikTokConfig:
+    api_base_url: str = "https://open-api.tiktokglobalshop.com"
+    auth_base_url: str = "https://auth.tiktok-shops.com"
+    app_key: str = ""
+    app_secret: Secret | None = None
+    access_token: Secret | None = None
+    refresh_token: Secret | None = None
+    shop_cipher: str = ""
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.app_key and self.app_secret and (self.access_token or self.refresh_token))
+
+
+@dataclass(frozen=True)
+class SyncConfig:
+    statuses: tuple[str, ...] = DEFAULT_STATUSES
+    overlap_minutes: int = 15
+    initial_days: int = 7
+    inventory_behaviour: str = "DECREMENT_OBEYING_POLICY"
+    source_name: str = "tiktok"
+    tags: tuple[str, ...] = ("TikTok",)
+    concurrency: int = 4
+
+
+@dataclass(frozen=True)
+class CatalogConfig:
+    max_age_minutes: int = 60
+
+
+@dataclass(frozen=True)
+class Config:
+    store: Path = field(default_factory=default_store_path)
+    shopify: ShopifyConfig = field(default_factory=ShopifyConfig)
+    tiktok: TikTokConfig = field(default_factory=TikTokConfig)
+    sync: SyncConfig = field(default_factory=SyncConfig)
+    catalog: CatalogConfig = field(default_factory=CatalogConfig)
+    source: Path | None = None  # the file it came from, if any
+    warnings: tuple[str, ...] = ()
+    store_is_default: bool = True  # no flag, env var or config key chose the store
+    actor: str = ""  # who is running: recorded in the link history
+
+    def redacted(self) -> dict[str, Any]:
+        """The resolved config as plain data, every secret replaced by ``********``."""
+        return {
+            "source": str(self.source) if self.source else None,
+            "store": str(self.store),
+            "shopify": _section_dict(self.shopify),
+            "tiktok": _section_dict(self.tiktok),
+            "sync": _section_dict(self.sync),
+            "catalog": _section_dict(self.catalog),
+        }
+
+
+def _section_dict(section: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for f in fields(section):
+        value = getattr(section, f.name)
+        if isinstance(value, Secret):
+            value = REDACTED if value else ""
+        elif isinstance(value, tuple):
+            value = list(value)
+        out[f.name] = value
+    return out
+
+
+# --- schema ---------------------------------------------------------------
+# key -> (kind, is_secret). kind is "str", "int", "strlist".
+_SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
+    "shopify": {
+        "shop": ("str", False),
+        "api_version": ("str", False),
+        "access_token": ("str", True),
+        "client_id": ("str", False),
+        "client_secret": ("str", True),
+    },
+    "tiktok": {
+        "api_base_url": ("str", False),
+        "auth_base_url": ("str", False),
+        "app_key": ("str", False),
+        "app_secret": ("str", True),
+        "access_token": ("str", True),
+        "refresh_token": ("str", True),
+        "shop_cipher": ("str", False),
+    },
+    "sync": {
+        "statuses": ("strlist", False),
+        "overlap_minutes": ("int", False),
+        "initial_days": ("int", False),
+        "inventory_behaviour": ("str", False),
+        "source_name": ("str", False),
+        "tags": ("strlist", False),
+        "concurrency": ("int", False),
+    },
+    "catalog": {
+        "max_age_minutes": ("int", False),
+    },
+}
+_SECTIONS = {
+    "shopify": ShopifyConfig,
+    "tiktok": TikTokConfig,
+    "sync": SyncConfig,
+    "catalog": CatalogConfig,
+}
+_ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def find_config_file(flag: str | os.PathLike[str] | None, env: dict[str, str]) -> Path | None:
+    """``--config``, then ``$ECOMSEND_CONFIG``, then the user config folder; None if none."""
+    if flag:
+        path = Path(flag).expanduser()
+        if not path.is_file():
+            raise ConfigError(
+                f"config file {path} does not exist",
+                hint="check the --config path, or copy config.example.yaml there",
+            )
+        return path
+    if env.get("ECOMSEND_CONFIG"):
+        path = Path(env["ECOMSEND_CONFIG"]).expanduser()
+        if not path.is_file():
+            raise ConfigError(
+                f"config file {path} (from $ECOMSEND_CONFIG) does not exist",
+                hint="fix or unset ECOMSEND_CONFIG",
+            )
+        return path
+    path = user_config_path()
+    return path if path.is_file() else None
+
+
+def load_config(
+    config_path: str | os.PathLike[str] | None = None,
+    *,
+    store: str | os.PathLike[str] | None = None,
+    env: dict[str, str] | None = None,
+) -> Config:
+    """Resolve the configuration. ``store`` is the ``--store`` flag, if given."""
+    env = dict(os.environ) if env is None else env
+    path = find_config_file(config_path, env)
+    raw: dict[str, Any] = {}
+    warnings: list[str] = []
+    if path is not None:
+        raw = _read_yaml(path)
+    where = str(path) if path else "config"
+
+    kwargs: dict[str, Any] = {}
+    for key in raw:
+        if key != "store" and key not in _SCHEMA:
+            raise ConfigError(
+                f"{where}: unknown key '{key}'",
+                hint=f"valid top-level keys: store, {', '.join(_SCHEMA)}",
+            )
+    has_secret = False
+    for section, spec in _SCHEMA.items():
+        value = raw.get(section)
+        if value is None:
+            continue
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: '{section}' must be a mapping of keys, not {_kind(value)}")
+        values: dict[str, Any] = {}
+        for key, item in value.items():
+            if key not in spec:
+                raise ConfigError(
+                    f"{where}: unknown key '{section}.{key}'",
+                    hint=f"valid keys under {section}: {', '.join(spec)}",
+                )
+            kind, secret = spec[key]
+            if item is None:
+                continue
+            item = _coerce(f"{section}.{key}", kind, _interpolate(item, env, where, f"{section}.{key}"), where)
+            if secret:
+                if item:
+                    has_secret = True
+                item = Secret(item)
+            elif kind == "strlist":
+                item = tuple(item)
+            values[key] = item
+        kwargs[section] = _SECTIONS[section](**values)
+    _validate(kwargs, where)
+
+    store_value: Any = store or env.get("ECOMSEND_STORE") or raw.get("store")
+    if store_value is not None:
+        if not isinstance(store_value, str | os.PathLike):
+            raise ConfigError(f"{where}: 'store' must be a path (string), not {_kind(store_value)}")
+        store_value = _interpolate(str(store_value), env, where, "store")
+        kwargs["store"] = Path(store_value).expanduser()
+        kwargs["store_is_default"] = False
+    kwargs["actor"] = env.get("USER") or env.get("LOGNAME") or env.get("USERNAME") or "unknown"
+
+    if path is not None and has_secret and _readable_by_others(path):
+        warnings.append(
+            f"{path} holds secrets and can be read by other users; run: chmod 600 {path}"
+        )
+    return Config(source=path, warnings=tuple(warnings), **kwargs)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    import yaml
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a UTF-8 text file", hint="save it as UTF-8 YAML") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(
+            f"{path}: not valid YAML{at}: {problem}",
+            hint="fix the syntax (compare with config.example.yaml)",
+        ) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys, not {_kind(data)}")
+    return data
+
+
+def _interpolate(value: Any, env: dict[str, str], where: str, key: str) -> Any:
+    if isinstance(value, list):
+        return [_interpolate(v, env, where, key) for v in value]
+    if not isinstance(value, str):
+        return value
+
+    def sub(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in env:
+            raise ConfigError(
+                f"{where}: '{key}' refers to ${{{name}}}, which is not set",
+                hint=f"export {name}=... or write the value in the file",
+            )
+        return env[name]
+
+    return _ENV_RE.sub(sub, value)
+
+
+def _coerce(key: str, kind: str, value: Any, where: str) -> Any:
+    if kind == "str":
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise ConfigError(f"{where}: '{key}' must be a string, not {_kind(value)}")
+        return str(value)
+    if kind == "int":
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: '{key}' must be a whole number, not {_kind(value)}")
+        if value < 0:
+            raise ConfigError(f"{where}: '{key}' must not be negative")
+        return value
+    if kind == "strlist":
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(
+            isinstance(v, str | int) and not isinstance(v, bool) for v in value
+        ):
+            raise ConfigError(f"{where}: '{key}' must be a list of strings")
+        return [str(v) for v in value]
+    raise AssertionError(kind)
+
+
+def _validate(kwargs: dict[str, Any], where: str) -> None:
+    sync: SyncConfig | None = kwargs.get("sync")
+    if sync is not None:
+        unknown = [s for s in sync.statuses if s not in ALL_STATUSES]
+        if unknown:
+            raise ConfigError(
+                f"{where}: 'sync.statuses' has unknown status {unknown[0]}",
+                hint=f"use any of {', '.join(DEFAULT_STATUSES)}",
+            )
+        if sync.inventory_behaviour not in INVENTORY_BEHAVIOURS:
+            raise ConfigError(
+                f"{where}: 'sync.inventory_behaviour' must be one of {', '.join(INVENTORY_BEHAVIOURS)}"
+            )
+        if sync.concurrency < 1:
+            raise ConfigError(f"{where}: 'sync.concurrency' must be at least 1")
+
+
+def _readable_by_others(path: Path) -> bool:
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return False
+    return bool(mode & (stat.S_IRGRP | stat.S_IROTH))
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, int | float):
+        return f"the number {value}"
+    return type(value).__name__

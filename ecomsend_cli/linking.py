@@ -1,0 +1,138 @@
+"""Link operations over the store: resolve arguments, plan and apply link changes.
+
+The rules themselves live in :mod:`matching`; this module reads the store,
+applies those rules and writes through :meth:`Store.apply_links`, so every
+write is one transaction with a history row per change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import AmbiguousError, LinkExistsError, NotFoundError
+from .matching import AutolinkPlan, feed_links, plan_autolink
+from .models import VARIANT_GID_PREFIX, Link, TikTokSku, Variant, variant_gid
+from .store import LinkChange, Store
+
+
+def resolve_tiktok(store: Store, arg: str) -> TikTokSku:
+    """A TikTok SKU from its ``sku_id`` or a seller SKU naming exactly one."""
+    sku = store.tiktok_sku(arg.strip())
+    if sku is not None:
+        return sku
+    matches = store.tiktok_skus_by_seller_sku(arg)
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise NotFoundError(
+            f"no TikTok SKU with id or seller SKU {arg!r} in pulled orders",
+            hint="see `ecomsend list-unlinked --all` for known SKUs",
+        )
+    listing = ", ".join(f"{s.sku_id} ({s.product_title} / {s.sku_name})" for s in matches[:10])
+    raise AmbiguousError(
+        f"seller SKU {arg!r} names {len(matches)} TikTok SKUs: {listing}",
+        [s.sku_id for s in matches],
+        hint="give the sku_id instead",
+    )
+
+
+def resolve_shopify(store: Store, arg: str) -> Variant:
+    """A cached Shopify variant from a GID, a plain number, or a SKU naming exactly one."""
+    text = arg.strip()
+    if text.startswith(VARIANT_GID_PREFIX) or text.isdigit():
+        gid = variant_gid(text)
+        variant = store.variant(gid)
+        if variant is not None:
+            return variant
+        if text.startswith(VARIANT_GID_PREFIX):
+            raise NotFoundError(
+                f"no Shopify variant {gid} in the catalog cache",
+                hint="check the id, or run `ecomsend catalog refresh`",
+            )
+    matches = store.variants_by_sku(text)
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise NotFoundError(
+            f"no Shopify variant with id or SKU {arg!r} in the catalog cache",
+            hint="check the SKU, or run `ecomsend catalog refresh`",
+        )
+    listing = ", ".join(f"{v.variant_id} ({v.product_title} / {v.variant_title})" for v in matches[:10])
+    raise AmbiguousError(
+        f"Shopify SKU {arg!r} names {len(matches)} variants: {listing}",
+        [v.variant_id for v in matches],
+        hint="give the variant id instead",
+    )
+
+
+@dataclass
+class AutolinkProposal:
+    """What the popup shows: pairs with both sides' details, and the rest listed apart."""
+
+    plan: AutolinkPlan
+    skus: dict[str, TikTokSku]
+    variants: dict[str, Variant]
+
+
+def propose_autolink(store: Store) -> AutolinkProposal:
+    """SKU-equal pairs for every unlinked TikTok SKU (§4.1); writes nothing."""
+    plan = plan_autolink(store.autolink_candidates(), store.linked_sku_ids())
+    return AutolinkProposal(plan=plan, skus={}, variants={})
+
+
+def describe(store: Store, proposal: AutolinkProposal) -> AutolinkProposal:
+    """Fill in product titles etc. for display (only needed on a terminal or in tables)."""
+    sku_ids = [s for s, _ in proposal.plan.pairs] + [s for s, _ in proposal.plan.ambiguous]
+    sku_ids += proposal.plan.unmatched
+    proposal.skus = {s: store.tiktok_sku(s) for s in sku_ids}  # type: ignore[misc]
+    variant_ids = [v for _, v in proposal.plan.pairs]
+    for _, candidates in proposal.plan.ambiguous:
+        variant_ids.extend(candidates)
+    proposal.variants = store.variants(variant_ids)
+    return proposal
+
+
+def apply_autolink(store: Store, plan: AutolinkPlan, *, actor: str) -> int:
+    """Write every proposed pair in one transaction, or none (§4.1)."""
+    changes = [LinkChange(sku_id, variant_id, None) for sku_id, variant_id in plan.pairs]
+    return store.apply_links(changes, source="auto", actor=actor)
+
+
+def propose_feed_links(store: Store) -> list[tuple[str, str]]:
+    """Unlinked SKUs whose ``external_sku_id`` names a cached variant (§4.2)."""
+    rows = store.external_sku_ids()
+    if not rows:
+        return []
+    known = store.variants(variant_gid(e) for _, e in rows if _is_id(e))
+    return feed_links(rows, known, store.linked_sku_ids())
+
+
+def apply_feed_links(store: Store, pairs: list[tuple[str, str]], *, actor: str) -> int:
+    changes = [LinkChange(sku_id, variant_id, None) for sku_id, variant_id in pairs]
+    return store.apply_links(changes, source="feed", actor=actor)
+
+
+def _is_id(value: str) -> bool:
+    try:
+        variant_gid(value)
+    except ValueError:
+        return False
+    return True
+
+
+def plan_manual_link(store: Store, sku: TikTokSku, variant: Variant, *, force: bool) -> LinkChange | None:
+    """The change a manual link makes; None if it is already so.
+
+    Raises LinkExistsError when it would replace another link and ``force``
+    is not given (the CLI asks for confirmation instead, on a terminal).
+    """
+    current: Link | None = store.link(sku.sku_id)
+    if current and current.shopify_variant_id == variant.variant_id:
+        return None
+    if current and not force:
+        raise LinkExistsError(
+            f"TikTok SKU {sku.sku_id} is already linked to {current.shopify_variant_id} "
+            f"({current.source})",
+            hint="pass --force to replace the link",
+        )
+    return LinkChange(sku.sku_id, variant.variant_id, current.shopify_variant_id if current else None)

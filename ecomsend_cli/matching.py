@@ -1,0 +1,167 @@
+"""The linking rules of DESIGN §4.1–§4.2, as pure functions (no I/O).
+
+* :func:`sku_key` is the one normalisation of a SKU code: NFKC, surrounding
+  white space (tabs, no-break spaces) trimmed, case folded, leading zeros
+  kept. An empty code has no key (``None``) and so matches nothing; the store
+  keeps these keys in indexed columns, where SQL's ``NULL <> NULL`` carries
+  the rule into every join.
+* :func:`classify` decides, from the variants whose key equals a TikTok SKU's,
+  whether that SKU is a match, ambiguous, or has none.
+* :func:`plan_autolink` turns candidates into the popup's three lists, never
+  touching a SKU that already has a link.
+* :func:`feed_links` finds TikTok SKUs published from Shopify (``external_sku_id``).
+* :func:`rank_candidates` orders the manual picker's candidates.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from difflib import SequenceMatcher
+from typing import NamedTuple
+
+from .models import Variant, variant_gid
+
+MATCH = "match"
+AMBIGUOUS = "ambiguous"
+NONE = "none"
+
+
+def sku_key(code: str | None) -> str | None:
+    """The comparison key of a SKU code, or None for an empty code.
+
+    ``str.strip()`` with no argument removes every Unicode white space,
+    including tabs and no-break spaces (which NFKC also turns into spaces).
+    """
+    if code is None:
+        return None
+    key = unicodedata.normalize("NFKC", code).strip().casefold()
+    return key or None
+
+
+class Suggestion(NamedTuple):
+    """What auto-link would do for one TikTok SKU (a tuple: built 100,000s of times)."""
+
+    status: str  # MATCH, AMBIGUOUS or NONE
+    shopify_variant_id: str | None = None
+    candidates: tuple[str, ...] = ()
+
+    def as_json(self) -> dict:
+        return {
+            "status": self.status,
+            "shopify_variant_id": self.shopify_variant_id,
+            "candidates": list(self.candidates),
+        }
+
+
+def classify(seller_sku: str | None, candidates: Sequence[str]) -> Suggestion:
+    """Classify a TikTok SKU given the ids of the variants whose key equals its key.
+
+    An empty code matches nothing, whatever ``candidates`` holds; two or more
+    candidates make it ambiguous (never auto-linked).
+    """
+    if not candidates or sku_key(seller_sku) is None:
+        return _NO_MATCH
+    if len(candidates) == 1:
+        return Suggestion(MATCH, candidates[0], tuple(candidates))
+    unique = tuple(dict.fromkeys(candidates))
+    if len(unique) == 1:
+        return Suggestion(MATCH, unique[0], unique)
+    return Suggestion(AMBIGUOUS, None, unique)
+
+
+_NO_MATCH = Suggestion(NONE)
+
+
+@dataclass
+class AutolinkPlan:
+    """The popup: pairs to link, and the SKUs listed apart."""
+
+    pairs: list[tuple[str, str]] = field(default_factory=list)  # (tiktok_sku_id, variant_id)
+    ambiguous: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
+    unmatched: list[str] = field(default_factory=list)
+
+
+def plan_autolink(
+    rows: Iterable[tuple[str, str | None, Sequence[str]]],
+    linked: Iterable[str] | Mapping[str, object] = (),
+) -> AutolinkPlan:
+    """Plan auto-link from ``(tiktok_sku_id, seller_sku, candidate_variant_ids)`` rows.
+
+    SKUs in ``linked`` are skipped entirely: auto-link never touches a SKU that
+    already has a link.
+    """
+    already = linked if isinstance(linked, Mapping) else set(linked)
+    plan = AutolinkPlan()
+    for sku_id, seller_sku, candidates in rows:
+        if sku_id in already:
+            continue
+        suggestion = classify(seller_sku, candidates)
+        if suggestion.status == MATCH:
+            plan.pairs.append((sku_id, suggestion.shopify_variant_id))  # type: ignore[arg-type]
+        elif suggestion.status == AMBIGUOUS:
+            plan.ambiguous.append((sku_id, suggestion.candidates))
+        else:
+            plan.unmatched.append(sku_id)
+    return plan
+
+
+def feed_links(
+    skus: Iterable[tuple[str, str | None]],
+    known_variants: Iterable[str] | Mapping[str, object],
+    linked: Iterable[str] | Mapping[str, object] = (),
+) -> list[tuple[str, str]]:
+    """``(tiktok_sku_id, variant_id)`` for SKUs whose ``external_sku_id`` names a known variant.
+
+    ``skus`` yields ``(tiktok_sku_id, external_sku_id)``. Such a SKU was
+    published to TikTok by the Shopify feed, so it gets a ``feed`` link; SKUs
+    already linked are left alone.
+    """
+    known = known_variants if isinstance(known_variants, Mapping) else set(known_variants)
+    already = linked if isinstance(linked, Mapping) else set(linked)
+    out = []
+    for sku_id, external in skus:
+        if not external or sku_id in already:
+            continue
+        try:
+            gid = variant_gid(external)
+        except ValueError:
+            continue
+        if gid in known:
+            out.append((sku_id, gid))
+    return out
+
+
+def rank_candidates(
+    query: str, variants: Iterable[Variant], *, limit: int = 20
+) -> list[tuple[float, Variant]]:
+    """Rank catalog variants for the manual picker by SKU and title similarity.
+
+    An exact SKU key match ranks first, then SKU prefix/substring matches, then
+    fuzzy similarity of SKU and of "product title variant title".
+    """
+    needle = sku_key(query) or ""
+    if not needle:
+        return []
+    scored = []
+    for variant in variants:
+        key = sku_key(variant.sku) or ""
+        title = f"{variant.product_title} {variant.variant_title}".casefold()
+        if key == needle:
+            score = 3.0
+        elif key and key.startswith(needle):
+            score = 2.0 + len(needle) / len(key)
+        elif key and needle in key:
+            score = 1.5 + len(needle) / len(key)
+        elif needle in title:
+            score = 1.0 + len(needle) / max(len(title), 1)
+        else:
+            sku_ratio = SequenceMatcher(None, needle, key).ratio() if key else 0.0
+            title_ratio = SequenceMatcher(None, needle, title).ratio()
+            score = max(sku_ratio, title_ratio * 0.9)
+            if score < 0.45:
+                continue
+        scored.append((score, variant))
+    scored.sort(key=lambda item: (-item[0], item[1].sku, item[1].variant_id))
+    return scored[:limit]

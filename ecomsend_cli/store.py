@@ -1,0 +1,696 @@
+"""The link store: the one place that speaks SQL.
+
+A SQLite file (WAL, foreign keys on) holding the TikTok SKUs seen in pulled
+orders, the Shopify variant cache, links and their history, pulled orders with
+their resolved items and sync state, sync cursors and refreshed API tokens.
+
+The schema is built by the migrations in :data:`MIGRATIONS`, each recorded in
+the ``_migrations`` table; a store written by a newer ecomsend (a migration we
+do not know) is refused rather than guessed at.
+
+Writes go through :meth:`Store.transaction` (``BEGIN IMMEDIATE`` … ``COMMIT``)
+with plain ``executemany``: sqlite-utils' own writers commit as they go, which
+would break the all-or-nothing rule of DESIGN §4.1.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import sqlite_utils
+
+from .errors import StoreError
+from .matching import sku_key
+from .models import Link, PulledOrder, TikTokSku, Variant
+
+Migration = Callable[[sqlite_utils.Database], None]
+
+
+def now_iso() -> str:
+    """The current UTC time, ISO 8601 to the second, as stored everywhere."""
+    return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+# --- migrations -------------------------------------------------------------
+
+
+def _m001_initial(db: sqlite_utils.Database) -> None:
+    db.execute(
+        """CREATE TABLE tiktok_skus (
+            sku_id TEXT PRIMARY KEY,
+            product_id TEXT NOT NULL DEFAULT '',
+            product_title TEXT NOT NULL DEFAULT '',
+            sku_name TEXT NOT NULL DEFAULT '',
+            seller_sku TEXT NOT NULL DEFAULT '',
+            seller_sku_key TEXT,
+            external_sku_id TEXT NOT NULL DEFAULT '',
+            first_seen TEXT NOT NULL,
+            last_seen TEXT NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX idx_tiktok_skus_key ON tiktok_skus(seller_sku_key)")
+    db.execute(
+        """CREATE TABLE shopify_variants (
+            variant_id TEXT PRIMARY KEY,
+            product_id TEXT NOT NULL,
+            product_title TEXT NOT NULL DEFAULT '',
+            variant_title TEXT NOT NULL DEFAULT '',
+            sku TEXT NOT NULL DEFAULT '',
+            sku_key TEXT,
+            inventory_item_id TEXT,
+            inventory_quantity INTEGER,
+            status TEXT NOT NULL DEFAULT 'ACTIVE',
+            updated_at TEXT
+        )"""
+    )
+    db.execute("CREATE INDEX idx_shopify_variants_key ON shopify_variants(sku_key)")
+    db.execute("CREATE INDEX idx_shopify_variants_product ON shopify_variants(product_id)")
+    db.execute(
+        """CREATE TABLE links (
+            tiktok_sku_id TEXT PRIMARY KEY REFERENCES tiktok_skus(sku_id),
+            shopify_variant_id TEXT NOT NULL,
+            source TEXT NOT NULL CHECK (source IN ('feed', 'auto', 'manual', 'csv')),
+            linked_at TEXT NOT NULL,
+            linked_by TEXT NOT NULL DEFAULT ''
+        )"""
+    )
+    db.execute("CREATE INDEX idx_links_variant ON links(shopify_variant_id)")
+    db.execute(
+        """CREATE TABLE link_history (
+            id INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,
+            tiktok_sku_id TEXT NOT NULL,
+            action TEXT NOT NULL CHECK (action IN ('link', 'relink', 'unlink')),
+            old_variant_id TEXT,
+            new_variant_id TEXT,
+            source TEXT NOT NULL,
+            actor TEXT NOT NULL DEFAULT ''
+        )"""
+    )
+    db.execute("CREATE INDEX idx_link_history_sku ON link_history(tiktok_sku_id)")
+    # Orders pulled from TikTok. `state` is ours (DESIGN §5): pending, waiting
+    # (UNPAID/ON_HOLD), blocked, creating, synced, failed, skipped.
+    db.execute(
+        """CREATE TABLE orders (
+            tiktok_order_id TEXT PRIMARY KEY,
+            tiktok_status TEXT NOT NULL,
+            state TEXT NOT NULL,
+            reason TEXT NOT NULL DEFAULT '',
+            shopify_order_id TEXT,
+            shopify_order_name TEXT,
+            create_time INTEGER,
+            update_time INTEGER,
+            currency TEXT NOT NULL DEFAULT '',
+            total_amount TEXT NOT NULL DEFAULT '',
+            payload TEXT NOT NULL,
+            first_pulled_at TEXT NOT NULL,
+            last_pulled_at TEXT NOT NULL,
+            state_changed_at TEXT NOT NULL,
+            synced_at TEXT,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            cancelled_after_sync INTEGER NOT NULL DEFAULT 0
+        )"""
+    )
+    db.execute("CREATE INDEX idx_orders_state ON orders(state)")
+    # One row per TikTok SKU an order needs, after resolving one-line-per-unit
+    # and combined listings (DESIGN §5.2).
+    db.execute(
+        """CREATE TABLE order_items (
+            tiktok_order_id TEXT NOT NULL REFERENCES orders(tiktok_order_id) ON DELETE CASCADE,
+            position INTEGER NOT NULL,
+            sku_id TEXT NOT NULL REFERENCES tiktok_skus(sku_id),
+            quantity INTEGER NOT NULL,
+            unit_price TEXT NOT NULL DEFAULT '0',
+            title TEXT NOT NULL DEFAULT '',
+            PRIMARY KEY (tiktok_order_id, position)
+        )"""
+    )
+    db.execute("CREATE INDEX idx_order_items_sku ON order_items(sku_id)")
+    db.execute("CREATE TABLE state (key TEXT PRIMARY KEY, value TEXT, updated_at TEXT NOT NULL)")
+    db.execute(
+        "CREATE TABLE tokens (name TEXT PRIMARY KEY, data TEXT NOT NULL, updated_at TEXT NOT NULL)"
+    )
+
+
+MIGRATIONS: list[tuple[str, Migration]] = [
+    ("001_initial", _m001_initial),
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def _id_list(joined: str | None) -> tuple[str, ...]:
+    """Ids from a ``group_concat(id, ' ')``, sorted; most rows hold none or one."""
+    if not joined:
+        return ()
+    if " " not in joined:
+        return (joined,)
+    return tuple(sorted(joined.split(" ")))
+
+
+# --- the store --------------------------------------------------------------
+
+
+class SkuRow(NamedTuple):
+    """A TikTok SKU as ``list-unlinked`` shows it: flat, as listings hold 100,000s of them."""
+
+    sku_id: str
+    product_id: str
+    product_title: str
+    sku_name: str
+    seller_sku: str
+    external_sku_id: str
+    blocked_orders: int
+    link_variant_id: str | None
+    link_source: str | None
+    linked_at: str | None
+    linked_by: str | None
+    candidate_ids: str | None  # group_concat of variant ids whose SKU key equals this SKU's
+
+    @property
+    def candidates(self) -> tuple[str, ...]:
+        return _id_list(self.candidate_ids)
+
+    @property
+    def sku(self) -> TikTokSku:
+        return TikTokSku(*self[:6])
+
+    @property
+    def link(self) -> Link | None:
+        if self.link_variant_id is None:
+            return None
+        return Link(self.sku_id, self.link_variant_id, self.link_source or "",
+                    self.linked_at or "", self.linked_by or "")
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    id: int
+    at: str
+    tiktok_sku_id: str
+    action: str
+    old_variant_id: str | None
+    new_variant_id: str | None
+    source: str
+    actor: str
+
+
+@dataclass(frozen=True)
+class LinkChange:
+    """One link to write; ``old`` is the variant it replaces, if any."""
+
+    tiktok_sku_id: str
+    new: str
+    old: str | None = None
+
+
+class Store:
+    """An open link store. Use :meth:`open`; close with :meth:`close` or ``with``."""
+
+    def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
+        self.path = path
+        self.conn = conn
+        self.db = sqlite_utils.Database(conn)
+
+    # -- opening ---------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: str | Path, *, create_folder: bool = False) -> Store:
+        """Open (and migrate) the store at ``path``.
+
+        ``create_folder`` creates a missing parent folder (used for the
+        default location); otherwise a missing folder is an error, so a
+        mistyped ``--store`` does not silently create a new empty store.
+        """
+        path = Path(path).expanduser()
+        folder = path.parent
+        if not folder.is_dir():
+            if create_folder:
+                folder.mkdir(parents=True, exist_ok=True)
+            else:
+                raise StoreError(
+                    f"store folder {folder} does not exist",
+                    hint=f"create it (mkdir -p {folder}) or point --store elsewhere",
+                )
+        if path.is_dir():
+            raise StoreError(f"store path {path} is a folder", hint="give a file path to --store")
+        try:
+            conn = sqlite3.connect(path, isolation_level=None, timeout=30)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open store {path}: {exc}") from None
+        store = cls(path, conn)
+        try:
+            store._prepare()
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            if "not a database" in str(exc) or "malformed" in str(exc):
+                raise StoreError(
+                    f"{path} is not an ecomsend store (not a SQLite database)",
+                    hint="point --store at another file, or move this one away",
+                ) from None
+            raise StoreError(f"cannot open store {path}: {exc}") from None
+        except StoreError:
+            conn.close()
+            raise
+        return store
+
+    def _prepare(self) -> None:
+        # Any read fails fast on a file that is not SQLite, before we write anything.
+        tables = set(self.db.table_names())
+        applied = self._applied_migrations(tables)
+        known = [name for name, _ in MIGRATIONS]
+        unknown = [name for name in applied if name not in known]
+        if unknown:
+            raise StoreError(
+                f"{self.path} was written by a newer ecomsend (schema {len(applied)}, "
+                f"this version knows {SCHEMA_VERSION})",
+                hint="upgrade ecomsend (pip install -U ecomsend) or use another --store",
+            )
+        if tables and "_migrations" not in tables:
+            raise StoreError(
+                f"{self.path} is a SQLite database but not an ecomsend store",
+                hint="point --store at another file",
+            )
+        pending = [(n, m) for n, m in MIGRATIONS if n not in applied]
+        if pending:
+            self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA foreign_keys=ON")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        # Reads of large catalogs run about twice as fast memory-mapped.
+        self.conn.execute("PRAGMA mmap_size=536870912")
+        for name, migration in pending:
+            with self.transaction():
+                if "_migrations" not in self.db.table_names():
+                    self.conn.execute(
+                        "CREATE TABLE _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
+                    )
+                migration(self.db)
+                self.conn.execute(
+                    "INSERT INTO _migrations (name, applied_at) VALUES (?, ?)", (name, now_iso())
+                )
+
+    def _applied_migrations(self, tables: set[str]) -> list[str]:
+        if "_migrations" not in tables:
+            return []
+        return [r[0] for r in self.conn.execute("SELECT name FROM _migrations ORDER BY rowid")]
+
+    @property
+    def schema_version(self) -> int:
+        return len(self._applied_migrations(set(self.db.table_names())))
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """All-or-nothing: ``BEGIN IMMEDIATE`` … ``COMMIT``, rolled back on any error."""
+        if self.conn.in_transaction:  # nested: join the outer transaction
+            yield self.conn
+            return
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    # -- key/value state and tokens (TokenCache) ---------------------------------
+
+    def get_state(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_state(self, key: str, value: str | None) -> None:
+        with self.transaction():
+            self.conn.execute(
+                "INSERT INTO state (key, value, updated_at) VALUES (?, ?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value, "
+                "updated_at = excluded.updated_at",
+                (key, value, now_iso()),
+            )
+
+    def load_token(self, name: str) -> dict | None:
+        row = self.conn.execute("SELECT data FROM tokens WHERE name = ?", (name,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def save_token(self, name: str, data: dict) -> None:
+        with self.transaction():
+            self.conn.execute(
+                "INSERT INTO tokens (name, data, updated_at) VALUES (?, ?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET data = excluded.data, "
+                "updated_at = excluded.updated_at",
+                (name, json.dumps(data), now_iso()),
+            )
+
+    # -- Shopify variant cache --------------------------------------------------
+
+    _VARIANT_COLS = (
+        "variant_id, product_id, product_title, variant_title, sku, sku_key, "
+        "inventory_item_id, inventory_quantity, status, updated_at"
+    )
+
+    @staticmethod
+    def _variant_params(variants: Iterable[Variant]) -> Iterator[tuple]:
+        for v in variants:
+            yield (
+                v.variant_id, v.product_id, v.product_title, v.variant_title, v.sku,
+                sku_key(v.sku), v.inventory_item_id, v.inventory_quantity, v.status, v.updated_at,
+            )
+
+    def replace_variants(self, variants: Iterable[Variant]) -> int:
+        """Replace the whole cache (a full refresh), in one transaction. Returns the count."""
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM shopify_variants")
+            before = conn.total_changes
+            conn.executemany(
+                f"INSERT OR REPLACE INTO shopify_variants ({self._VARIANT_COLS}) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?)",
+                self._variant_params(variants),
+            )
+            return conn.total_changes - before
+
+    def upsert_variants(self, variants: Iterable[Variant], *, product_ids: Sequence[str] = ()) -> int:
+        """Insert or update variants (an incremental refresh). Returns the count.
+
+        ``product_ids``: products fetched in full, whose cached variants not in
+        ``variants`` were deleted in Shopify and are dropped here.
+        """
+        variants = list(variants)
+        with self.transaction() as conn:
+            if product_ids:
+                keep = {v.variant_id for v in variants}
+                for pid in product_ids:
+                    for (vid,) in conn.execute(
+                        "SELECT variant_id FROM shopify_variants WHERE product_id = ?", (pid,)
+                    ).fetchall():
+                        if vid not in keep:
+                            conn.execute("DELETE FROM shopify_variants WHERE variant_id = ?", (vid,))
+            conn.executemany(
+                f"INSERT OR REPLACE INTO shopify_variants ({self._VARIANT_COLS}) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?)",
+                self._variant_params(variants),
+            )
+        return len(variants)
+
+    @staticmethod
+    def _variant(row: Sequence[Any]) -> Variant:
+        return Variant(
+            variant_id=row[0], product_id=row[1], product_title=row[2], variant_title=row[3],
+            sku=row[4], inventory_item_id=row[6], inventory_quantity=row[7], status=row[8],
+            updated_at=row[9],
+        )
+
+    def variant(self, variant_id: str) -> Variant | None:
+        row = self.conn.execute(
+            f"SELECT {self._VARIANT_COLS} FROM shopify_variants WHERE variant_id = ?",
+            (variant_id,),
+        ).fetchone()
+        return self._variant(row) if row else None
+
+    def variants(self, variant_ids: Iterable[str]) -> dict[str, Variant]:
+        """The cached variants among ``variant_ids``, by id."""
+        out: dict[str, Variant] = {}
+        ids = list(dict.fromkeys(variant_ids))
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self.conn.execute(
+                f"SELECT {self._VARIANT_COLS} FROM shopify_variants WHERE variant_id IN ({marks})",
+                chunk,
+            ):
+                out[row[0]] = self._variant(row)
+        return out
+
+    def variants_by_sku(self, code: str) -> list[Variant]:
+        """Variants whose SKU equals ``code`` after normalisation (§4.1)."""
+        key = sku_key(code)
+        if key is None:
+            return []
+        rows = self.conn.execute(
+            f"SELECT {self._VARIANT_COLS} FROM shopify_variants WHERE sku_key = ? "
+            "ORDER BY variant_id",
+            (key,),
+        )
+        return [self._variant(r) for r in rows]
+
+    def iter_variants(self) -> Iterator[Variant]:
+        for row in self.conn.execute(f"SELECT {self._VARIANT_COLS} FROM shopify_variants"):
+            yield self._variant(row)
+
+    def variant_count(self) -> int:
+        return self.conn.execute("SELECT count(*) FROM shopify_variants").fetchone()[0]
+
+    # -- TikTok SKUs ------------------------------------------------------------
+
+    _SKU_COLS = "sku_id, product_id, product_title, sku_name, seller_sku, external_sku_id"
+
+    def upsert_tiktok_skus(self, skus: Iterable[TikTokSku]) -> None:
+        """Record TikTok SKUs seen in orders; newer details replace older ones."""
+        now = now_iso()
+        with self.transaction() as conn:
+            conn.executemany(
+                "INSERT INTO tiktok_skus (sku_id, product_id, product_title, sku_name, seller_sku, "
+                "seller_sku_key, external_sku_id, first_seen, last_seen) "
+                "VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(sku_id) DO UPDATE SET "
+                "product_id = excluded.product_id, product_title = excluded.product_title, "
+                "sku_name = excluded.sku_name, seller_sku = excluded.seller_sku, "
+                "seller_sku_key = excluded.seller_sku_key, "
+                "external_sku_id = CASE WHEN excluded.external_sku_id <> '' "
+                "THEN excluded.external_sku_id ELSE tiktok_skus.external_sku_id END, "
+                "last_seen = excluded.last_seen",
+                (
+                    (s.sku_id, s.product_id, s.product_title, s.sku_name, s.seller_sku,
+                     sku_key(s.seller_sku), s.external_sku_id, now, now)
+                    for s in skus
+                ),
+            )
+
+    @staticmethod
+    def _sku(row: Sequence[Any]) -> TikTokSku:
+        return TikTokSku(*row[:6])
+
+    def tiktok_sku(self, sku_id: str) -> TikTokSku | None:
+        row = self.conn.execute(
+            f"SELECT {self._SKU_COLS} FROM tiktok_skus WHERE sku_id = ?", (sku_id,)
+        ).fetchone()
+        return self._sku(row) if row else None
+
+    def tiktok_skus_by_seller_sku(self, code: str) -> list[TikTokSku]:
+        key = sku_key(code)
+        if key is None:
+            return []
+        rows = self.conn.execute(
+            f"SELECT {self._SKU_COLS} FROM tiktok_skus WHERE seller_sku_key = ? ORDER BY sku_id",
+            (key,),
+        )
+        return [self._sku(r) for r in rows]
+
+    def tiktok_sku_ids(self) -> set[str]:
+        return {r[0] for r in self.conn.execute("SELECT sku_id FROM tiktok_skus")}
+
+    def external_sku_ids(self) -> list[tuple[str, str]]:
+        """``(sku_id, external_sku_id)`` for unlinked SKUs that carry one."""
+        return self.conn.execute(
+            "SELECT t.sku_id, t.external_sku_id FROM tiktok_skus t "
+            "LEFT JOIN links l ON l.tiktok_sku_id = t.sku_id "
+            "WHERE t.external_sku_id <> '' AND l.tiktok_sku_id IS NULL"
+        ).fetchall()
+
+    # -- candidates and listings ------------------------------------------------
+
+    def autolink_candidates(self) -> Iterator[tuple[str, str, list[str]]]:
+        """``(sku_id, seller_sku, [variant ids with an equal SKU key])`` for unlinked SKUs.
+
+        The join is on the stored normalised keys; empty codes have a NULL key
+        and so join nothing (§4.1).
+        """
+        rows = self.conn.execute(
+            "SELECT t.sku_id, t.seller_sku, group_concat(v.variant_id, ' ') "
+            "FROM tiktok_skus t "
+            "LEFT JOIN links l ON l.tiktok_sku_id = t.sku_id "
+            "LEFT JOIN shopify_variants v ON v.sku_key = t.seller_sku_key "
+            "WHERE l.tiktok_sku_id IS NULL "
+            "GROUP BY t.sku_id ORDER BY t.sku_id"
+        )
+        for sku_id, seller_sku, joined in rows:
+            yield sku_id, seller_sku, _id_list(joined)
+
+    def sku_rows(self, *, include_linked: bool = False, sku_ids: Sequence[str] = ()) -> list[SkuRow]:
+        """TikTok SKUs with their blocked-order count, link and SKU-equal candidates."""
+        where = [] if include_linked else ["l.tiktok_sku_id IS NULL"]
+        params: list[Any] = []
+        if sku_ids:
+            where.append(f"t.sku_id IN ({','.join('?' * len(sku_ids))})")
+            params.extend(sku_ids)
+        sql = (
+            "WITH blocked AS (SELECT i.sku_id, count(DISTINCT i.tiktok_order_id) AS n "
+            "FROM order_items i JOIN orders o ON o.tiktok_order_id = i.tiktok_order_id "
+            "WHERE o.state = 'blocked' GROUP BY i.sku_id), "
+            "cand AS (SELECT t.sku_id, group_concat(v.variant_id, ' ') AS ids FROM tiktok_skus t "
+            "JOIN shopify_variants v ON v.sku_key = t.seller_sku_key GROUP BY t.sku_id) "
+            "SELECT t.sku_id, t.product_id, t.product_title, t.sku_name, t.seller_sku, "
+            "t.external_sku_id, coalesce(b.n, 0), l.shopify_variant_id, l.source, l.linked_at, "
+            "l.linked_by, c.ids "
+            "FROM tiktok_skus t LEFT JOIN links l ON l.tiktok_sku_id = t.sku_id "
+            "LEFT JOIN blocked b ON b.sku_id = t.sku_id LEFT JOIN cand c ON c.sku_id = t.sku_id "
+            + (f"WHERE {' AND '.join(where)} " if where else "")
+            + "ORDER BY coalesce(b.n, 0) DESC, t.product_title, t.sku_id"
+        )
+        return list(map(SkuRow._make, self.conn.execute(sql, params)))
+
+    def search_variants(self, text: str, *, limit: int = 2000) -> list[Variant]:
+        """Variants whose SKU or title contains ``text`` (case-insensitive), for the picker."""
+        like = "%" + text.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        rows = self.conn.execute(
+            f"SELECT {self._VARIANT_COLS} FROM shopify_variants "
+            "WHERE sku LIKE ? ESCAPE '\\' OR product_title LIKE ? ESCAPE '\\' "
+            "OR variant_title LIKE ? ESCAPE '\\' LIMIT ?",
+            (like, like, like, limit),
+        )
+        return [self._variant(r) for r in rows]
+
+    # -- links ------------------------------------------------------------------
+
+    def link(self, sku_id: str) -> Link | None:
+        row = self.conn.execute(
+            "SELECT tiktok_sku_id, shopify_variant_id, source, linked_at, linked_by "
+            "FROM links WHERE tiktok_sku_id = ?",
+            (sku_id,),
+        ).fetchone()
+        return Link(*row) if row else None
+
+    def links(self) -> list[Link]:
+        return [
+            Link(*r)
+            for r in self.conn.execute(
+                "SELECT tiktok_sku_id, shopify_variant_id, source, linked_at, linked_by "
+                "FROM links ORDER BY tiktok_sku_id"
+            )
+        ]
+
+    def linked_sku_ids(self) -> set[str]:
+        return {r[0] for r in self.conn.execute("SELECT tiktok_sku_id FROM links")}
+
+    def apply_links(self, changes: Iterable[LinkChange], *, source: str, actor: str) -> int:
+        """Write links and their history rows in one transaction. Returns the count.
+
+        Each change must state the link it replaces (``old``); if the store
+        holds something else by the time we write (another process changed
+        it), nothing is written and StoreError is raised.
+        """
+        now = now_iso()
+        count = 0
+        with self.transaction() as conn:
+            for change in changes:
+                row = conn.execute(
+                    "SELECT shopify_variant_id FROM links WHERE tiktok_sku_id = ?",
+                    (change.tiktok_sku_id,),
+                ).fetchone()
+                current = row[0] if row else None
+                if current != change.old:
+                    raise StoreError(
+                        f"the link of TikTok SKU {change.tiktok_sku_id} changed while this "
+                        "command ran; nothing was written",
+                        hint="run the command again",
+                    )
+                if current == change.new:
+                    continue
+                conn.execute(
+                    "INSERT INTO links (tiktok_sku_id, shopify_variant_id, source, linked_at, "
+                    "linked_by) VALUES (?,?,?,?,?) ON CONFLICT(tiktok_sku_id) DO UPDATE SET "
+                    "shopify_variant_id = excluded.shopify_variant_id, source = excluded.source, "
+                    "linked_at = excluded.linked_at, linked_by = excluded.linked_by",
+                    (change.tiktok_sku_id, change.new, source, now, actor),
+                )
+                conn.execute(
+                    "INSERT INTO link_history (at, tiktok_sku_id, action, old_variant_id, "
+                    "new_variant_id, source, actor) VALUES (?,?,?,?,?,?,?)",
+                    (now, change.tiktok_sku_id, "relink" if current else "link", current,
+                     change.new, source, actor),
+                )
+                count += 1
+        return count
+
+    def remove_link(self, sku_id: str, *, actor: str) -> Link | None:
+        """Remove a link, with a history row. Returns the removed link, or None."""
+        with self.transaction() as conn:
+            link = self.link(sku_id)
+            if link is None:
+                return None
+            conn.execute("DELETE FROM links WHERE tiktok_sku_id = ?", (sku_id,))
+            conn.execute(
+                "INSERT INTO link_history (at, tiktok_sku_id, action, old_variant_id, "
+                "new_variant_id, source, actor) VALUES (?,?,?,?,?,?,?)",
+                (now_iso(), sku_id, "unlink", link.shopify_variant_id, None, link.source, actor),
+            )
+        return link
+
+    def history(self, sku_id: str | None = None, *, limit: int | None = None) -> list[HistoryRow]:
+        sql = (
+            "SELECT id, at, tiktok_sku_id, action, old_variant_id, new_variant_id, source, actor "
+            "FROM link_history"
+        )
+        params: list[Any] = []
+        if sku_id:
+            sql += " WHERE tiktok_sku_id = ?"
+            params.append(sku_id)
+        sql += " ORDER BY id DESC"
+        if limit:
+            sql += " LIMIT ?"
+            params.append(limit)
+        return [HistoryRow(*r) for r in self.conn.execute(sql, params)]
+
+    def pending_orders_for_sku(self, sku_id: str) -> int:
+        """Orders not yet created in Shopify that need this SKU (what an unlink affects)."""
+        return self.conn.execute(
+            "SELECT count(DISTINCT i.tiktok_order_id) FROM order_items i "
+            "JOIN orders o ON o.tiktok_order_id = i.tiktok_order_id "
+            "WHERE i.sku_id = ? AND o.state IN ('pending', 'waiting', 'blocked', 'failed')",
+            (sku_id,),
+        ).fetchone()[0]
+
+    # -- orders -------------------------------------------------------------------
+
+    def record_order(self, order: PulledOrder, *, state: str, reason: str = "") -> None:
+        """Insert or refresh a pulled order, its SKUs and its resolved items, in one transaction.
+
+        ``state`` is decided by the caller (the sync rules live in sync.py).
+        """
+        now = now_iso()
+        with self.transaction() as conn:
+            self.upsert_tiktok_skus(order.skus)
+            conn.execute(
+                "INSERT INTO orders (tiktok_order_id, tiktok_status, state, reason, create_time, "
+                "update_time, currency, total_amount, payload, first_pulled_at, last_pulled_at, "
+                "state_changed_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) "
+                "ON CONFLICT(tiktok_order_id) DO UPDATE SET tiktok_status = excluded.tiktok_status, "
+                "state = excluded.state, reason = excluded.reason, "
+                "update_time = excluded.update_time, currency = excluded.currency, "
+                "total_amount = excluded.total_amount, payload = excluded.payload, "
+                "last_pulled_at = excluded.last_pulled_at, "
+                "state_changed_at = CASE WHEN orders.state = excluded.state "
+                "THEN orders.state_changed_at ELSE excluded.state_changed_at END",
+                (order.tiktok_order_id, order.tiktok_status, state, reason, order.create_time,
+                 order.update_time, order.currency, order.total_amount, json.dumps(order.payload),
+                 now, now, now),
+            )
+            conn.execute("DELETE FROM order_items WHERE tiktok_order_id = ?", (order.tiktok_order_id,))
+            conn.executemany(
+                "INSERT INTO order_items (tiktok_order_id, position, sku_id, quantity, unit_price, "
+                "title) VALUES (?,?,?,?,?,?)",
+                [(order.tiktok_order_id, i, it.sku_id, it.quantity, it.unit_price, it.title)
+                 for i, it in enumerate(order.items)],
+            )

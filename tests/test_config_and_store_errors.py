@@ -1,0 +1,169 @@
+"""Bad input: each a one-line error, exit 1, nothing written (DESIGN §7, store)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+
+import pytest
+
+from ecomsend_cli.config import Secret, load_config
+from ecomsend_cli.errors import ConfigError
+from ecomsend_cli.store import SCHEMA_VERSION, Store
+
+
+def write(path, text, mode=0o600):
+    path.write_text(text)
+    os.chmod(path, mode)
+    return path
+
+
+def one_line_error(r, *needles):
+    assert r.exit_code == 1, (r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith("error: ")
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize(
+    "text, needles",
+    [
+        ("shopify: [unclosed\n", ["not valid YAML", "line"]),
+        ("shopfy:\n  shop: x\n", ["unknown key 'shopfy'"]),
+        ("shopify:\n  shopp: x\n", ["unknown key 'shopify.shopp'", "valid keys"]),
+        ("sync:\n  overlap_minutes: soon\n", ["'sync.overlap_minutes' must be a whole number"]),
+        ("sync:\n  statuses: [PAID]\n", ["sync.statuses", "PAID"]),
+        ("catalog: 5\n", ["'catalog' must be a mapping"]),
+        ("shopify:\n  access_token: ${NOT_SET_ANYWHERE}\n", ["NOT_SET_ANYWHERE", "not set"]),
+    ],
+)
+def test_bad_config_is_one_line_error_and_writes_nothing(cli, tmp_path, store_path, text, needles):
+    cfg = write(tmp_path / "c.yaml", text)
+    r = cli("--config", str(cfg), "list-unlinked")
+    one_line_error(r, str(cfg), *needles)
+    assert not store_path.exists()
+
+
+def test_missing_config_file(cli, tmp_path, store_path):
+    r = cli("--config", str(tmp_path / "nope.yaml"), "links")
+    one_line_error(r, "does not exist")
+    assert not store_path.exists()
+
+
+def test_missing_store_folder(cli, tmp_path):
+    target = tmp_path / "no" / "such" / "store.db"
+    r = cli("links", store=target)
+    one_line_error(r, "store folder", "does not exist", "mkdir")
+    assert not target.parent.exists()
+
+
+def test_store_that_is_not_sqlite(cli, tmp_path):
+    target = tmp_path / "notes.db"
+    target.write_bytes(b"these are my notes, not a database\n" * 100)
+    before = target.read_bytes()
+    r = cli("list-unlinked", store=target)
+    one_line_error(r, "not an ecomsend store")
+    assert target.read_bytes() == before
+
+
+def test_sqlite_file_of_another_program(cli, tmp_path):
+    target = tmp_path / "other.db"
+    conn = sqlite3.connect(target)
+    conn.execute("CREATE TABLE notes (x)")
+    conn.commit()
+    conn.close()
+    before = target.read_bytes()
+    r = cli("links", store=target)
+    one_line_error(r, "not an ecomsend store")
+    assert target.read_bytes() == before
+
+
+def test_store_from_a_newer_schema(cli, store_path):
+    Store.open(store_path).close()
+    conn = sqlite3.connect(store_path)
+    conn.execute("INSERT INTO _migrations VALUES ('999_future', '2030-01-01')")
+    conn.commit()
+    conn.close()
+    before = store_path.read_bytes()
+    r = cli("links")
+    one_line_error(r, "newer ecomsend", "upgrade")
+    assert store_path.read_bytes() == before
+
+
+def test_store_is_migrated_wal_with_foreign_keys(store_path):
+    with Store.open(store_path) as store:
+        assert store.schema_version == SCHEMA_VERSION
+        assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert store.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+        names = set(store.db.table_names())
+    assert {"tiktok_skus", "shopify_variants", "links", "link_history", "orders", "order_items",
+            "state", "tokens", "_migrations"} <= names
+
+
+def test_default_store_goes_to_the_user_data_folder(cli, isolated_user):
+    r = cli("links", store=None)
+    assert r.exit_code == 0, r.stderr
+    assert (isolated_user / ".local" / "share" / "ecomsend" / "ecomsend.db").exists()
+
+
+def test_store_from_config_and_env(cli, tmp_path):
+    cfg = write(tmp_path / "c.yaml", f"store: {tmp_path}/from-config.db\n")
+    assert cli("--config", str(cfg), "links", store=None).exit_code == 0
+    assert (tmp_path / "from-config.db").exists()
+    r = cli("--config", str(cfg), "links", store=None, env={"ECOMSEND_STORE": str(tmp_path / "env.db")})
+    assert r.exit_code == 0
+    assert (tmp_path / "env.db").exists()
+
+
+def test_env_interpolation_and_lookup_order(tmp_path, isolated_user):
+    user_cfg = isolated_user / ".config" / "ecomsend" / "config.yaml"
+    user_cfg.parent.mkdir(parents=True)
+    write(user_cfg, "shopify:\n  shop: user.myshopify.com\n")
+    env_cfg = write(tmp_path / "env.yaml", "shopify:\n  shop: env.myshopify.com\n  access_token: ${TOK}\n")
+    flag_cfg = write(tmp_path / "flag.yaml", "shopify:\n  shop: flag.myshopify.com\n")
+    env = {"TOK": "shpat_secret", "HOME": str(isolated_user),
+           "XDG_CONFIG_HOME": str(isolated_user / ".config")}
+    assert load_config(env=env).shopify.shop == "user.myshopify.com"
+    env["ECOMSEND_CONFIG"] = str(env_cfg)
+    cfg = load_config(env=env)
+    assert cfg.shopify.shop == "env.myshopify.com"
+    assert cfg.shopify.access_token == Secret("shpat_secret")
+    assert load_config(flag_cfg, env=env).shopify.shop == "flag.myshopify.com"
+
+
+def test_secrets_are_redacted_and_world_readable_file_warns(cli, tmp_path):
+    cfg = write(
+        tmp_path / "c.yaml",
+        "shopify:\n  shop: s.myshopify.com\n  access_token: shpat_TOPSECRET\n"
+        "tiktok:\n  app_key: k\n  app_secret: ${APP_SECRET}\n",
+        mode=0o644,
+    )
+    r = cli("--config", str(cfg), "config", "show", "--json", env={"APP_SECRET": "tts_SECRET2"})
+    assert r.exit_code == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert data["shopify"]["access_token"] == "********"
+    assert data["tiktok"]["app_secret"] == "********"
+    assert data["shopify"]["shop"] == "s.myshopify.com"
+    assert "TOPSECRET" not in r.output and "SECRET2" not in r.output
+    assert "chmod 600" in r.stderr
+    os.chmod(cfg, 0o600)
+    r = cli("--config", str(cfg), "config", "show", env={"APP_SECRET": "tts_SECRET2"})
+    assert "chmod" not in r.stderr and "TOPSECRET" not in r.output
+    assert "access_token: '********'" in r.stdout
+
+
+def test_secret_never_formats_its_value():
+    s = Secret("abc123")
+    assert "abc123" not in f"{s} {s!r} {s:>10}" + str([s]) + repr({"k": s})
+    assert s.get() == "abc123"
+
+
+def test_unknown_key_error_names_the_file(tmp_path):
+    cfg = write(tmp_path / "c.yaml", "tiktok:\n  app_sekret: x\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(cfg, env={})
+    assert str(cfg) in str(exc.value) and "tiktok.app_sekret" in str(exc.value)

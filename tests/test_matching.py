@@ -1,0 +1,73 @@
+"""DESIGN §4.1–§4.2 as pure functions."""
+
+from ecomsend_cli.matching import (
+    AMBIGUOUS,
+    MATCH,
+    NONE,
+    classify,
+    feed_links,
+    plan_autolink,
+    rank_candidates,
+    sku_key,
+)
+from tests.factory import variant
+
+
+def test_sku_key_normalises_case_space_and_unicode():
+    assert sku_key("  AB-100 ") == "ab-100"
+    assert sku_key("\tab-100\u00a0") == "ab-100"  # tab and no-break space
+    assert sku_key("ＡＢ－１００") == "ab-100"  # full-width forms fold under NFKC
+    assert sku_key("Straße") == sku_key("STRASSE")  # case folding, not lower()
+
+
+def test_sku_key_keeps_leading_zeros_and_inner_space():
+    assert sku_key("0042") == "0042"
+    assert sku_key("0042") != sku_key("42")
+    assert sku_key("AB 100") != sku_key("AB100")
+
+
+def test_empty_codes_have_no_key_and_match_nothing():
+    for empty in ("", "   ", "\t\u00a0", None):
+        assert sku_key(empty) is None
+        assert classify(empty, ["gid://shopify/ProductVariant/1"]).status == NONE
+
+
+def test_classify_match_ambiguous_none():
+    one = classify("AB-1", ["gid://shopify/ProductVariant/1"])
+    assert (one.status, one.shopify_variant_id) == (MATCH, "gid://shopify/ProductVariant/1")
+    two = classify("AB-1", ["gid://shopify/ProductVariant/1", "gid://shopify/ProductVariant/2"])
+    assert two.status == AMBIGUOUS and two.shopify_variant_id is None
+    assert len(two.candidates) == 2
+    assert classify("AB-1", []).status == NONE
+
+
+def test_plan_autolink_never_touches_linked_skus():
+    rows = [
+        ("t1", "AB-1", ["v1"]),
+        ("t2", "AB-2", ["v2", "v3"]),
+        ("t3", "", ["v4"]),
+        ("t4", "AB-4", ["v4"]),
+    ]
+    plan = plan_autolink(rows, linked={"t4"})
+    assert plan.pairs == [("t1", "v1")]
+    assert plan.ambiguous == [("t2", ("v2", "v3"))]
+    assert plan.unmatched == ["t3"]
+
+
+def test_feed_links_need_a_known_variant_and_no_link():
+    known = {"gid://shopify/ProductVariant/77"}
+    skus = [("t1", "77"), ("t2", "88"), ("t3", ""), ("t4", "gid://shopify/ProductVariant/77"),
+            ("t5", "not-a-number")]
+    assert feed_links(skus, known, linked={"t4"}) == [("t1", "gid://shopify/ProductVariant/77")]
+
+
+def test_rank_candidates_exact_sku_first_then_prefix_then_title():
+    variants = [
+        variant(1, "MUG-RED-L", "Mug", "Red / L"),
+        variant(2, "MUG-RED", "Mug", "Red"),
+        variant(3, "TEE-1", "Red mug tee", "S"),
+        variant(4, "ZZZ", "Unrelated", "X"),
+    ]
+    ranked = [v.variant_id[-1] for _, v in rank_candidates("mug-red", variants)]
+    assert ranked[:2] == ["2", "1"]
+    assert "4" not in ranked

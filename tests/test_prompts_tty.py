@@ -1,0 +1,109 @@
+"""The popup, confirmations and the picker on a real pseudo-terminal."""
+
+from __future__ import annotations
+
+import hashlib
+
+from ecomsend_cli.store import LinkChange, Store
+from tests.factory import order, sku, variant
+from tests.terminal import Terminal
+
+V = "gid://shopify/ProductVariant/"
+
+
+def make_store(path):
+    with Store.open(path) as store:
+        store.replace_variants([
+            variant(1, "MUG-RED", "Mug", "Red"),
+            variant(2, "MUG-BLUE", "Mug", "Blue"),
+            variant(3, "TEE-S", "Tee", "Small"),
+        ])
+        skus = [sku("t1", "mug-red", "TT Mug", "Red"), sku("t2", "mystery", "TT Tee", "S")]
+        store.record_order(order("o1", skus), state="blocked")
+
+
+def test_popup_answer_no_changes_nothing(store_path):
+    make_store(store_path)
+    before = hashlib.sha256(store_path.read_bytes()).hexdigest()
+    term = Terminal("--store", str(store_path), "autolink")
+    screen = term.expect("Link 1 products? [y/N]")
+    assert "TT Mug" in screen and "MUG-RED" in screen and "mug-red" in screen
+    term.send("n")
+    assert term.wait() == 0
+    assert "Nothing linked" in term.screen
+    assert hashlib.sha256(store_path.read_bytes()).hexdigest() == before
+    with Store.open(store_path) as store:
+        assert store.links() == []
+
+
+def test_popup_answer_yes_links(store_path):
+    make_store(store_path)
+    term = Terminal("--store", str(store_path), "autolink")
+    term.expect("[y/N]")
+    term.send("y")
+    assert term.wait() == 0
+    with Store.open(store_path) as store:
+        assert [(x.tiktok_sku_id, x.shopify_variant_id, x.source) for x in store.links()] == [
+            ("t1", V + "1", "auto")]
+
+
+def test_picker_search_choose_confirm(store_path):
+    make_store(store_path)
+    term = Terminal("--store", str(store_path), "link", "t2")
+    term.expect("Search Shopify by SKU or title [mystery]")
+    term.send("tee")
+    screen = term.expect("Number to link")
+    assert "TEE-S" in screen
+    term.send("1")
+    term.expect("[y/N]")
+    term.send("y")
+    assert term.wait() == 0, term.screen
+    with Store.open(store_path) as store:
+        assert store.link("t2").shopify_variant_id == V + "3"
+        assert store.link("t2").source == "manual"
+
+
+def test_picker_ranks_the_seller_sku_first_and_q_quits(store_path):
+    make_store(store_path)
+    term = Terminal("--store", str(store_path), "link", "t1")
+    term.expect("[mug-red]")
+    term.send("")  # accept the default: the seller SKU
+    screen = term.expect("Number to link")
+    first_row = next(line for line in screen.splitlines() if "│ 1 " in line or line.strip().startswith("1"))
+    assert "MUG-RED" in first_row
+    term.send("q")
+    assert term.wait() == 0
+    with Store.open(store_path) as store:
+        assert store.link("t1") is None
+
+
+def test_replacing_a_link_asks_on_a_terminal(store_path):
+    make_store(store_path)
+    with Store.open(store_path) as store:
+        store.apply_links([LinkChange("t1", V + "1")], source="auto", actor="x")
+    term = Terminal("--store", str(store_path), "link", "t1", V + "2")
+    term.expect("Replace it with")
+    term.send("n")
+    assert term.wait() == 0
+    with Store.open(store_path) as store:
+        assert store.link("t1").shopify_variant_id == V + "1"
+    term = Terminal("--store", str(store_path), "link", "t1", V + "2")
+    term.expect("Replace it with")
+    term.send("y")
+    assert term.wait() == 0
+    with Store.open(store_path) as store:
+        assert store.link("t1").shopify_variant_id == V + "2"
+        assert store.history()[0].action == "relink"
+
+
+def test_unlink_confirms_on_a_terminal(store_path):
+    make_store(store_path)
+    with Store.open(store_path) as store:
+        store.apply_links([LinkChange("t1", V + "1")], source="auto", actor="x")
+    term = Terminal("--store", str(store_path), "unlink", "t1")
+    screen = term.expect("Unlink it? [y/N]")
+    assert "1 pending order(s)" in screen
+    term.send("y")
+    assert term.wait() == 0
+    with Store.open(store_path) as store:
+        assert store.link("t1") is None
