@@ -1,0 +1,1317 @@
+"""A Shopify Admin GraphQL API simulator on loopback, state in SQLite (DESIGN §8).
+
+It serves, on one port:
+
+* ``POST /admin/api/{version}/graphql.json`` — GraphQL over the schema of
+  :mod:`.shopify_schema` (a subset of the real 2026-07 schema), executed with
+  graphql-core. ``X-Shopify-Access-Token`` must be the static token or a
+  client-credentials token that has not expired, else HTTP 401.
+  Implemented root fields: ``productVariants``, ``products``, ``product``,
+  ``productVariant``, ``orders``, ``order``, ``node``, ``shop``,
+  ``currentAppInstallation``, ``bulkOperation``, ``currentBulkOperation``;
+  mutations ``orderCreate`` and ``bulkOperationRunQuery``. Connections take
+  ``first``/``after`` (at most 250; ``last``/``before`` are refused) and
+  ``reverse``; they are ordered by id.
+* ``POST /admin/oauth/access_token`` — the client-credentials grant (form or
+  JSON body ``client_id``, ``client_secret``, ``grant_type=client_credentials``),
+  answering ``{access_token, scope, expires_in}``; bad credentials get 401
+  ``{"error": "invalid_client"}``.
+* ``GET /bulk-results/{id}.jsonl`` — a finished bulk operation's file (the
+  ``url`` of the operation; no token needed, like Shopify's signed links),
+  honouring ``Range: bytes=N-``.
+
+As Shopify does, it prices every query (see :mod:`.shopify_cost`), refuses
+one costing more than ``max_query_cost``, and meters calls with a leaky
+bucket of ``bucket_size`` points restored at ``restore_rate`` per second,
+answering ``THROTTLED`` with ``extensions.cost`` exactly shaped like Shopify's.
+
+Search (``query:`` argument, Shopify's syntax ``field:value``,
+``field:>value``, quoted values): ``productVariants`` knows ``sku`` (near
+matches too — case-insensitive prefix, as the real search is not exact),
+``updated_at``, ``product_id``, ``product_ids``, ``id``, ``product_status``,
+``title`` and free text; ``products`` knows ``updated_at``, ``status``,
+``id``, ``title``, ``sku``; ``orders`` knows ``source_identifier``, ``name``,
+``id``. Unknown filters are ignored, as Shopify ignores them. An order is
+found by ``orders`` only ``index_lag_seconds`` after its creation, and orders
+processed more than 60 days ago are hidden without the ``read_all_orders`` scope.
+
+``orderCreate`` claims inventory per ``options.inventoryBehaviour``:
+``BYPASS`` (the default) takes nothing, ``DECREMENT_IGNORING_POLICY`` always
+decrements, ``DECREMENT_OBEYING_POLICY`` refuses with ``INVENTORY_CLAIM_FAILED``
+when a tracked variant with policy ``DENY`` lacks stock. Unknown variants and
+bad quantities are ``INVALID`` user errors. The order and its inventory
+change are one transaction, committed before the answer is sent — so an
+injected ``lost_response`` leaves the order in place (DESIGN §5.4).
+
+``bulkOperationRunQuery`` accepts a query rooted at ``products`` (with a
+nested ``variants`` connection) or ``productVariants`` (see :mod:`.shopify_bulk`);
+it completes in a background thread after at least ``bulk_delay_seconds`` and
+writes JSONL (children carry ``__parentId``) into a folder beside the state
+file; a simulator restarted mid-operation marks it ``FAILED``.
+
+Options (``ShopifySimulator(state_path, **options)``): ``products`` (seed
+format of the contract; seeded only into a new state file — a restarted
+simulator keeps its catalog, orders and inventory), ``access_token``,
+``client_id``, ``client_secret`` (else generated once and kept in the state
+file), ``access_scopes``, ``shop_name``, ``currency``, ``clock`` (a
+``time.time`` stand-in for token expiry, order times and index lag),
+``fault_seed``, and any fault key as its initial value.
+
+Fault keys (``set_faults`` / ``POST /_sandbox/faults``): those of
+:mod:`._http` (``latency_ms``, ``error_rate``, ``drop_rate``,
+``lost_response_rate``, ``truncate_rate``, ``error_status``, ``seed``,
+``fail_next``, ``reset``) plus ``bucket_size`` (default 2000),
+``restore_rate`` (100), ``max_query_cost`` (1000), ``index_lag_seconds`` (0),
+``token_lifetime_seconds`` (86399), ``bulk_delay_seconds`` (0),
+``retry_after_seconds`` (1, the ``Retry-After`` of an injected 429).
+Operation names for ``fail_next``: the first root field of the GraphQL
+document (``orderCreate``, ``productVariants``, ``orders``,
+``bulkOperationRunQuery``, ``bulkOperation``, ``shop``, …), ``token`` and
+``bulk_download``; kind ``rate_limit`` answers HTTP 429 with ``Retry-After``.
+
+Test-control endpoints (JSON):
+
+* ``POST /_sandbox/faults``, ``GET /_sandbox/faults``, ``GET /_sandbox/requests[?op=]``
+* ``GET  /_sandbox/orders`` — every order: ``id``, ``name``,
+  ``source_identifier``, ``source_name``, ``created_at``, ``inventory_behaviour``,
+  ``lines: [{variant_id, sku, title, quantity}]``.
+* ``GET  /_sandbox/inventory`` — every variant: ``variant_id``, ``sku``,
+  ``inventory_quantity``, ``inventory_policy``.
+* ``POST /_sandbox/products`` — body ``{"products": [...]}`` (seed format): add or replace.
+* ``POST /_sandbox/tokens/expire`` — expire every client-credentials token now.
+* ``GET  /_sandbox/credentials`` — ``access_token``, ``client_id``, ``client_secret``.
+* ``GET  /_sandbox/state`` — counts, the bucket's ``throttleStatus``, and ``stats``
+  (answers ``throttled``, ``max_cost_exceeded``, ``unauthorized``; also the
+  :attr:`ShopifySimulator.stats` counter).
+
+The same as methods: :meth:`~ShopifySimulator.orders`,
+:meth:`~ShopifySimulator.inventory`, :meth:`~ShopifySimulator.add_products`,
+:meth:`~ShopifySimulator.expire_tokens`, :meth:`~ShopifySimulator.set_faults`,
+:meth:`~ShopifySimulator.ops`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import secrets
+import sqlite3
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl
+
+from graphql import (
+    DocumentNode,
+    FragmentDefinitionNode,
+    GraphQLError,
+    OperationDefinitionNode,
+    execute,
+    parse,
+    validate,
+)
+
+from ._http import Reply, Request, Simulator
+from .shopify_bulk import BulkPlan
+from .shopify_cost import LeakyBucket, operation_cost, selected_fields
+from .shopify_schema import simulator_schema
+
+GRAPHQL_PATH = re.compile(r"^/admin/api/(\d{4}-\d{2}|unstable)/graphql\.json$")
+BULK_PATH = re.compile(r"^/bulk-results/(\d+)\.jsonl$")
+TOKEN_PATH = "/admin/oauth/access_token"
+MAX_PAGE = 250
+DEFAULT_SCOPES = (
+    "read_all_orders",
+    "read_inventory",
+    "read_orders",
+    "read_products",
+    "write_inventory",
+    "write_orders",
+)
+INVALID_TOKEN = "[API] Invalid API key or access token (unrecognized login or wrong password)"
+THROTTLED_DOCS = "https://shopify.dev/api/usage/rate-limits"
+ORDER_ID_BASE = 5_100_000_000_000
+LINE_ITEM_ID_BASE = 13_900_000_000_000
+
+_SCHEMA_SQL = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS products (
+    id INTEGER PRIMARY KEY, title TEXT NOT NULL, handle TEXT NOT NULL, status TEXT NOT NULL,
+    vendor TEXT NOT NULL, product_type TEXT NOT NULL, created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS variants (
+    id INTEGER PRIMARY KEY, product_id INTEGER NOT NULL, position INTEGER NOT NULL,
+    title TEXT NOT NULL, sku TEXT, sku_norm TEXT, barcode TEXT, price TEXT NOT NULL,
+    inventory_item_id INTEGER NOT NULL, inventory_quantity INTEGER NOT NULL,
+    inventory_policy TEXT NOT NULL, tracked INTEGER NOT NULL, created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS orders (
+    id INTEGER PRIMARY KEY, number INTEGER NOT NULL, name TEXT NOT NULL,
+    source_identifier TEXT, source_name TEXT, email TEXT, phone TEXT, note TEXT,
+    tags TEXT NOT NULL, test INTEGER NOT NULL, currency TEXT NOT NULL,
+    financial_status TEXT, inventory_behaviour TEXT NOT NULL, total TEXT NOT NULL,
+    created_epoch REAL NOT NULL, created_at TEXT NOT NULL, processed_at TEXT NOT NULL,
+    input TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS line_items (
+    id INTEGER PRIMARY KEY, order_id INTEGER NOT NULL, variant_id INTEGER, product_id INTEGER,
+    title TEXT NOT NULL, variant_title TEXT, sku TEXT, quantity INTEGER NOT NULL,
+    price TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tokens (token TEXT PRIMARY KEY, expires_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS bulk_operations (
+    id INTEGER PRIMARY KEY, status TEXT NOT NULL, query TEXT NOT NULL,
+    created_at TEXT NOT NULL, completed_at TEXT, error_code TEXT,
+    object_count INTEGER NOT NULL DEFAULT 0, root_object_count INTEGER NOT NULL DEFAULT 0,
+    file_size INTEGER, file TEXT);
+"""
+
+# Built after the seed is loaded: one index build beats 250,000 index updates.
+_INDEX_SQL = """
+CREATE INDEX IF NOT EXISTS products_updated ON products(updated_at);
+CREATE INDEX IF NOT EXISTS variants_product ON variants(product_id, position);
+CREATE INDEX IF NOT EXISTS variants_sku ON variants(sku_norm);
+CREATE INDEX IF NOT EXISTS variants_updated ON variants(updated_at);
+CREATE INDEX IF NOT EXISTS orders_source ON orders(source_identifier);
+CREATE INDEX IF NOT EXISTS line_items_order ON line_items(order_id);
+"""
+
+_VARIANT_COLUMNS = (
+    "v.id, v.product_id, v.position, v.title, v.sku, v.barcode, v.price, v.inventory_item_id, "
+    "v.inventory_quantity, v.inventory_policy, v.tracked, v.created_at, v.updated_at"
+)
+_PRODUCT_COLUMNS = (
+    "p.id, p.title, p.handle, p.status, p.vendor, p.product_type, p.created_at, p.updated_at"
+)
+
+
+def gid(kind: str, number: int) -> str:
+    return f"gid://shopify/{kind}/{number}"
+
+
+def parse_gid(value: Any, kind: str | None = None) -> tuple[str, int] | None:
+    """``(kind, number)`` of a GID (of ``kind`` when given), or None."""
+    match = re.fullmatch(r"gid://shopify/(\w+)/(\d+)", str(value or ""))
+    if not match or (kind is not None and match.group(1) != kind):
+        return None
+    return match.group(1), int(match.group(2))
+
+
+def iso(epoch: float) -> str:
+    return datetime.fromtimestamp(int(epoch), UTC).isoformat().replace("+00:00", "Z")
+
+
+@lru_cache(maxsize=4096)
+def normalise_time(value: str) -> str | None:
+    """An ISO 8601 text as the stored UTC form (``2026-01-02T03:04:05Z``), or None."""
+    text = str(value).strip().strip("'\"")
+    if re.fullmatch(r"\d{4}", text):
+        text += "-01-01"
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+_TERM = re.compile(
+    r"""\s*(?:(?P<field>[A-Za-z_]+):(?P<op>>=|<=|>|<|=)?)?"""
+    r"""(?P<value>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|[^\s]+)"""
+)
+
+
+def parse_search(query: str | None) -> list[tuple[str | None, str, str]]:
+    """Shopify search syntax: ``[(field or None, comparator, value), ...]``.
+
+    ``AND`` is implied between terms and dropped; quoted values are unquoted.
+    """
+    terms: list[tuple[str | None, str, str]] = []
+    for match in _TERM.finditer(query or ""):
+        value = match.group("value")
+        field = match.group("field")
+        if field is None and value in ("AND", "and"):
+            continue
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = re.sub(r"\\(.)", r"\1", value[1:-1])
+        terms.append((field.lower() if field else None, match.group("op") or "=", value))
+    return terms
+
+
+def _sql_compare(op: str) -> str:
+    return {">": ">", ">=": ">=", "<": "<", "<=": "<=", "=": "="}[op]
+
+
+@lru_cache(maxsize=256)
+def _parse_document(text: str) -> DocumentNode:
+    return parse(text)
+
+
+def _money(amount: Any, currency: str) -> dict[str, str]:
+    return {"amount": _decimal_text(amount), "currencyCode": currency}
+
+
+def _decimal_text(amount: Any) -> str:
+    try:
+        value = Decimal(str(amount))
+    except InvalidOperation:
+        value = Decimal(0)
+    text = format(value.normalize(), "f")
+    return text if "." in text else text + ".0"
+
+
+def _user_error(field: list[str], message: str, code: str) -> dict[str, Any]:
+    return {"field": field, "message": message, "code": code}
+
+
+class ShopifySimulator(Simulator):
+    """The Shopify simulator (see the module docstring for what it serves)."""
+
+    extra_fault_defaults = {
+        "bucket_size": 2000,
+        "restore_rate": 100,
+        "max_query_cost": 1000,
+        "index_lag_seconds": 0.0,
+        "token_lifetime_seconds": 86399,
+        "bulk_delay_seconds": 0.0,
+        "retry_after_seconds": 1.0,
+    }
+    api_version = "2026-07"
+
+    def __init__(
+        self,
+        state_path: Path,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        products: Iterable[dict] | None = None,
+        fault_seed: int | None = None,
+        access_token: str | None = None,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        access_scopes: Iterable[str] = DEFAULT_SCOPES,
+        shop_name: str = "ecomsend sandbox",
+        currency: str = "USD",
+        clock: Callable[[], float] = time.time,
+        **faults: Any,
+    ) -> None:
+        super().__init__(host=host, port=port, fault_seed=fault_seed)
+        self.state_path = Path(state_path)
+        self.bulk_folder = self.state_path.with_name(self.state_path.stem + "-bulk")
+        self.access_scopes = tuple(access_scopes)
+        self.shop_name = shop_name
+        self.currency = currency
+        self.clock = clock
+        self.schema = simulator_schema()
+        if faults:
+            self.set_faults(**faults)
+        self.bucket = LeakyBucket(self.faults.get("bucket_size"), self.faults.get("restore_rate"))
+        self._db_lock = threading.RLock()
+        self._db = sqlite3.connect(self.state_path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._closed = threading.Event()
+        # Answers that are not faults but still worth counting in tests.
+        self.stats: Counter[str] = Counter()
+        self._stats_lock = threading.Lock()
+        with self._db_lock:
+            self._db.executescript(_SCHEMA_SQL)
+            new = self._meta("created") is None
+            for key, given, prefix in (
+                ("access_token", access_token, "shpat_sandbox_"),
+                ("client_id", client_id, "sandbox-client-"),
+                ("client_secret", client_secret, "shpss_sandbox_"),
+            ):
+                if given or self._meta(key) is None:
+                    self._set_meta(key, given or prefix + secrets.token_hex(12))
+            # A bulk operation cut off by a previous stop will never finish.
+            self._db.execute(
+                "UPDATE bulk_operations SET status = 'FAILED', error_code = 'INTERNAL_SERVER_ERROR' "
+                "WHERE status IN ('CREATED', 'RUNNING')"
+            )
+            if new:
+                self._set_meta("created", iso(self.clock()))
+                if products is not None:
+                    self._store_products(products, replace=False)
+            self._db.executescript(_INDEX_SQL)
+        self._root = _Root(self)
+
+    # -- state -------------------------------------------------------------------
+
+    def _meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self._db.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    @property
+    def credentials(self) -> dict[str, str]:
+        """The static ``access_token`` and the app's ``client_id`` / ``client_secret``."""
+        with self._db_lock:
+            return {
+                "access_token": self._meta("access_token") or "",
+                "client_id": self._meta("client_id") or "",
+                "client_secret": self._meta("client_secret") or "",
+            }
+
+    def _store_products(self, products: Iterable[dict], *, replace: bool = True) -> int:
+        """Insert or replace products (seed format) in one transaction; returns the variant count.
+
+        ``replace`` drops a product's variants missing from its new list (not needed,
+        and slow for 250,000 variants, when seeding a new file).
+        """
+        now = iso(self.clock())
+        product_rows: list[tuple] = []
+        variant_rows: list[tuple] = []
+        count = 0
+
+        def flush() -> None:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO products VALUES (?,?,?,?,?,?,?,?)", product_rows
+            )
+            self._db.executemany(
+                "INSERT OR REPLACE INTO variants VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                variant_rows,
+            )
+            product_rows.clear()
+            variant_rows.clear()
+
+        with self._db_lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for product in products:
+                    pid = int(product["id"])
+                    updated = normalise_time(product.get("updated_at") or now) or now
+                    created = normalise_time(product.get("created_at") or updated) or updated
+                    title = str(product.get("title") or "")
+                    product_rows.append((
+                        pid, title,
+                        product.get("handle") or re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-"),
+                        str(product.get("status") or "ACTIVE"), str(product.get("vendor") or ""),
+                        str(product.get("product_type") or ""), created, updated,
+                    ))
+                    variants = product.get("variants") or []
+                    if replace and variants:
+                        ids = [int(v["id"]) for v in variants]
+                        marks = ",".join("?" * len(ids))
+                        self._db.execute(
+                            f"DELETE FROM variants WHERE product_id = ? AND id NOT IN ({marks})",
+                            (pid, *ids),
+                        )
+                    for position, variant in enumerate(variants, 1):
+                        sku = variant.get("sku")
+                        v_updated = normalise_time(variant.get("updated_at") or updated) or updated
+                        variant_rows.append((
+                            int(variant["id"]), pid, position,
+                            str(variant.get("title") or "Default Title"),
+                            sku, (sku or "").strip().lower() or None, variant.get("barcode"),
+                            str(variant.get("price") or "0.00"),
+                            int(variant.get("inventory_item_id") or variant["id"]),
+                            int(variant.get("inventory_quantity") or 0),
+                            str(variant.get("inventory_policy") or "DENY"),
+                            1 if variant.get("tracked", True) else 0, created, v_updated,
+                        ))
+                        count += 1
+                    if len(variant_rows) >= 20_000:
+                        flush()
+                flush()
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return count
+
+    def add_products(self, products: Iterable[dict]) -> int:
+        """Add or replace products (seed format); returns how many variants were written."""
+        return self._store_products(products)
+
+    def expire_tokens(self) -> None:
+        """Expire every token issued by the client-credentials grant."""
+        with self._db_lock:
+            self._db.execute("UPDATE tokens SET expires_at = ?", (self.clock() - 1,))
+
+    def orders(self) -> list[dict[str, Any]]:
+        """Every order with its lines, for tests (no index lag, no 60-day rule)."""
+        with self._db_lock:
+            orders = self._db.execute(
+                "SELECT id, name, source_identifier, source_name, created_at, "
+                "inventory_behaviour FROM orders ORDER BY id"
+            ).fetchall()
+            lines = self._db.execute(
+                "SELECT order_id, variant_id, sku, title, quantity FROM line_items ORDER BY id"
+            ).fetchall()
+        by_order: dict[int, list[dict[str, Any]]] = {}
+        for order_id, variant_id, sku, title, quantity in lines:
+            by_order.setdefault(order_id, []).append({
+                "variant_id": gid("ProductVariant", variant_id) if variant_id else None,
+                "sku": sku, "title": title, "quantity": quantity,
+            })
+        return [
+            {
+                "id": gid("Order", oid), "name": name, "source_identifier": source,
+                "source_name": source_name, "created_at": created,
+                "inventory_behaviour": behaviour, "lines": by_order.get(oid, []),
+            }
+            for oid, name, source, source_name, created, behaviour in orders
+        ]
+
+    def inventory(self) -> list[dict[str, Any]]:
+        """Every variant's SKU, stock and inventory policy."""
+        with self._db_lock:
+            rows = self._db.execute(
+                "SELECT id, sku, inventory_quantity, inventory_policy FROM variants ORDER BY id"
+            ).fetchall()
+        return [
+            {"variant_id": gid("ProductVariant", vid), "sku": sku, "inventory_quantity": qty,
+             "inventory_policy": policy}
+            for vid, sku, qty, policy in rows
+        ]
+
+    def close(self) -> None:
+        self._closed.set()
+        with self._db_lock:
+            self._db.close()
+
+    # -- HTTP hooks ----------------------------------------------------------------
+
+    def operation(self, req: Request) -> str | None:
+        if req.path == TOKEN_PATH:
+            return "token"
+        if BULK_PATH.match(req.path):
+            return "bulk_download"
+        if GRAPHQL_PATH.match(req.path):
+            try:
+                document = _parse_document(json.loads(req.body)["query"])
+            except (ValueError, KeyError, TypeError, GraphQLError):
+                return None
+            for definition in document.definitions:
+                if isinstance(definition, OperationDefinitionNode):
+                    for field, _ in selected_fields(definition.selection_set, {}):
+                        return field.name.value
+        return None
+
+    def error_reply(self, req: Request, status: int) -> Reply:
+        return Reply(status, {"errors": "Internal Server Error"})
+
+    def throttled_reply(self, req: Request) -> Reply:
+        retry_after = float(self.faults.get("retry_after_seconds"))
+        return Reply(
+            429,
+            {"errors": "Exceeded rate limit"},
+            headers={"Retry-After": f"{retry_after:g}"},
+        )
+
+    def handle(self, req: Request) -> Reply:
+        if req.method == "POST" and GRAPHQL_PATH.match(req.path):
+            return self._graphql(req)
+        if req.method == "POST" and req.path == TOKEN_PATH:
+            return self._token(req)
+        match = BULK_PATH.match(req.path)
+        if req.method == "GET" and match:
+            return self._bulk_file(int(match.group(1)), req)
+        return Reply(404, {"errors": "Not Found"})
+
+    def control(self, req: Request) -> Reply | None:
+        if req.path == "/_sandbox/orders" and req.method == "GET":
+            return Reply(200, {"orders": self.orders()})
+        if req.path == "/_sandbox/inventory" and req.method == "GET":
+            return Reply(200, {"variants": self.inventory()})
+        if req.path == "/_sandbox/products" and req.method == "POST":
+            products = req.json().get("products")
+            if not isinstance(products, list):
+                raise ValueError("the body needs {\"products\": [...]}")
+            return Reply(200, {"variants": self.add_products(products)})
+        if req.path == "/_sandbox/tokens/expire" and req.method == "POST":
+            self.expire_tokens()
+            return Reply(200, {"expired": True})
+        if req.path == "/_sandbox/credentials" and req.method == "GET":
+            return Reply(200, self.credentials)
+        if req.path == "/_sandbox/state" and req.method == "GET":
+            with self._db_lock:
+                counts = {
+                    table: self._db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+                    for table in ("products", "variants", "orders", "bulk_operations")
+                }
+            self._configure_bucket()
+            return Reply(200, {**counts, "throttleStatus": self.bucket.status(),
+                               "stats": dict(self.stats)})
+        return None
+
+    # -- authentication ---------------------------------------------------------------
+
+    def _token(self, req: Request) -> Reply:
+        if req.headers.get("content-type", "").startswith("application/json"):
+            try:
+                form = req.json()
+            except ValueError:
+                form = {}
+        else:
+            form = dict(parse_qsl(req.body.decode("utf-8", "replace")))
+        if not isinstance(form, dict):
+            form = {}
+        if form.get("grant_type") != "client_credentials":
+            return Reply(400, {"error": "unsupported_grant_type",
+                               "error_description": "grant_type must be client_credentials"})
+        creds = self.credentials
+        if form.get("client_id") != creds["client_id"] or not secrets.compare_digest(
+            str(form.get("client_secret", "")), creds["client_secret"]
+        ):
+            return Reply(401, {"error": "invalid_client",
+                               "error_description": "Client authentication failed."})
+        lifetime = int(self.faults.get("token_lifetime_seconds"))
+        token = "shpat_" + secrets.token_hex(16)
+        with self._db_lock:
+            self._db.execute(
+                "INSERT INTO tokens (token, expires_at) VALUES (?, ?)", (token, self.clock() + lifetime)
+            )
+        return Reply(200, {"access_token": token, "scope": ",".join(self.access_scopes),
+                           "expires_in": lifetime})
+
+    def _token_valid(self, token: str | None) -> bool:
+        if not token:
+            return False
+        with self._db_lock:
+            if secrets.compare_digest(token, self._meta("access_token") or ""):
+                return True
+            row = self._db.execute(
+                "SELECT expires_at FROM tokens WHERE token = ?", (token,)
+            ).fetchone()
+        return row is not None and row[0] > self.clock()
+
+    # -- GraphQL ------------------------------------------------------------------------
+
+    def _configure_bucket(self) -> None:
+        self.bucket.configure(self.faults.get("bucket_size"), self.faults.get("restore_rate"))
+
+    def _graphql(self, req: Request) -> Reply:
+        if not self._token_valid(req.headers.get("x-shopify-access-token")):
+            self._count("unauthorized")
+            return Reply(401, {"errors": INVALID_TOKEN})
+        try:
+            body = req.json()
+            text = body["query"]
+            variables = body.get("variables") or {}
+            operation_name = body.get("operationName")
+            if not isinstance(text, str) or not isinstance(variables, dict):
+                raise TypeError
+        except (ValueError, KeyError, TypeError):
+            return Reply(400, {"errors": {"query": "Required parameter missing or invalid"}})
+        try:
+            document = _parse_document(text)
+        except GraphQLError as exc:
+            return Reply(200, {"errors": [exc.formatted]})
+        problems = validate(self.schema, document)
+        if problems:
+            return Reply(200, {"errors": [p.formatted for p in problems]})
+        operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+        operation = next(
+            (o for o in operations if operation_name is None or (o.name and o.name.value == operation_name)),
+            None,
+        )
+        if operation is None:
+            return Reply(200, {"errors": [{"message": "An operation name is required"}]})
+        fragments = {
+            d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+        }
+        self._configure_bucket()
+        requested = operation_cost(self.schema, operation, fragments, variables)
+        limit = int(self.faults.get("max_query_cost"))
+        if requested > limit:
+            self._count("max_cost_exceeded")
+            return Reply(200, {
+                "errors": [{
+                    "message": (
+                        f"Query cost is {requested}, which exceeds the single query max cost "
+                        f"limit ({limit}).\n\nSee https://shopify.dev/concepts/about-apis/rate-limits "
+                        "for more information on how the\ncost of a query is calculated.\n\n"
+                        "To query larger amounts of data with fewer limits, bulk operations "
+                        "should be used instead.\nSee "
+                        "https://shopify.dev/api/usage/bulk-operations/queries for usage details.\n"
+                    ),
+                    "extensions": {"code": "MAX_COST_EXCEEDED", "cost": requested,
+                                   "maxCost": limit},
+                }],
+                "extensions": {"cost": self._cost(requested, None)},
+            })
+        if not self.bucket.take(requested):
+            self._count("throttled")
+            return Reply(200, {
+                "errors": [{
+                    "message": "Throttled",
+                    "extensions": {"code": "THROTTLED", "documentation": THROTTLED_DOCS},
+                }],
+                "extensions": {"cost": self._cost(requested, None)},
+            })
+        result = execute(
+            self.schema, document, root_value=self._root, variable_values=variables,
+            operation_name=operation_name, context_value=self,
+        )
+        actual = requested
+        if result.data is not None:
+            actual = min(requested, operation_cost(self.schema, operation, fragments, variables,
+                                                   result.data))
+        self.bucket.give_back(requested - actual)
+        payload: dict[str, Any] = {}
+        if result.errors:
+            payload["errors"] = [e.formatted for e in result.errors]
+        payload["data"] = result.data
+        payload["extensions"] = {"cost": self._cost(requested, actual)}
+        return Reply(200, payload)
+
+    def _count(self, what: str) -> None:
+        with self._stats_lock:
+            self.stats[what] += 1
+
+    def _cost(self, requested: int, actual: int | None) -> dict[str, Any]:
+        return {
+            "requestedQueryCost": requested,
+            "actualQueryCost": actual,
+            "throttleStatus": self.bucket.status(),
+        }
+
+    # -- records as GraphQL objects ------------------------------------------------------
+
+    def _product(self, row: tuple) -> dict[str, Any]:
+        pid, title, handle, status, vendor, product_type, created, updated = row
+        product: dict[str, Any] = {
+            "__typename": "Product", "id": gid("Product", pid), "legacyResourceId": str(pid),
+            "title": title, "handle": handle, "status": status, "vendor": vendor,
+            "productType": product_type, "tags": [], "createdAt": created, "updatedAt": updated,
+        }
+        product["totalInventory"] = lambda info: self._total_inventory(pid)
+        product["variants"] = lambda info, **args: self._variant_connection(
+            args, extra=(["v.product_id = ?"], [pid])
+        )
+        return product
+
+    def _variant(self, row: tuple, product: dict[str, Any]) -> dict[str, Any]:
+        (vid, _pid, position, title, sku, barcode, price, item_id, quantity, policy, tracked,
+         created, updated) = row
+        return {
+            "__typename": "ProductVariant", "id": gid("ProductVariant", vid),
+            "legacyResourceId": str(vid), "title": title,
+            "displayName": f"{product['title']} - {title}", "sku": sku, "barcode": barcode,
+            "price": price, "position": position, "taxable": True,
+            "inventoryQuantity": quantity if tracked else None, "inventoryPolicy": policy,
+            "inventoryItem": {
+                "__typename": "InventoryItem", "id": gid("InventoryItem", item_id),
+                "legacyResourceId": str(item_id), "sku": sku, "tracked": bool(tracked),
+                "createdAt": created, "updatedAt": updated,
+            },
+            "product": product, "createdAt": created, "updatedAt": updated,
+        }
+
+    def _total_inventory(self, pid: int) -> int:
+        with self._db_lock:
+            row = self._db.execute(
+                "SELECT COALESCE(SUM(inventory_quantity), 0) FROM variants WHERE product_id = ?",
+                (pid,),
+            ).fetchone()
+        return int(row[0])
+
+    def _order(self, row: tuple) -> dict[str, Any]:
+        (oid, _number, name, source, source_name, email, phone, note, tags, test, currency,
+         financial, _behaviour, total, _epoch, created, processed) = row
+        money = {"shopMoney": _money(total, currency), "presentmentMoney": _money(total, currency)}
+        return {
+            "__typename": "Order", "id": gid("Order", oid), "legacyResourceId": str(oid),
+            "name": name, "email": email, "phone": phone, "note": note, "tags": json.loads(tags),
+            "test": bool(test), "sourceIdentifier": source, "sourceName": source_name,
+            "currencyCode": currency, "displayFinancialStatus": financial, "cancelledAt": None,
+            "createdAt": created, "processedAt": processed, "updatedAt": created,
+            "totalPriceSet": money, "currentTotalPriceSet": money,
+            "lineItems": lambda info, **args: self._line_items(oid, currency, args),
+        }
+
+    _ORDER_COLUMNS = (
+        "id, number, name, source_identifier, source_name, email, phone, note, tags, test, "
+        "currency, financial_status, inventory_behaviour, total, created_epoch, created_at, "
+        "processed_at"
+    )
+
+    # -- connections -------------------------------------------------------------------
+
+    @staticmethod
+    def _page_args(args: dict[str, Any]) -> tuple[int, int | None, bool]:
+        if args.get("last") is not None or args.get("before") is not None:
+            raise GraphQLError("The sandbox supports first/after pagination only")
+        first = args.get("first")
+        if first is None:
+            raise GraphQLError("you must provide one of first or last")
+        if first < 0 or first > MAX_PAGE:
+            raise GraphQLError(f"The first argument must be between 0 and {MAX_PAGE}")
+        after = None
+        if args.get("after"):
+            try:
+                after = int(json.loads(base64.b64decode(args["after"]))["last_id"])
+            except (ValueError, KeyError, TypeError):
+                raise GraphQLError("Invalid cursor for current pagination sort.") from None
+        return first, after, bool(args.get("reverse"))
+
+    @staticmethod
+    def _cursor(last_id: int) -> str:
+        return base64.b64encode(json.dumps({"last_id": last_id}).encode()).decode()
+
+    def _page(
+        self, sql_from: str, id_column: str, conditions: list[str], params: list[Any],
+        args: dict[str, Any], columns: str,
+    ) -> tuple[list[tuple], bool]:
+        first, after, reverse = self._page_args(args)
+        conditions = list(conditions)
+        params = list(params)
+        if after is not None:
+            conditions.append(f"{id_column} {'<' if reverse else '>'} ?")
+            params.append(after)
+        where = " WHERE " + " AND ".join(conditions) if conditions else ""
+        order = "DESC" if reverse else "ASC"
+        with self._db_lock:
+            rows = self._db.execute(
+                f"SELECT {columns} FROM {sql_from}{where} ORDER BY {id_column} {order} LIMIT ?",
+                (*params, first + 1),
+            ).fetchall()
+        return rows[:first], len(rows) > first
+
+    def _connection(self, nodes: list[dict[str, Any]], ids: list[int], more: bool,
+                    args: dict[str, Any]) -> dict[str, Any]:
+        edges = [{"cursor": self._cursor(i), "node": n} for i, n in zip(ids, nodes, strict=True)]
+        return {
+            "edges": edges,
+            "nodes": nodes,
+            "pageInfo": {
+                "hasNextPage": more,
+                "hasPreviousPage": bool(args.get("after")),
+                "startCursor": edges[0]["cursor"] if edges else None,
+                "endCursor": edges[-1]["cursor"] if edges else None,
+            },
+        }
+
+    def _variant_filters(self, query: str | None) -> tuple[list[str], list[Any]]:
+        conditions: list[str] = []
+        params: list[Any] = []
+        for field, op, value in parse_search(query):
+            if field == "sku":
+                # Shopify's search is tokenised, not exact: a case-insensitive
+                # prefix stands in for its near matches.
+                key = value.strip().lower()
+                conditions.append("v.sku_norm >= ? AND v.sku_norm < ?")
+                params += [key, key + "\U0010ffff"]
+            elif field == "updated_at":
+                moment = normalise_time(value)
+                if moment:
+                    conditions.append(f"v.updated_at {_sql_compare(op)} ?")
+                    params.append(moment)
+            elif field == "product_id" and value.isdigit():
+                conditions.append("v.product_id = ?")
+                params.append(int(value))
+            elif field == "product_ids":
+                ids = [int(x) for x in value.split(",") if x.strip().isdigit()]
+                conditions.append(f"v.product_id IN ({','.join('?' * len(ids)) or 'NULL'})")
+                params += ids
+            elif field == "id" and value.isdigit():
+                conditions.append(f"v.id {_sql_compare(op)} ?")
+                params.append(int(value))
+            elif field == "product_status":
+                statuses = [s.strip().upper() for s in value.split(",") if s.strip()]
+                conditions.append(f"p.status IN ({','.join('?' * len(statuses)) or 'NULL'})")
+                params += statuses
+            elif field == "title":
+                conditions.append("v.title LIKE ?")
+                params.append(f"%{value}%")
+            elif field is None:
+                conditions.append("(v.sku_norm LIKE ? OR p.title LIKE ? OR v.title LIKE ?)")
+                params += [f"%{value.lower()}%", f"%{value}%", f"%{value}%"]
+        return conditions, params
+
+    def _variant_connection(
+        self, args: dict[str, Any], extra: tuple[list[str], list[Any]] = ([], [])
+    ) -> dict[str, Any]:
+        conditions, params = self._variant_filters(args.get("query"))
+        rows, more = self._page(
+            "variants v JOIN products p ON p.id = v.product_id", "v.id",
+            extra[0] + conditions, extra[1] + params, args,
+            f"{_VARIANT_COLUMNS}, {_PRODUCT_COLUMNS}",
+        )
+        products: dict[int, dict[str, Any]] = {}
+        nodes = []
+        for row in rows:
+            pid = row[1]
+            if pid not in products:
+                products[pid] = self._product(row[13:])
+            nodes.append(self._variant(row[:13], products[pid]))
+        return self._connection(nodes, [r[0] for r in rows], more, args)
+
+    def _product_filters(self, query: str | None) -> tuple[list[str], list[Any]]:
+        conditions: list[str] = []
+        params: list[Any] = []
+        for field, op, value in parse_search(query):
+            if field == "updated_at":
+                moment = normalise_time(value)
+                if moment:
+                    conditions.append(f"p.updated_at {_sql_compare(op)} ?")
+                    params.append(moment)
+            elif field == "status":
+                statuses = [s.strip().upper() for s in value.split(",") if s.strip()]
+                conditions.append(f"p.status IN ({','.join('?' * len(statuses)) or 'NULL'})")
+                params += statuses
+            elif field == "id" and value.isdigit():
+                conditions.append(f"p.id {_sql_compare(op)} ?")
+                params.append(int(value))
+            elif field == "title" or field is None:
+                conditions.append("p.title LIKE ?")
+                params.append(f"%{value}%")
+            elif field == "sku":
+                key = value.strip().lower()
+                conditions.append(
+                    "EXISTS (SELECT 1 FROM variants v WHERE v.product_id = p.id "
+                    "AND v.sku_norm >= ? AND v.sku_norm < ?)"
+                )
+                params += [key, key + "\U0010ffff"]
+        return conditions, params
+
+    def _product_connection(self, args: dict[str, Any]) -> dict[str, Any]:
+        conditions, params = self._product_filters(args.get("query"))
+        rows, more = self._page("products p", "p.id", conditions, params, args, _PRODUCT_COLUMNS)
+        return self._connection([self._product(r) for r in rows], [r[0] for r in rows], more, args)
+
+    def _order_filters(self, query: str | None) -> tuple[list[str], list[Any]]:
+        lag = float(self.faults.get("index_lag_seconds"))
+        # Orders reach the search index only some time after creation.
+        conditions = ["created_epoch <= ?"]
+        params: list[Any] = [self.clock() - lag]
+        if "read_all_orders" not in self.access_scopes:
+            conditions.append("processed_at >= ?")
+            params.append(iso(self.clock() - 60 * 86400))
+        for field, _op, value in parse_search(query):
+            if field == "source_identifier":
+                conditions.append("LOWER(source_identifier) = LOWER(?)")
+                params.append(value)
+            elif field == "name":
+                conditions.append("(name = ? OR name = ?)")
+                params += [value, "#" + value.lstrip("#")]
+            elif field == "id" and value.isdigit():
+                conditions.append("id = ?")
+                params.append(int(value))
+        return conditions, params
+
+    def _order_connection(self, args: dict[str, Any]) -> dict[str, Any]:
+        conditions, params = self._order_filters(args.get("query"))
+        rows, more = self._page("orders", "id", conditions, params, args, self._ORDER_COLUMNS)
+        return self._connection([self._order(r) for r in rows], [r[0] for r in rows], more, args)
+
+    def _line_items(self, oid: int, currency: str, args: dict[str, Any]) -> dict[str, Any]:
+        rows, more = self._page(
+            "line_items", "id", ["order_id = ?"], [oid], args,
+            "id, variant_id, product_id, title, variant_title, sku, quantity, price",
+        )
+        nodes = []
+        for lid, vid, pid, title, variant_title, sku, quantity, price in rows:
+            money = {"shopMoney": _money(price, currency),
+                     "presentmentMoney": _money(price, currency)}
+            nodes.append({
+                "__typename": "LineItem", "id": gid("LineItem", lid), "title": title,
+                "name": f"{title} - {variant_title}" if variant_title else title,
+                "quantity": quantity, "currentQuantity": quantity, "sku": sku,
+                "variantTitle": variant_title, "vendor": None, "taxable": True,
+                "variant": (lambda info, vid=vid: self.variant_by_id(vid)) if vid else None,
+                "product": (lambda info, pid=pid: self.product_by_id(pid)) if pid else None,
+                "originalUnitPriceSet": money,
+            })
+        return self._connection(nodes, [r[0] for r in rows], more, args)
+
+    # -- single objects ------------------------------------------------------------------
+
+    def variant_by_id(self, vid: int) -> dict[str, Any] | None:
+        with self._db_lock:
+            row = self._db.execute(
+                f"SELECT {_VARIANT_COLUMNS}, {_PRODUCT_COLUMNS} FROM variants v "
+                "JOIN products p ON p.id = v.product_id WHERE v.id = ?",
+                (vid,),
+            ).fetchone()
+        return self._variant(row[:13], self._product(row[13:])) if row else None
+
+    def product_by_id(self, pid: int) -> dict[str, Any] | None:
+        with self._db_lock:
+            row = self._db.execute(
+                f"SELECT {_PRODUCT_COLUMNS} FROM products p WHERE p.id = ?", (pid,)
+            ).fetchone()
+        return self._product(row) if row else None
+
+    def order_by_id(self, oid: int) -> dict[str, Any] | None:
+        with self._db_lock:
+            row = self._db.execute(
+                f"SELECT {self._ORDER_COLUMNS} FROM orders WHERE id = ?", (oid,)
+            ).fetchone()
+        return self._order(row) if row else None
+
+    def bulk_operation(self, number: int | None = None) -> dict[str, Any] | None:
+        """A bulk operation as GraphQL sees it (the latest one when ``number`` is None)."""
+        with self._db_lock:
+            if number is None:
+                row = self._db.execute(
+                    "SELECT id, status, query, created_at, completed_at, error_code, "
+                    "object_count, root_object_count, file_size, file FROM bulk_operations "
+                    "ORDER BY id DESC LIMIT 1"
+                ).fetchone()
+            else:
+                row = self._db.execute(
+                    "SELECT id, status, query, created_at, completed_at, error_code, "
+                    "object_count, root_object_count, file_size, file FROM bulk_operations "
+                    "WHERE id = ?",
+                    (number,),
+                ).fetchone()
+        if row is None:
+            return None
+        bid, status, query, created, completed, error, objects, roots, size, file = row
+        return {
+            "__typename": "BulkOperation", "id": gid("BulkOperation", bid), "status": status,
+            "type": "QUERY", "query": query, "createdAt": created, "completedAt": completed,
+            "errorCode": error, "objectCount": str(objects), "rootObjectCount": str(roots),
+            "fileSize": str(size) if size is not None else None,
+            "url": f"{self.url}/bulk-results/{bid}.jsonl" if (file and objects) else None,
+            "partialDataUrl": None,
+        }
+
+    def node(self, value: str) -> dict[str, Any] | None:
+        parsed = parse_gid(value)
+        if parsed is None:
+            raise GraphQLError(f"Invalid global id '{value}'")
+        kind, number = parsed
+        if kind == "ProductVariant":
+            return self.variant_by_id(number)
+        if kind == "Product":
+            return self.product_by_id(number)
+        if kind == "Order":
+            return self.order_by_id(number)
+        if kind == "BulkOperation":
+            return self.bulk_operation(number)
+        return None
+
+    def shop(self) -> dict[str, Any]:
+        created = self._meta("created") or iso(self.clock())
+        return {
+            "__typename": "Shop", "id": gid("Shop", 1), "name": self.shop_name,
+            "email": "owner@ecomsend-sandbox.example", "contactEmail": "owner@ecomsend-sandbox.example",
+            "myshopifyDomain": "ecomsend-sandbox.myshopify.com", "currencyCode": self.currency,
+            "ianaTimezone": "UTC", "createdAt": created, "updatedAt": created,
+        }
+
+    # -- orderCreate ----------------------------------------------------------------------
+
+    def order_create(self, order: dict[str, Any], options: dict[str, Any] | None) -> dict[str, Any]:
+        behaviour = (options or {}).get("inventoryBehaviour") or "BYPASS"
+        lines = order.get("lineItems") or []
+        errors: list[dict[str, Any]] = []
+        if not lines:
+            errors.append(_user_error(["order", "lineItems"], "Line items can't be blank", "INVALID"))
+        currency = order.get("currency") or self.currency
+        with self._db_lock:
+            resolved: list[tuple[int, dict[str, Any], tuple | None]] = []
+            for index, line in enumerate(lines):
+                where = ["order", "lineItems", str(index)]
+                if line["quantity"] < 1:
+                    errors.append(_user_error(where + ["quantity"],
+                                              "Quantity must be greater than or equal to 1",
+                                              "INVALID"))
+                row = None
+                if line.get("variantId"):
+                    parsed = parse_gid(line["variantId"], "ProductVariant")
+                    if parsed:
+                        row = self._db.execute(
+                            "SELECT v.id, v.product_id, v.title, v.sku, v.price, "
+                            "v.inventory_quantity, v.inventory_policy, v.tracked, p.title "
+                            "FROM variants v JOIN products p ON p.id = v.product_id WHERE v.id = ?",
+                            (parsed[1],),
+                        ).fetchone()
+                    if row is None:
+                        errors.append(_user_error(
+                            where + ["variantId"],
+                            f"Product variant {line['variantId']} does not exist", "INVALID",
+                        ))
+                elif not line.get("title"):
+                    errors.append(_user_error(where, "Line item must have a title or a variant",
+                                              "INVALID"))
+                resolved.append((index, line, row))
+            if errors:
+                return {"order": None, "userErrors": errors}
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                result = self._insert_order(order, behaviour, currency, resolved)
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            if result["userErrors"]:
+                self._db.execute("ROLLBACK")
+            else:
+                self._db.execute("COMMIT")
+            return result
+
+    def _insert_order(self, order: dict[str, Any], behaviour: str, currency: str,
+                      resolved: list[tuple[int, dict[str, Any], tuple | None]]) -> dict[str, Any]:
+        if behaviour != "BYPASS":
+            needed: dict[int, int] = {}
+            first_line: dict[int, int] = {}
+            for index, line, row in resolved:
+                if row is not None:
+                    needed[row[0]] = needed.get(row[0], 0) + line["quantity"]
+                    first_line.setdefault(row[0], index)
+            rows = {row[0]: row for _, _, row in resolved if row is not None}
+            if behaviour == "DECREMENT_OBEYING_POLICY":
+                errors = []
+                for vid, quantity in needed.items():
+                    _, _, title, sku, _, stock, policy, tracked, product_title = rows[vid]
+                    if tracked and policy == "DENY" and stock < quantity:
+                        errors.append(_user_error(
+                            ["order", "lineItems", str(first_line[vid])],
+                            f"Unable to claim inventory: only {stock} of {product_title} - "
+                            f"{title} ({sku or 'no SKU'}) available, {quantity} requested",
+                            "INVENTORY_CLAIM_FAILED",
+                        ))
+                if errors:
+                    return {"order": None, "userErrors": errors}
+            for vid, quantity in needed.items():
+                if rows[vid][7]:  # only tracked variants have stock to claim
+                    self._db.execute(
+                        "UPDATE variants SET inventory_quantity = inventory_quantity - ? "
+                        "WHERE id = ?",
+                        (quantity, vid),
+                    )
+        now = self.clock()
+        created = iso(now)
+        processed = normalise_time(order.get("processedAt") or created) or created
+        if processed > created:  # 2026-07 clamps future times to now
+            processed = created
+        last = self._db.execute("SELECT MAX(id), MAX(number) FROM orders").fetchone()
+        oid = (last[0] or ORDER_ID_BASE) + 1
+        number = (last[1] or 1000) + 1
+        name = order.get("name") or f"#{number}"
+        total = Decimal(0)
+        line_rows = []
+        last_line = self._db.execute("SELECT MAX(id) FROM line_items").fetchone()[0]
+        next_line = (last_line or LINE_ITEM_ID_BASE) + 1
+        for _index, line, row in resolved:
+            price = ((line.get("priceSet") or {}).get("shopMoney") or {}).get("amount")
+            if price is None:
+                price = row[4] if row else "0"
+            total += Decimal(str(price)) * line["quantity"]
+            line_rows.append((
+                next_line, oid, row[0] if row else None, row[1] if row else None,
+                line.get("title") or (row[8] if row else ""),
+                line.get("variantTitle") or (row[2] if row else None),
+                line.get("sku") or (row[3] if row else None), line["quantity"], str(price),
+            ))
+            next_line += 1
+        for shipping in order.get("shippingLines") or []:
+            total += Decimal(str(shipping["priceSet"]["shopMoney"]["amount"]))
+        financial = order.get("financialStatus") or (
+            "PAID" if order.get("transactions") else "PENDING"
+        )
+        self._db.execute(
+            f"INSERT INTO orders ({self._ORDER_COLUMNS}, input) VALUES "
+            "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (oid, number, name, order.get("sourceIdentifier"), order.get("sourceName"),
+             order.get("email"), order.get("phone"), order.get("note"),
+             json.dumps(list(order.get("tags") or [])), 1 if order.get("test") else 0, currency,
+             financial, behaviour, str(total), now, created, processed,
+             json.dumps(order, default=str)),
+        )
+        self._db.executemany("INSERT INTO line_items VALUES (?,?,?,?,?,?,?,?,?)", line_rows)
+        row = self._db.execute(
+            f"SELECT {self._ORDER_COLUMNS} FROM orders WHERE id = ?", (oid,)
+        ).fetchone()
+        return {"order": self._order(row), "userErrors": []}
+
+    # -- bulk operations ---------------------------------------------------------------------
+
+    def bulk_run_query(self, query: str) -> dict[str, Any]:
+        try:
+            document = parse(query)
+        except GraphQLError as exc:
+            return self._bulk_refused(f"Invalid bulk query: {exc.message}")
+        problems = validate(self.schema, document)
+        if problems:
+            return self._bulk_refused(f"Invalid bulk query: {problems[0].message}")
+        try:
+            plan = BulkPlan.compile(self.schema, document)
+        except ValueError as exc:
+            return self._bulk_refused(str(exc))
+        with self._db_lock:
+            cursor = self._db.execute(
+                "INSERT INTO bulk_operations (status, query, created_at) VALUES ('CREATED', ?, ?)",
+                (query, iso(self.clock())),
+            )
+            number = int(cursor.lastrowid or 0)
+        threading.Thread(
+            target=self._run_bulk, args=(number, plan), name=f"bulk-{number}", daemon=True
+        ).start()
+        return {"bulkOperation": self.bulk_operation(number), "userErrors": []}
+
+    def variant_records(self, db: sqlite3.Connection, query: str | None) -> Iterator[dict[str, Any]]:
+        """Every variant matching ``query`` as a GraphQL record, by id (for bulk operations)."""
+        conditions, params = self._variant_filters(query)
+        where = " WHERE " + " AND ".join(conditions) if conditions else ""
+        products: dict[int, dict[str, Any]] = {}
+        rows = db.execute(
+            f"SELECT {_VARIANT_COLUMNS}, {_PRODUCT_COLUMNS} FROM variants v "
+            f"JOIN products p ON p.id = v.product_id{where} ORDER BY v.id",
+            params,
+        )
+        for row in rows:
+            product = products.get(row[1])
+            if product is None:
+                if len(products) > 10_000:  # variants of one product are mostly adjacent
+                    products.clear()
+                product = products[row[1]] = self._product(row[13:])
+            yield self._variant(row[:13], product)
+
+    def product_records(
+        self, db: sqlite3.Connection, query: str | None, *, with_variants: bool
+    ) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
+        """Every product matching ``query`` with its variants (if asked), by id (for bulk operations)."""
+        conditions, params = self._product_filters(query)
+        where = " WHERE " + " AND ".join(conditions) if conditions else ""
+        product_rows = db.execute(
+            f"SELECT {_PRODUCT_COLUMNS} FROM products p{where} ORDER BY p.id", params
+        )
+        variant_rows: Iterator[tuple] = iter(())
+        if with_variants:
+            variant_rows = db.execute(
+                f"SELECT {_VARIANT_COLUMNS} FROM variants v ORDER BY v.product_id, v.position, v.id"
+            )
+        pending = next(variant_rows, None)
+        for product_row in product_rows:
+            product = self._product(product_row)
+            variants = []
+            pid = product_row[0]
+            # Merge join: both sides are ordered by product id.
+            while pending is not None and pending[1] < pid:
+                pending = next(variant_rows, None)
+            while pending is not None and pending[1] == pid:
+                variants.append(self._variant(pending, product))
+                pending = next(variant_rows, None)
+            yield product, variants
+
+    @staticmethod
+    def _bulk_refused(message: str) -> dict[str, Any]:
+        return {"bulkOperation": None, "userErrors": [_user_error(["query"], message, "INVALID")]}
+
+    def _run_bulk(self, number: int, plan: BulkPlan) -> None:
+        started = time.monotonic()
+        try:
+            with self._db_lock:
+                self._db.execute("UPDATE bulk_operations SET status = 'RUNNING' WHERE id = ?",
+                                 (number,))
+            self.bulk_folder.mkdir(parents=True, exist_ok=True)
+            path = self.bulk_folder / f"{number}.jsonl"
+            # A connection of its own: the file is written from one consistent
+            # snapshot without holding the lock the API needs.
+            reader = sqlite3.connect(self.state_path)
+            try:
+                with reader, path.open("w", encoding="utf-8") as out:
+                    reader.execute("BEGIN")
+                    objects, roots = plan.write(self, reader, out)
+            finally:
+                reader.close()
+            delay = float(self.faults.get("bulk_delay_seconds")) - (time.monotonic() - started)
+            if delay > 0 and self._closed.wait(delay):
+                return
+            with self._db_lock:
+                self._db.execute(
+                    "UPDATE bulk_operations SET status = 'COMPLETED', completed_at = ?, "
+                    "object_count = ?, root_object_count = ?, file_size = ?, file = ? WHERE id = ?",
+                    (iso(self.clock()), objects, roots, path.stat().st_size, str(path), number),
+                )
+        except Exception as exc:  # a failed operation is reported, never hangs a poller
+            self.last_exception = exc
+            if self._closed.is_set():
+                return
+            with self._db_lock:
+                self._db.execute(
+                    "UPDATE bulk_operations SET status = 'FAILED', "
+                    "error_code = 'INTERNAL_SERVER_ERROR', completed_at = ? WHERE id = ?",
+                    (iso(self.clock()), number),
+                )
+
+    def _bulk_file(self, number: int, req: Request) -> Reply:
+        with self._db_lock:
+            row = self._db.execute(
+                "SELECT file FROM bulk_operations WHERE id = ? AND status = 'COMPLETED'", (number,)
+            ).fetchone()
+        if not row or not row[0] or not Path(row[0]).is_file():
+            return Reply(404, b"Not Found", headers={"Content-Type": "text/plain"})
+        data = Path(row[0]).read_bytes()
+        headers = {"Content-Type": "application/jsonl", "Accept-Ranges": "bytes"}
+        match = re.fullmatch(r"bytes=(\d+)-", req.headers.get("range", ""))
+        if match:
+            start = int(match.group(1))
+            if start >= len(data) and data:
+                return Reply(416, b"", headers={"Content-Range": f"bytes */{len(data)}"})
+            headers["Content-Range"] = f"bytes {start}-{len(data) - 1}/{len(data)}"
+            return Reply(206, data[start:], headers=headers)
+        return Reply(200, data, headers=headers)
+
+
+class _Root:
+    """The GraphQL root value: one method per implemented root field."""
+
+    def __init__(self, sim: ShopifySimulator) -> None:
+        self._sim = sim
+
+    def productVariants(self, info: Any, **args: Any) -> dict[str, Any]:
+        return self._sim._variant_connection(args)
+
+    def products(self, info: Any, **args: Any) -> dict[str, Any]:
+        return self._sim._product_connection(args)
+
+    def orders(self, info: Any, **args: Any) -> dict[str, Any]:
+        return self._sim._order_connection(args)
+
+    def product(self, info: Any, id: str) -> dict[str, Any] | None:
+        parsed = parse_gid(id, "Product")
+        return self._sim.product_by_id(parsed[1]) if parsed else None
+
+    def productVariant(self, info: Any, id: str) -> dict[str, Any] | None:
+        parsed = parse_gid(id, "ProductVariant")
+        return self._sim.variant_by_id(parsed[1]) if parsed else None
+
+    def order(self, info: Any, id: str) -> dict[str, Any] | None:
+        parsed = parse_gid(id, "Order")
+        return self._sim.order_by_id(parsed[1]) if parsed else None
+
+    def node(self, info: Any, id: str) -> dict[str, Any] | None:
+        return self._sim.node(id)
+
+    def bulkOperation(self, info: Any, id: str) -> dict[str, Any] | None:
+        parsed = parse_gid(id, "BulkOperation")
+        return self._sim.bulk_operation(parsed[1]) if parsed else None
+
+    def currentBulkOperation(self, info: Any, type: str = "QUERY") -> dict[str, Any] | None:
+        return self._sim.bulk_operation() if type == "QUERY" else None
+
+    def shop(self, info: Any) -> dict[str, Any]:
+        return self._sim.shop()
+
+    def currentAppInstallation(self, info: Any) -> dict[str, Any]:
+        return {
+            "__typename": "AppInstallation",
+            "id": gid("AppInstallation", 1),
+            "accessScopes": [{"handle": h, "description": ""} for h in self._sim.access_scopes],
+        }
+
+    def orderCreate(self, info: Any, order: dict[str, Any], options: dict[str, Any] | None = None
+                    ) -> dict[str, Any]:
+        return self._sim.order_create(order, options)
+
+    def bulkOperationRunQuery(self, info: Any, query: str, groupObjects: bool = False
+                              ) -> dict[str, Any]:
+        return self._sim.bulk_run_query(query)

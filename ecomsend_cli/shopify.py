@@ -1,0 +1,959 @@
+"""The Shopify Admin GraphQL client (DESIGN §4.3, §5.3–§5.5).
+
+Owns: authentication (a custom-app access token, or the client-credentials
+grant with the token cached and renewed), the cost limiter shared by every
+thread using one client, retries, and the few calls ecomsend makes. The
+documents themselves live in :mod:`ecomsend_cli.shopify_documents`.
+
+Retry policy
+------------
+* Reads are retried on ``THROTTLED`` (after waiting for the bucket to refill),
+  429 (honouring ``Retry-After``), 5xx, and network errors, with exponential
+  back-off and jitter; when retries run out they raise
+  :class:`~ecomsend_cli.errors.RateLimitedError` or
+  :class:`~ecomsend_cli.errors.NetworkError`.
+* Writes that are not idempotent (``orderCreate``: Shopify takes no
+  idempotency key) are retried only where Shopify certainly did nothing: the
+  connection could not be made, the pool had no connection, the answer was
+  ``THROTTLED`` or 429 (both refused before execution). Any failure after the
+  request may have reached Shopify raises
+  :class:`~ecomsend_cli.errors.OutcomeUnknownError`: a read timeout, a dropped
+  connection, a protocol error, an unreadable body, **and any 5xx** — a 500
+  can follow a committed write and a 502/504 comes from a proxy that may have
+  forwarded it, so we cannot tell "not created" from "created, answer lost".
+  The sync engine reconciles by ``sourceIdentifier`` (DESIGN §5.4), which is
+  cheap, whereas a wrong guess would create a second order.
+
+The cost limiter
+----------------
+Shopify meters each app+shop with a leaky bucket and reports it in
+``extensions.cost.throttleStatus`` on every answer. The client keeps a local
+model of that bucket: before a call it reserves the call's estimated cost,
+waiting (with the injected ``sleep``) until the bucket holds that much; after
+the answer it refunds the difference to the actual cost and re-synchronises
+with Shopify's figures. Concurrent threads share one model, so a run spends
+the budget without being throttled; if it is throttled anyway (another
+process on the same app), it waits for the refill and retries.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from . import shopify_documents as docs
+from .config import ShopifyConfig
+from .errors import (
+    ApiError,
+    AuthError,
+    ConfigError,
+    InputError,
+    NetworkError,
+    OutcomeUnknownError,
+    RateLimitedError,
+)
+from .models import TokenCache, Variant
+
+INVENTORY_BEHAVIOURS = ("BYPASS", "DECREMENT_IGNORING_POLICY", "DECREMENT_OBEYING_POLICY")
+TOKEN_NAME = "shopify"
+# Renew a client-credentials token this long before Shopify says it expires
+# (at most a tenth of its life), so a call never starts with a token about to lapse.
+TOKEN_RENEW_MARGIN = 300.0
+# Until the first answer tells us the shop's real bucket, assume the smallest
+# one Shopify has published (1000 points, 50/s): too slow at worst, never throttled.
+DEFAULT_BUCKET = 1000.0
+DEFAULT_RESTORE_RATE = 50.0
+MAX_RETRY_AFTER = 120.0
+MAX_LIMITER_SLICE = 0.25
+
+# GraphQL error codes of a server-side failure: a read is retried after them.
+_SERVER_FAILURES = frozenset({"INTERNAL_SERVER_ERROR", "TIMEOUT", "SERVICE_UNAVAILABLE"})
+# Failures where the request certainly never reached Shopify.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+@dataclass(frozen=True)
+class OrderCreateResult:
+    """The answer to ``orderCreate``: the new order, or Shopify's ``userErrors``."""
+
+    order_id: str | None
+    order_name: str | None
+    user_errors: list[dict] = field(default_factory=list)  # each {field, message, code}
+
+    @property
+    def ok(self) -> bool:
+        return self.order_id is not None and not self.user_errors
+
+
+class CostLimiter:
+    """A local model of Shopify's leaky bucket, shared by the threads of one client."""
+
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float],
+        sleep: Callable[[float], None],
+        maximum: float = DEFAULT_BUCKET,
+        restore_rate: float = DEFAULT_RESTORE_RATE,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._clock = clock
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self._lock = threading.Lock()
+        self.maximum = maximum
+        self.restore_rate = restore_rate
+        self._available = maximum
+        self._stamp = clock()
+        self._in_flight = 0
+
+    @property
+    def available(self) -> float:
+        with self._lock:
+            self._refill()
+            return self._available
+
+    def _refill(self) -> None:
+        now = self._clock()
+        self._available = min(
+            self.maximum, self._available + (now - self._stamp) * self.restore_rate
+        )
+        self._stamp = now
+
+    def acquire(self, cost: float) -> float:
+        """Wait until ``cost`` points are available, reserve them, return the reservation."""
+        while True:
+            with self._lock:
+                cost = min(cost, self.maximum)
+                self._refill()
+                if self._available >= cost:
+                    self._available -= cost
+                    self._in_flight += 1
+                    return cost
+                wait = (cost - self._available) / self.restore_rate
+            # Jitter keeps threads that were refused together from waking together.
+            # Long waits are taken in slices: an answer meanwhile may teach us a
+            # bigger bucket or a faster refill than the cautious defaults.
+            self._sleep(min(wait * (1.0 + 0.1 * self._rng.random()) + 0.001, MAX_LIMITER_SLICE))
+
+    def settle(self, reserved: float, cost: dict | None) -> None:
+        """Account for an answer: its ``extensions.cost`` (None when it had none)."""
+        with self._lock:
+            self._in_flight = max(0, self._in_flight - 1)
+            self._refill()
+            status = (cost or {}).get("throttleStatus") or {}
+            if not status:
+                self._available = min(self.maximum, self._available + reserved)
+                return
+            self.maximum = float(status.get("maximumAvailable") or self.maximum)
+            self.restore_rate = float(status.get("restoreRate") or self.restore_rate)
+            actual = cost.get("actualQueryCost") if cost else None
+            # A throttled call cost nothing (actualQueryCost is null).
+            spent = float(actual) if actual is not None else 0.0
+            self._available = min(self.maximum, self._available + reserved - spent)
+            server = float(status.get("currentlyAvailable", self._available))
+            if self._in_flight == 0:
+                # Nothing else in the air: Shopify's figure is the truth.
+                self._available = server
+            else:
+                # Others are in the air and Shopify may not have charged them yet:
+                # never believe we have more than Shopify says.
+                self._available = min(self._available, server)
+
+
+class ShopifyClient:
+    """Synchronous, thread-safe client for the Admin GraphQL API.
+
+    ``transport`` is for tests (``httpx.MockTransport``); ``sleep`` and
+    ``clock`` drive every wait (back-off, limiter, bulk polling) so tests run
+    without real waits; ``wall_clock`` gives epoch seconds for token expiry.
+    """
+
+    def __init__(
+        self,
+        config: ShopifyConfig,
+        token_cache: TokenCache,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        max_retries: int = 5,
+        max_throttle_retries: int = 30,
+        timeout: float = 30.0,
+        backoff_base: float = 0.5,
+        backoff_max: float = 30.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        if not config.shop:
+            raise ConfigError("shopify.shop is not set", hint="set it to your-store.myshopify.com")
+        if not (config.access_token or (config.client_id and config.client_secret)):
+            raise ConfigError(
+                "no Shopify credentials configured",
+                hint="set shopify.access_token, or shopify.client_id and shopify.client_secret",
+            )
+        self.config = config
+        self._token_cache = token_cache
+        self._sleep = sleep
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._max_retries = max_retries
+        self._max_throttle_retries = max_throttle_retries
+        self._backoff_base = backoff_base
+        self._backoff_max = backoff_max
+        self._rng = rng or random.Random()
+        self.endpoint = f"{config.base_url}/admin/api/{config.api_version}/graphql.json"
+        self._token_url = f"{config.base_url}/admin/oauth/access_token"
+        self._http = httpx.Client(
+            transport=transport,
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+            headers={"User-Agent": "ecomsend", "Accept": "application/json"},
+            follow_redirects=False,
+        )
+        self.limiter = CostLimiter(clock=clock, sleep=sleep, rng=self._rng)
+        self._token_lock = threading.Lock()
+        self._token: str | None = None
+        self._token_expires_at = 0.0
+        self._token_margin = TOKEN_RENEW_MARGIN
+        # Last requestedQueryCost seen per document: the limiter's next estimate.
+        self._cost_seen: dict[str, float] = {}
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def __enter__(self) -> ShopifyClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- authentication ---------------------------------------------------------------
+
+    def _access_token(self) -> str:
+        if self.config.access_token:
+            return self.config.access_token.get()
+        with self._token_lock:
+            now = self._wall_clock()
+            if self._token and self._token_expires_at - self._token_margin > now:
+                return self._token
+            cached = self._token_cache.load_token(TOKEN_NAME)
+            if (
+                cached
+                and cached.get("shop") == self.config.base_url
+                and cached.get("client_id") == self.config.client_id
+                and float(cached.get("expires_at") or 0) - _margin(cached.get("expires_in")) > now
+                and cached.get("access_token")
+            ):
+                self._token = str(cached["access_token"])
+                self._token_expires_at = float(cached["expires_at"])
+                self._token_margin = _margin(cached.get("expires_in"))
+                return self._token
+            return self._fetch_token()
+
+    def _renew_token(self, refused: str) -> None:
+        """A call was answered 401 with ``refused``: get a new token, once for all threads."""
+        if self.config.access_token:
+            raise AuthError(
+                f"Shopify refused the access token for {self.config.shop} (HTTP 401)",
+                hint="check shopify.access_token: it must be an Admin API token of an app "
+                "installed on this shop",
+                code=401,
+            )
+        with self._token_lock:
+            if self._token != refused:
+                return  # another thread renewed it meanwhile
+            self._fetch_token()
+
+    def _fetch_token(self) -> str:
+        """The client-credentials grant. Caller holds ``_token_lock``."""
+        secret = self.config.client_secret.get() if self.config.client_secret else ""
+        form = {
+            "client_id": self.config.client_id,
+            "client_secret": secret,
+            "grant_type": "client_credentials",
+        }
+        attempt = 0
+        while True:
+            try:
+                response = self._http.post(self._token_url, data=form)
+            except httpx.RequestError as exc:
+                attempt += 1
+                if attempt > self._max_retries:
+                    raise NetworkError(
+                        f"cannot reach {self.config.shop} to get an access token "
+                        f"({type(exc).__name__})",
+                        hint="check shopify.shop and the network",
+                    ) from None
+                self._backoff(attempt)
+                continue
+            if response.status_code >= 500 or response.status_code == 429:
+                attempt += 1
+                if attempt > self._max_retries:
+                    raise NetworkError(
+                        "Shopify kept failing to issue an access token "
+                        f"(HTTP {response.status_code})"
+                    )
+                self._backoff(attempt, response)
+                continue
+            break
+        body = _json_or_none(response)
+        granted = isinstance(body, dict) and body.get("access_token")
+        if response.status_code != 200 or not granted:
+            code = body.get("error") if isinstance(body, dict) else None
+            # Only a short error identifier is shown: the body is not ours to trust.
+            shown = ""
+            if isinstance(code, str) and re.fullmatch(r"[a-z_]{1,40}", code):
+                shown = f": {code}"
+            raise AuthError(
+                f"Shopify refused the app credentials for {self.config.shop} "
+                f"(HTTP {response.status_code}{shown})",
+                hint="check shopify.client_id and shopify.client_secret (Dev Dashboard → your "
+                "app → Settings) and that the app is installed on this shop",
+                code=response.status_code,
+            )
+        token = str(body["access_token"])
+        expires_in = float(body.get("expires_in") or 86399)
+        self._token = token
+        self._token_expires_at = self._wall_clock() + expires_in
+        self._token_margin = _margin(expires_in)
+        self._token_cache.save_token(
+            TOKEN_NAME,
+            {
+                "access_token": token,
+                "scope": body.get("scope", ""),
+                "expires_at": int(self._token_expires_at),
+                "expires_in": int(expires_in),
+                "shop": self.config.base_url,
+                "client_id": self.config.client_id,
+            },
+        )
+        return token
+
+    # -- the one request path ---------------------------------------------------------
+
+    def graphql(
+        self,
+        document: str,
+        variables: dict | None = None,
+        *,
+        cost: float | None = None,
+        idempotent: bool | None = None,
+    ) -> dict:
+        """Run one GraphQL document; return its ``data``.
+
+        ``cost`` is the estimated requested cost for the limiter (learned from
+        answers after the first call). ``idempotent`` defaults to True for
+        queries and False for mutations; a non-idempotent call is never resent
+        once it may have reached Shopify (:class:`OutcomeUnknownError`).
+        """
+        if idempotent is None:
+            idempotent = _operation_type(document) != "mutation"
+        op = _operation_name(document)
+        payload: dict[str, Any] = {"query": document}
+        if variables is not None:
+            payload["variables"] = variables
+        body_bytes = json.dumps(payload).encode()
+        attempt = 0
+        throttled = 0
+        renewed = False
+        while True:
+            estimate = self._cost_seen.get(document, cost if cost is not None else 50.0)
+            token = self._access_token()
+            reserved = self.limiter.acquire(estimate)
+            try:
+                response = self._http.post(
+                    self.endpoint,
+                    content=body_bytes,
+                    headers={
+                        "X-Shopify-Access-Token": token,
+                        "Content-Type": "application/json",
+                    },
+                )
+            except httpx.RequestError as exc:
+                self.limiter.settle(reserved, None)
+                if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
+                    raise ConfigError(
+                        f"shopify.shop {self.config.shop!r} is not a usable address",
+                        hint="use your-store.myshopify.com or a full http(s) URL",
+                    ) from None
+                if not idempotent and not isinstance(exc, _NOT_SENT):
+                    raise OutcomeUnknownError(
+                        f"{op} was sent to Shopify but no answer came back "
+                        f"({type(exc).__name__}); it may or may not have taken effect",
+                        hint="the next run looks the order up before creating it again",
+                    ) from None
+                attempt += 1
+                if attempt > self._max_retries:
+                    raise NetworkError(
+                        f"cannot reach Shopify at {self.config.base_url} "
+                        f"({type(exc).__name__}, {attempt} attempts)",
+                        hint="check shopify.shop and the network, then run again",
+                    ) from None
+                self._backoff(attempt)
+                continue
+
+            status = response.status_code
+            if status == 401:
+                self.limiter.settle(reserved, None)
+                if renewed:
+                    raise AuthError(
+                        f"Shopify refused a freshly issued access token for {self.config.shop}",
+                        hint="check that the app is installed on this shop and has the "
+                        "read_products, read_orders and write_orders scopes",
+                        code=401,
+                    )
+                self._renew_token(token)
+                renewed = True
+                continue
+            if status == 429:
+                self.limiter.settle(reserved, None)
+                throttled += 1
+                if throttled > self._max_throttle_retries:
+                    raise RateLimitedError(
+                        f"Shopify kept answering 429 Too Many Requests to {op}",
+                        hint="run again later",
+                        code=429,
+                    )
+                self._backoff(throttled, response)
+                continue
+            if status >= 500:
+                self.limiter.settle(reserved, None)
+                if not idempotent:
+                    raise OutcomeUnknownError(
+                        f"Shopify answered HTTP {status} to {op}; it may or may not have "
+                        "taken effect",
+                        hint="the next run looks the order up before creating it again",
+                        code=status,
+                    )
+                attempt += 1
+                if attempt > self._max_retries:
+                    raise NetworkError(
+                        f"Shopify kept failing (HTTP {status}) after {attempt} attempts at {op}",
+                        hint="Shopify may be having trouble; run again later",
+                        code=status,
+                    )
+                self._backoff(attempt)
+                continue
+            if status != 200:
+                self.limiter.settle(reserved, None)
+                raise _http_error(status, self.config, op)
+
+            body = _json_or_none(response)
+            if not isinstance(body, dict):
+                self.limiter.settle(reserved, None)
+                if not idempotent:
+                    raise OutcomeUnknownError(
+                        f"Shopify's answer to {op} could not be read; it may or may not "
+                        "have taken effect",
+                        hint="the next run looks the order up before creating it again",
+                    )
+                attempt += 1
+                if attempt > self._max_retries:
+                    raise ApiError(f"Shopify's answers to {op} could not be read (not JSON)")
+                self._backoff(attempt)
+                continue
+
+            cost_ext = (body.get("extensions") or {}).get("cost")
+            self.limiter.settle(reserved, cost_ext)
+            if cost_ext and cost_ext.get("requestedQueryCost") is not None:
+                self._cost_seen[document] = float(cost_ext["requestedQueryCost"])
+            errors = body.get("errors")
+            if errors:
+                codes = _error_codes(errors)
+                if "THROTTLED" in codes:
+                    throttled += 1
+                    if throttled > self._max_throttle_retries:
+                        raise RateLimitedError(
+                            f"Shopify kept throttling {op} ({throttled} times)",
+                            hint="another app or process may be using this shop's API "
+                            "budget; run again later",
+                            code="THROTTLED",
+                        )
+                    # The limiter now holds Shopify's figures; acquire() waits for the refill.
+                    continue
+                if not idempotent and (codes & _SERVER_FAILURES or _has_path(errors)):
+                    # An error with a path happened while executing: the write may
+                    # have been done before it. Errors without one (parse,
+                    # validation, variables) mean nothing ran.
+                    raise OutcomeUnknownError(
+                        f"Shopify reported an error while running {op}; it may or may not "
+                        "have taken effect",
+                        hint="the next run looks the order up before creating it again",
+                        code=next(iter(codes), None),
+                    )
+                if codes & _SERVER_FAILURES:
+                    attempt += 1
+                    if attempt <= self._max_retries:
+                        self._backoff(attempt)
+                        continue
+                raise _graphql_error(errors, codes, op)
+            data = body.get("data")
+            if not isinstance(data, dict):
+                raise ApiError(f"Shopify's answer to {op} had no data")
+            return data
+
+    def _backoff(self, attempt: int, response: httpx.Response | None = None) -> None:
+        delay: float | None = None
+        if response is not None:
+            delay = _retry_after(response)
+        if delay is None:
+            delay = min(self._backoff_max, self._backoff_base * 2 ** (attempt - 1))
+            delay *= 0.5 + self._rng.random() / 2  # "equal jitter"
+        self._sleep(delay)
+
+    # -- catalog ------------------------------------------------------------------------
+
+    def iter_variants(
+        self,
+        updated_since: str | None = None,
+        *,
+        product_ids: Iterable[str] = (),
+        page_size: int = docs.PAGE_SIZE,
+    ) -> Iterator[Variant]:
+        """Every variant (or those updated after ``updated_since``, ISO 8601), page by page.
+
+        ``product_ids`` (GIDs) restricts the listing to those products' variants.
+        """
+        terms = []
+        if updated_since:
+            terms.append(f"updated_at:>'{updated_since}'")
+        numbers = [_gid_number(p) for p in product_ids]
+        if numbers:
+            terms.append("product_ids:" + ",".join(numbers))
+        variables: dict[str, Any] = {"first": page_size, "after": None}
+        if terms:
+            variables["query"] = " ".join(terms)
+        while True:
+            data = self.graphql(docs.PRODUCT_VARIANTS, variables, cost=2 + 3 * page_size)
+            connection = data["productVariants"]
+            for node in connection["nodes"]:
+                yield _variant(node, node.get("product") or {})
+            info = connection["pageInfo"]
+            if not info.get("hasNextPage") or not info.get("endCursor"):
+                return
+            variables = {**variables, "after": info["endCursor"]}
+
+    def changed_product_ids(self, updated_since: str) -> Iterator[str]:
+        """GIDs of the products updated after ``updated_since`` (ISO 8601)."""
+        variables: dict[str, Any] = {
+            "first": docs.PAGE_SIZE,
+            "after": None,
+            "query": f"updated_at:>'{updated_since}'",
+        }
+        while True:
+            data = self.graphql(docs.CHANGED_PRODUCTS, variables, cost=docs.CHANGED_PRODUCTS_COST)
+            connection = data["products"]
+            for node in connection["nodes"]:
+                yield node["id"]
+            info = connection["pageInfo"]
+            if not info.get("hasNextPage") or not info.get("endCursor"):
+                return
+            variables = {**variables, "after": info["endCursor"]}
+
+    def variants_by_sku(
+        self, sku: str, *, key: Callable[[str | None], object] | None = None
+    ) -> list[Variant]:
+        """Variants whose SKU equals ``sku``.
+
+        Shopify's ``sku:`` search also returns near matches, so the answer is
+        filtered here: by exact equality, or by equality of ``key(sku)`` when
+        a key is given (e.g. :func:`ecomsend_cli.matching.sku_key`).
+        """
+        if not sku or not sku.strip():
+            return []
+        variables: dict[str, Any] = {
+            "first": docs.PAGE_SIZE,
+            "after": None,
+            "query": f"sku:{_search_quote(sku.strip())}",
+        }
+        wanted = key(sku) if key else sku
+        found: list[Variant] = []
+        while True:
+            data = self.graphql(docs.PRODUCT_VARIANTS, variables, cost=docs.PRODUCT_VARIANTS_COST)
+            connection = data["productVariants"]
+            for node in connection["nodes"]:
+                code = node.get("sku") or ""
+                if (key(code) if key else code) == wanted:
+                    found.append(_variant(node, node.get("product") or {}))
+            info = connection["pageInfo"]
+            if not info.get("hasNextPage") or not info.get("endCursor"):
+                return found
+            variables = {**variables, "after": info["endCursor"]}
+
+    def bulk_variants(
+        self, *, poll_interval: float = 2.0, max_wait: float | None = None
+    ) -> Iterator[Variant]:
+        """The whole catalog through a bulk operation (DESIGN §4.3).
+
+        Runs ``bulkOperationRunQuery`` and polls until it completes (starting
+        fast, backing off to ``poll_interval`` seconds) before returning, so
+        a caller can open its store transaction only once the file is ready.
+        The returned iterator streams the JSONL result, joining each variant to
+        its product by ``__parentId``; lines are parsed as they arrive and
+        the file is never held whole.
+        """
+        url = self._run_bulk_query(docs.BULK_VARIANTS_QUERY, poll_interval, max_wait)
+        if not url:
+            return iter(())  # Shopify gives no file when the query matched nothing
+        return _join_bulk_objects(self._stream_objects(url))
+
+    def _run_bulk_query(
+        self, query: str, poll_interval: float, max_wait: float | None
+    ) -> str | None:
+        """Start a bulk query, wait for it, return its result URL (None: no results)."""
+        data = self.graphql(
+            docs.BULK_RUN_QUERY,
+            {"query": query},
+            cost=docs.BULK_RUN_QUERY_COST,
+            # Running a read twice is harmless: at worst an orphan operation.
+            idempotent=True,
+        )
+        payload = data["bulkOperationRunQuery"]
+        if payload.get("userErrors"):
+            messages = "; ".join(e.get("message", "") for e in payload["userErrors"])
+            raise ApiError(
+                f"Shopify refused the catalog bulk operation: {messages}",
+                code=payload["userErrors"][0].get("code"),
+                hint="if another bulk operation is running, wait for it and run again",
+            )
+        operation_id = payload["bulkOperation"]["id"]
+        started = self._clock()
+        delay = min(0.05, poll_interval)
+        while True:
+            data = self.graphql(
+                docs.BULK_OPERATION_STATUS,
+                {"id": operation_id},
+                cost=docs.BULK_OPERATION_STATUS_COST,
+            )
+            operation = data.get("bulkOperation") or {}
+            status = operation.get("status")
+            if status == "COMPLETED":
+                return operation.get("url")
+            if status in ("FAILED", "CANCELED", "CANCELING", "EXPIRED"):
+                raise ApiError(
+                    f"the catalog bulk operation ended {status}"
+                    + (f" ({operation['errorCode']})" if operation.get("errorCode") else ""),
+                    code=operation.get("errorCode"),
+                    hint="run the refresh again; a large catalog may need a retry",
+                )
+            if max_wait is not None and self._clock() - started > max_wait:
+                raise ApiError(
+                    f"the catalog bulk operation did not finish within {max_wait:.0f} s",
+                    hint="run the refresh again later",
+                )
+            self._sleep(delay)
+            delay = min(poll_interval, delay * 2)
+
+    def _stream_objects(self, url: str) -> Iterator[list[dict]]:
+        """The objects of the JSONL file at ``url``, in batches, resuming with Range after a break.
+
+        Each network chunk's complete lines are parsed by one ``json.loads``
+        of a JSON array: one C call per chunk instead of one Python call per
+        line, which is most of the cost of reading a large file. The URL is a
+        signed storage link: it must not receive our access token.
+        """
+        offset = 0  # bytes of complete lines already handed out
+        attempt = 0
+        loads = json.loads
+        while True:
+            headers = {"Range": f"bytes={offset}-"} if offset else {}
+            try:
+                with self._http.stream("GET", url, headers=headers) as response:
+                    if response.status_code not in (200, 206):
+                        if response.status_code >= 500 and attempt < self._max_retries:
+                            attempt += 1
+                            self._backoff(attempt)
+                            continue
+                        raise ApiError(
+                            f"could not download the bulk operation result "
+                            f"(HTTP {response.status_code})",
+                            hint="run the refresh again",
+                        )
+                    # A server that ignores Range resends from the start: skip what we have.
+                    skip = offset if response.status_code == 200 else 0
+                    tail = b""
+                    for chunk in response.iter_bytes():
+                        if skip:
+                            if len(chunk) <= skip:
+                                skip -= len(chunk)
+                                continue
+                            chunk = chunk[skip:]
+                            skip = 0
+                        buffer = tail + chunk if tail else chunk
+                        cut = buffer.rfind(b"\n")
+                        if cut < 0:
+                            tail = buffer
+                            continue
+                        tail = buffer[cut + 1:]
+                        complete = buffer[:cut]
+                        batch = _parse_lines(complete, loads)
+                        offset += cut + 1
+                        if batch:
+                            yield batch
+                    if tail.strip():
+                        batch = _parse_lines(tail, loads)
+                        offset += len(tail)
+                        yield batch
+                    return
+            except httpx.TransportError as exc:
+                attempt += 1
+                if attempt > self._max_retries:
+                    raise NetworkError(
+                        f"the bulk operation result download kept failing ({type(exc).__name__})",
+                        hint="run the refresh again",
+                    ) from None
+                self._backoff(attempt)
+
+    # -- orders ---------------------------------------------------------------------------
+
+    def orders_by_source_identifier(self, tiktok_order_id: str) -> list[dict]:
+        """Shopify orders whose ``sourceIdentifier`` equals ``tiktok_order_id``.
+
+        Each is ``{id, name, sourceIdentifier, createdAt}``. Shopify's search
+        index lags order creation by seconds, and hides orders older than 60
+        days without the ``read_all_orders`` scope.
+        """
+        query = f"source_identifier:{_search_quote(str(tiktok_order_id))}"
+        data = self.graphql(
+            docs.ORDERS_BY_SOURCE_IDENTIFIER,
+            {"query": query},
+            cost=docs.ORDERS_BY_SOURCE_IDENTIFIER_COST,
+        )
+        nodes = data["orders"]["nodes"]
+        return [
+            {
+                "id": n["id"],
+                "name": n.get("name"),
+                "sourceIdentifier": n.get("sourceIdentifier"),
+                "createdAt": n.get("createdAt"),
+            }
+            for n in nodes
+            if n.get("sourceIdentifier") == str(tiktok_order_id)
+        ]
+
+    def order_create(self, order: dict, *, inventory_behaviour: str) -> OrderCreateResult:
+        """Create one order (``OrderCreateOrderInput``). Never resent once it may have arrived.
+
+        Returns the order, or Shopify's ``userErrors`` (e.g.
+        ``INVENTORY_CLAIM_FAILED``); raises :class:`OutcomeUnknownError` when
+        the call may have happened without an answer.
+        """
+        if inventory_behaviour not in INVENTORY_BEHAVIOURS:
+            raise InputError(
+                f"unknown inventory behaviour {inventory_behaviour!r}",
+                hint=f"use one of {', '.join(INVENTORY_BEHAVIOURS)}",
+            )
+        data = self.graphql(
+            docs.ORDER_CREATE,
+            {"order": order, "options": {"inventoryBehaviour": inventory_behaviour}},
+            cost=docs.ORDER_CREATE_COST,
+            idempotent=False,
+        )
+        payload = data.get("orderCreate") or {}
+        created = payload.get("order") or {}
+        errors = [
+            {"field": e.get("field"), "message": e.get("message", ""), "code": e.get("code")}
+            for e in payload.get("userErrors") or []
+        ]
+        return OrderCreateResult(
+            order_id=created.get("id"), order_name=created.get("name"), user_errors=errors
+        )
+
+    # -- doctor ---------------------------------------------------------------------------
+
+    def shop_info(self) -> dict:
+        """``{name, myshopify_domain, currency_code, access_scopes: [handle, ...]}``."""
+        data = self.graphql(docs.SHOP_INFO, cost=docs.SHOP_INFO_COST)
+        shop = data.get("shop") or {}
+        scopes = (data.get("currentAppInstallation") or {}).get("accessScopes") or []
+        return {
+            "name": shop.get("name"),
+            "myshopify_domain": shop.get("myshopifyDomain"),
+            "currency_code": shop.get("currencyCode"),
+            "access_scopes": sorted(s["handle"] for s in scopes),
+        }
+
+
+# -- helpers of this module ------------------------------------------------------------------
+
+
+def _variant(node: dict, product: dict) -> Variant:
+    item = node.get("inventoryItem")
+    return Variant(
+        node["id"],
+        product.get("id", ""),
+        product.get("title") or "",
+        node.get("title") or "",
+        node.get("sku") or "",
+        item.get("id") if item else None,
+        node.get("inventoryQuantity"),
+        product.get("status") or "",
+        product.get("updatedAt"),
+    )
+
+
+def _parse_lines(block: bytes, loads: Callable[[bytes], Any]) -> list[dict]:
+    """The JSON objects of a block of complete JSONL lines, parsed in one call."""
+    if b"\n\n" in block or block.startswith(b"\n") or block.endswith(b"\n"):
+        block = b"\n".join(line for line in block.split(b"\n") if line.strip())
+    if not block.strip():
+        return []
+    return loads(b"[" + block.replace(b"\n", b",") + b"]")
+
+
+def _join_bulk_objects(batches: Iterable[list[dict]]) -> Iterator[Variant]:
+    """Variants from bulk JSONL objects, each joined to its product by ``__parentId``.
+
+    Shopify does not promise that a parent line comes before its children, so
+    a child whose parent is not yet seen waits until it is; only product
+    fields are kept per product, so memory grows with products, not variants.
+    """
+    products: dict[str, tuple] = {}
+    waiting: dict[str, list[dict]] = defaultdict(list)
+    for batch in batches:
+        for obj in batch:
+            parent = obj.get("__parentId")
+            if parent is None:
+                key = obj["id"]
+                product = products[key] = (
+                    key, obj.get("title") or "", obj.get("status") or "", obj.get("updatedAt")
+                )
+                for child in waiting.pop(key, ()):
+                    yield _bulk_variant(child, product)
+                continue
+            product = products.get(parent)
+            if product is None:
+                waiting[parent].append(obj)
+            else:
+                yield _bulk_variant(obj, product)
+    for parent, children in waiting.items():  # a parent that never came: keep the variants
+        for child in children:
+            yield _bulk_variant(child, (parent, "", "", None))
+
+
+def _bulk_variant(node: dict, product: tuple) -> Variant:
+    item = node.get("inventoryItem")
+    pid, title, status, updated_at = product
+    return Variant(
+        node["id"], pid, title, node.get("title") or "", node.get("sku") or "",
+        item.get("id") if item else None, node.get("inventoryQuantity"), status, updated_at,
+    )
+
+
+_OP_RE = re.compile(r"^\s*(query|mutation|subscription)\b\s*(\w*)", re.MULTILINE)
+
+
+def _operation_type(document: str) -> str:
+    match = _OP_RE.search(document)
+    return match.group(1) if match else "query"
+
+
+def _operation_name(document: str) -> str:
+    match = _OP_RE.search(document)
+    if match and match.group(2):
+        return match.group(2)
+    return "the GraphQL call"
+
+
+def _gid_number(gid: str) -> str:
+    return str(gid).rsplit("/", 1)[-1]
+
+
+def _search_quote(value: str) -> str:
+    """A value for Shopify's search syntax, quoted so spaces and colons stay literal."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _json_or_none(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return min(MAX_RETRY_AFTER, max(0.0, float(value)))
+    except ValueError:
+        return None
+
+
+def _error_codes(errors: Any) -> set[str]:
+    if not isinstance(errors, list):
+        return set()
+    codes = set()
+    for error in errors:
+        if isinstance(error, dict):
+            code = (error.get("extensions") or {}).get("code")
+            if code:
+                codes.add(str(code))
+    return codes
+
+
+def _margin(lifetime: Any) -> float:
+    """How long before expiry a token of ``lifetime`` seconds is renewed."""
+    try:
+        return min(TOKEN_RENEW_MARGIN, float(lifetime) / 10.0)
+    except (TypeError, ValueError):
+        return TOKEN_RENEW_MARGIN
+
+
+def _has_path(errors: Any) -> bool:
+    return isinstance(errors, list) and any(isinstance(e, dict) and e.get("path") for e in errors)
+
+
+def _graphql_error(errors: Any, codes: set[str], op: str) -> ApiError:
+    if isinstance(errors, list):
+        messages = [str(e.get("message", "")) for e in errors if isinstance(e, dict)]
+    else:
+        messages = [str(errors)]
+    text = "; ".join(m for m in messages if m)[:500] or "unknown error"
+    if "ACCESS_DENIED" in codes:
+        return AuthError(
+            f"Shopify denied {op}: {text}",
+            hint="the app lacks an access scope; add it in the app's configuration and run "
+            "ecomsend doctor",
+            code="ACCESS_DENIED",
+        )
+    if "MAX_COST_EXCEEDED" in codes:
+        return ApiError(f"{op} is too expensive for Shopify: {text}", code="MAX_COST_EXCEEDED")
+    return ApiError(f"Shopify rejected {op}: {text}", code=next(iter(codes), None))
+
+
+def _http_error(status: int, config: ShopifyConfig, op: str) -> ApiError:
+    if status == 403:
+        return AuthError(
+            f"Shopify answered 403 Forbidden to {op} on {config.shop}",
+            hint="the app is missing an access scope or is not installed; run ecomsend doctor",
+            code=403,
+        )
+    if status == 404:
+        return ApiError(
+            f"Shopify answered 404 Not Found for {config.shop} (API {config.api_version})",
+            hint="check shopify.shop and shopify.api_version",
+            code=404,
+        )
+    if status == 402:
+        return ApiError(
+            f"the shop {config.shop} is frozen (HTTP 402 Payment Required)",
+            hint="the shop's plan needs attention in the Shopify admin",
+            code=402,
+        )
+    if status == 423:
+        return ApiError(f"the shop {config.shop} is locked (HTTP 423)", code=423)
+    return ApiError(f"Shopify answered HTTP {status} to {op}", code=status)
