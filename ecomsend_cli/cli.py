@@ -59,6 +59,7 @@ class Session:
         self.out: Output = Output(quiet=quiet, verbose=verbose)
         self._config: Config | None = None
         self._store: Store | None = None
+        self._clients: list[Any] = []
 
     @property
     def config(self) -> Config:
@@ -79,7 +80,63 @@ class Session:
             self._store = Store.open(config.store, create_folder=config.store_is_default)
         return self._store
 
+    def shopify(self) -> Any:
+        """A Shopify client for the configured shop, its token cached in the store."""
+        from .shopify import ShopifyClient
+
+        return self._client(
+            ShopifyClient, self.config.shopify, "Shopify",
+            "set shopify.shop and shopify.access_token (or client_id and client_secret)",
+        )
+
+    def tiktok(self) -> Any:
+        """A TikTok Shop client, its refreshed tokens kept in the store."""
+        from .tiktok import TikTokClient
+
+        return self._client(
+            TikTokClient, self.config.tiktok, "TikTok Shop",
+            "set tiktok.app_key, app_secret and access_token (or refresh_token)",
+        )
+
+    def _client(self, cls: Any, section: Any, name: str, what_to_set: str) -> Any:
+        from .errors import ConfigError
+
+        if not section.configured:
+            raise ConfigError(
+                f"{name} is not configured",
+                hint=f"{what_to_set} in the config; see config.example.yaml, or try `ecomsend demo`",
+            )
+        client = cls(section, self.store)
+        self._clients.append(client)
+        return client
+
+    def ensure_catalog(self, *, dry_run: bool = False) -> None:
+        """Refresh the Shopify catalog cache when older than ``catalog.max_age_minutes`` (§4.3).
+
+        Without Shopify credentials the cache is used as it is; a dry run
+        writes nothing, so it only says the cache is stale.
+        """
+        config = self.config
+        if not config.shopify.configured:
+            return
+        from .catalog import catalog_is_stale, refresh_catalog
+
+        if not catalog_is_stale(self.store, config.catalog.max_age_minutes):
+            return
+        if dry_run:
+            self.out.warn(
+                f"the Shopify catalog cache is older than {config.catalog.max_age_minutes} min; "
+                "a dry run writes nothing, so run `ecomsend catalog refresh` for current proposals"
+            )
+            return
+        self.out.info("Refreshing the Shopify catalog cache…")
+        result = refresh_catalog(self.store, self.shopify(), poll_interval=1.0)
+        self.out.info(f"Catalog cache: {result.variants} variant(s) ({result.mode} refresh).")
+
     def close(self) -> None:
+        for client in self._clients:
+            client.close()
+        self._clients.clear()
         if self._store is not None:
             self._store.close()
             self._store = None
@@ -196,6 +253,7 @@ def list_unlinked(
     from .matching import MATCH, classify
 
     s = session()
+    s.ensure_catalog()
     rows = s.store.sku_rows(include_linked=all_)
     suggestions = [classify(r.seller_sku, r.candidates) for r in rows]
     if as_json:
@@ -305,6 +363,7 @@ def autolink(
 
     s = session()
     store = s.store
+    s.ensure_catalog(dry_run=dry_run)
     feed = propose_feed_links(store)
     proposal = propose_autolink(store)
     plan = proposal.plan
@@ -383,23 +442,46 @@ def _render_popup(out: Output, proposal: Any, feed: list[tuple[str, str]]) -> No
 
 @command(app, "link")
 def link(
-    tiktok: str = typer.Argument(..., help="TikTok sku_id, or a seller SKU naming one SKU."),
+    tiktok: str | None = typer.Argument(
+        None, help="TikTok sku_id, or a seller SKU naming one SKU. Not with --csv."
+    ),
     shopify: str | None = typer.Argument(
         None, help="Shopify variant GID or number, or a SKU naming one variant. "
         "Omit it to pick from the catalog interactively."
     ),
     force: bool = typer.Option(False, "--force", help="Replace an existing link."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    csv_file: str | None = typer.Option(
+        None, "--csv", metavar="FILE", help="Link in bulk from a CSV (- for stdin): a header row "
+        "with tiktok_sku_id or tiktok_seller_sku, and shopify_variant_id (GID or number) or "
+        "shopify_sku; comma, semicolon or tab; UTF-8. Rows with an empty Shopify column are "
+        "skipped. Where a row fills both an id and a SKU column, they must name the same item. "
+        "Every row is checked first; nothing is written unless all are valid. "
+        "Example: ecomsend list-unlinked --csv > todo.csv; (fill it in); "
+        "ecomsend link --csv todo.csv --dry-run",
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="With --csv: print the plan, write nothing."),
+    skip_invalid: bool = typer.Option(
+        False, "--skip-invalid", help="With --csv: apply the valid rows and report the others."
+    ),
+    as_json: bool = typer.Option(
+        False, "--json", help="With --csv: the plan and result as one JSON document on stdout."
+    ),
 ) -> None:
     """Link a TikTok SKU to a Shopify variant by hand.
 
     Examples: ecomsend link 1729592969712207012 gid://shopify/ProductVariant/4471
               ecomsend link RED-XM01          (then search and pick interactively)
     """
+    if csv_file is not None or tiktok is None or dry_run or skip_invalid or as_json:
+        _link_from_csv(csv_file, tiktok, shopify, dry_run=dry_run, force=force, yes=yes,
+                       as_json=as_json, skip_invalid=skip_invalid)
+        return
     from .linking import plan_manual_link, resolve_shopify, resolve_tiktok
 
     s = session()
     store = s.store
+    s.ensure_catalog()
     sku = resolve_tiktok(store, tiktok)
     if shopify is None:
         variant = _pick_variant(s, sku)
@@ -432,6 +514,114 @@ def link(
     store.apply_links([change], source="manual", actor=s.config.actor)
     verb = "Relinked" if change.old else "Linked"
     s.out.success(f"{verb} {sku.sku_id} → {variant.variant_id} ({_variant_label(variant)}).")
+
+
+def _link_from_csv(
+    csv_file: str | None, tiktok: str | None, shopify: str | None, *, dry_run: bool, force: bool,
+    yes: bool, as_json: bool, skip_invalid: bool,
+) -> None:
+    """`link --csv` (DESIGN §6): check the whole file, show or confirm the plan, write it at once."""
+    import sys
+
+    from .csvlinks import apply_csv_plan, describe_csv_plan, plan_link_csv, read_link_csv
+    from .errors import InputError, LinkExistsError
+
+    if csv_file is None:
+        if tiktok is None:
+            raise typer.BadParameter(
+                "missing: give TIKTOK [SHOPIFY] to link one SKU, or --csv FILE to link in bulk",
+                param_hint="TIKTOK or --csv",
+            )
+        raise typer.BadParameter("only with --csv FILE", param_hint="--dry-run, --json, --skip-invalid")
+    if tiktok is not None or shopify is not None:
+        raise typer.BadParameter("--csv FILE links in bulk: give no TIKTOK or SHOPIFY with it",
+                                 param_hint="TIKTOK")
+    s = session()
+    if csv_file == "-":
+        data, name = sys.stdin.buffer.read(), "stdin"
+    else:
+        try:
+            data = Path(csv_file).read_bytes()
+        except OSError as exc:
+            raise InputError(f"cannot read {csv_file}: {exc.strerror or exc}") from None
+        name = csv_file
+    parsed = read_link_csv(data, name=name)  # a broken file fails before the store is touched
+    store = s.store
+    s.ensure_catalog(dry_run=dry_run)
+    plan = plan_link_csv(store, parsed)
+
+    def summary() -> str:
+        text = (f"{len(plan.new)} new, {len(plan.changed)} changed, {len(plan.unchanged)} unchanged, "
+                f"{len(plan.skipped)} skipped (empty Shopify column)")
+        if plan.repeated:
+            text += f", {len(plan.repeated)} repeated row(s)"
+        if plan.problems:
+            text += f", {plan.invalid_rows} invalid row(s) left out"
+        return text
+
+    def render(actions: tuple[str, ...], to_stderr: bool = False) -> None:
+        # File order, as the operator sees the spreadsheet; capped on a terminal (--json has all).
+        rows = sorted(((p, a) for a in actions for p in getattr(plan, a)), key=lambda r: r[0].line)
+        if not rows:
+            return
+        limit = 200 if (s.out.err if to_stderr else s.out.out).is_terminal else len(rows)
+        describe_csv_plan(store, plan, (p for p, _ in rows[:limit]))
+        table = []
+        for p, action in rows[:limit]:
+            sku = plan.skus.get(p.tiktok_sku_id)
+            v = plan.variants.get(p.shopify_variant_id)
+            old = plan.variants.get(p.old) if p.old else None
+            table.append([
+                p.line, action, p.tiktok_sku_id, sku.seller_sku if sku else "",
+                f"{sku.product_title} / {sku.sku_name}" if sku else "",
+                p.shopify_variant_id, v.sku if v else "", _variant_label(v) or "not in catalog",
+                f"{p.old} ({_variant_label(old) or 'not in catalog'})" if p.old else "",
+            ])
+        s.out.table(
+            ["Line", "Action", "TikTok SKU id", "Seller SKU", "TikTok product", "Shopify variant",
+             "Shopify SKU", "Shopify product", "Replaces"],
+            table, title=f"{name}: {summary()}", to_stderr=to_stderr,
+        )
+        if len(rows) > limit:
+            s.out.info(f"… and {len(rows) - limit} more row(s); --json lists them all.")
+
+    if plan.problems and not skip_invalid:
+        if as_json:
+            s.out.json(plan.as_json(dry_run=dry_run, written=0))
+        for problem in plan.problems:
+            s.out.error(str(problem))
+        raise InputError(
+            f"{plan.invalid_rows} of {plan.data_rows} row(s) in {name} are invalid; nothing was written",
+            hint="fix them and import again, or pass --skip-invalid to apply the valid rows",
+        )
+    for problem in plan.problems:
+        s.out.warn(f"{problem} (row left out)")
+    if dry_run:
+        if as_json:
+            s.out.json(plan.as_json(dry_run=True, written=0))
+            return
+        render(("new", "changed", "unchanged"))
+        s.out.info(f"Dry run of {name}: {summary()}. Nothing was written.")
+        if plan.changed and not force:
+            s.out.info(f"Replacing {len(plan.changed)} existing link(s) needs --force or a confirmation.")
+        return
+    if plan.changed and not (force or yes):
+        first = plan.changed[0]
+        if not s.out.interactive():
+            raise LinkExistsError(
+                f"{len(plan.changed)} row(s) would replace existing links (line {first.line}: "
+                f"{first.tiktok_sku_id} {first.old} → {first.shopify_variant_id}); nothing was written",
+                hint="pass --force to replace them, or --dry-run to review the plan",
+            )
+        render(("changed",), to_stderr=True)
+        also = f" and add {len(plan.new)} new link(s)" if plan.new else ""
+        if not s.out.confirm(f"Replace {len(plan.changed)} existing link(s){also}?", what="link --csv"):
+            raise Aborted("Nothing changed.")
+    written = apply_csv_plan(store, plan, actor=s.config.actor) if plan.new or plan.changed else 0
+    if as_json:
+        s.out.json(plan.as_json(dry_run=False, written=written))
+        return
+    s.out.success(f"Imported {name}: {summary()}.")
 
 
 def _pick_variant(s: Session, sku: Any) -> Any:
@@ -626,6 +816,377 @@ def config_show(as_json: bool = JSON_OPT) -> None:
         s.out.json(data)
         return
     s.out.out.print(yaml.safe_dump(data, sort_keys=False).rstrip(), markup=False, highlight=False)
+
+
+# --- sync-orders, orders ---------------------------------------------------------------------
+
+
+@command(app, "sync-orders")
+def sync_orders(
+    dry_run: bool = typer.Option(False, "--dry-run", help="Pull and resolve; create nothing, write nothing."),
+    since: str | None = typer.Option(
+        None, "--since", help="Pull orders updated since this time instead of the cursor: "
+        "2026-11-01, 2026-11-01T08:00, or an age like 3d, 12h, 90m.", metavar="WHEN",
+    ),
+    order: str | None = typer.Option(None, "--order", help="Sync just this TikTok order id.", metavar="ID"),
+    limit: int | None = typer.Option(None, "--limit", min=0, help="Create at most N orders this run."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Pull TikTok orders and create Shopify orders for those whose SKUs are all linked.
+
+    Orders with unlinked SKUs wait (blocked) and are created by a later run once
+    linked. Made for cron: one run at a time (exit 75 if another holds the
+    lock); exit 3 when orders are left blocked or failed.
+
+    Example (crontab): */5 * * * * ecomsend sync-orders >> ~/ecomsend.log 2>&1
+    """
+    from .sync import SyncOptions, run_sync
+
+    s = session()
+    config = s.config
+    options = SyncOptions(
+        dry_run=dry_run, since=_parse_since(since), order_id=order, limit=limit,
+        reconcile_wait=config.sync.reconcile_wait_seconds,
+    )
+    store = s.store
+    tiktok = s.tiktok()
+    # Built on first use: a run with nothing to create never pays for it.
+    shopify = None if dry_run else _Lazy(s.shopify)
+    with _SyncProgress(s.out) as progress:
+        report = run_sync(store, tiktok, shopify, config.sync, options, on_event=progress.event,
+                          crash_at=config.crash_at, refresh_catalog=s.ensure_catalog)
+    if as_json:
+        s.out.json(report.as_json())
+    else:
+        _render_sync_report(s.out, report)
+    if report.needs_attention:
+        raise typer.Exit(3)
+
+
+class _Lazy:
+    """An object built by ``factory`` the first time one of its attributes is used."""
+
+    def __init__(self, factory: Callable[[], Any]) -> None:
+        self._factory = factory
+        self._target: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._target is None:
+            self._target = self._factory()
+        return getattr(self._target, name)
+
+
+def _parse_since(value: str | None) -> int | None:
+    import re
+    import time
+    from datetime import UTC, datetime
+
+    from .errors import InputError
+
+    if value is None:
+        return None
+    text = value.strip()
+    match = re.fullmatch(r"(\d+)\s*([dhm])", text)
+    if match:
+        seconds = int(match.group(1)) * {"d": 86400, "h": 3600, "m": 60}[match.group(2)]
+        return int(time.time()) - seconds
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise InputError(
+            f"--since {value!r} is not a date, time or age",
+            hint="use 2026-11-01, 2026-11-01T08:00 or an age like 3d, 12h, 90m",
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return int(parsed.timestamp())
+
+
+class _SyncProgress:
+    """A Rich progress bar on a terminal; plain log lines on stderr otherwise."""
+
+    def __init__(self, out: Output) -> None:
+        self.out = out
+        self.bar: Any = None
+        self.task: Any = None
+        self.live = out.err.is_terminal and not out.quiet
+
+    def __enter__(self) -> _SyncProgress:
+        if self.live:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                console=self.out.err, transient=True)
+            self.bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+    def event(self, kind: str, **data: Any) -> None:
+        import time
+
+        if self.bar is not None:
+            if kind == "pulled":
+                if self.task is None:
+                    self.task = self.bar.add_task("Pulling TikTok orders", total=None)
+                self.bar.update(self.task, completed=data["count"])
+            elif kind == "create_started":
+                self.task = self.bar.add_task("Creating Shopify orders", total=data["total"])
+            elif kind == "created" and self.task is not None:
+                self.bar.advance(self.task)
+            return
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        if kind == "pulled":
+            self.out.info(f"{stamp} pulled {data['count']} order(s) from TikTok")
+        elif kind == "feed_linked":
+            self.out.info(f"{stamp} linked {data['count']} SKU(s) published by the Shopify feed")
+        elif kind == "reconcile_started":
+            self.out.info(f"{stamp} checking {data['total']} interrupted order(s) in Shopify")
+        elif kind == "create_started":
+            self.out.info(f"{stamp} creating {data['total']} Shopify order(s)")
+        elif kind == "created":
+            self.out.note(f"{stamp} {data['order_id']}: {data['state']}")
+
+
+def _render_sync_report(out: Output, report: Any) -> None:
+    from .sync import BLOCKED, FAILED, SYNCED
+
+    rows = [
+        [o.tiktok_order_id, o.state, o.shopify_order_name or o.shopify_order_id or "", o.reason]
+        for o in report.orders.values()
+        if o.state != SYNCED or o.shopify_order_id
+    ]
+    if rows:
+        out.table(["TikTok order", "State", "Shopify order", "Reason"], rows)
+    summary = (
+        f"{'Dry run: ' if report.dry_run else ''}pulled {report.pulled}; "
+        f"synced {report.count(SYNCED)}, blocked {report.count(BLOCKED)}, "
+        f"failed {report.count(FAILED)}, skipped {report.count('skipped')}, "
+        f"waiting {report.count('waiting')}"
+    )
+    if report.unconfirmed:
+        summary += f", unconfirmed {report.unconfirmed}"
+    out.info(summary + ".")
+    if report.missing_skus:
+        out.info("Blocked by unlinked SKUs (link them and the next run creates the orders):")
+        for sku in list(report.missing_skus.values())[:20]:
+            out.info(f"  {sku['tiktok_sku_id']}  {sku['seller_sku']!r}  {sku['product_title']} / "
+                     f"{sku['sku_name']}  ({sku['blocked_orders']} order(s))")
+        out.info("Next: `ecomsend list-unlinked`, then `ecomsend autolink --dry-run` or "
+                 "`ecomsend link TIKTOK_SKU_ID`.")
+    failed = [o for o in report.orders.values() if o.state == FAILED]
+    if failed:
+        out.info("Failed (retried on the next run; fix the cause first):")
+        for o in failed[:20]:
+            out.info(f"  {o.tiktok_order_id}: {o.reason}")
+    if report.unconfirmed:
+        out.info(f"{report.unconfirmed} order(s) were sent but not confirmed; the next run looks "
+                 "them up in Shopify before anything is created again.")
+    for o in report.cancelled_after_sync:
+        out.warn(f"TikTok order {o.tiktok_order_id} was cancelled after it was synced: cancel "
+                 f"Shopify order {o.shopify_order_name or o.shopify_order_id} by hand.")
+
+
+@command(app, "orders")
+def orders_cmd(
+    state: list[str] = typer.Option(
+        [], "--state", help="Only orders in this state (repeatable): synced, blocked, failed, "
+        "skipped, waiting, pending, creating.",
+    ),
+    limit: int = typer.Option(0, "--limit", "-n", help="At most N orders (0: all)."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Pulled orders and their state, with the Shopify order, the reason and missing SKUs.
+
+    Example: ecomsend orders --state blocked --state failed
+    """
+    from .errors import InputError
+    from .sync import STATES
+
+    unknown = [x for x in state if x not in STATES]
+    if unknown:
+        raise InputError(f"unknown state {unknown[0]!r}", hint=f"use one of {', '.join(STATES)}")
+    s = session()
+    store = s.store
+    rows = store.orders(states=state or None, limit=limit or None)
+    links = store.link_map()
+    out = []
+    for r in rows:
+        missing = sorted({i.sku_id for i in r.items if i.sku_id not in links}) if r.state == "blocked" else []
+        out.append({
+            "tiktok_order_id": r.tiktok_order_id, "state": r.state,
+            "shopify_order_id": r.shopify_order_id, "shopify_order_name": r.shopify_order_name,
+            "reason": r.reason, "missing_sku_ids": missing, "tiktok_status": r.tiktok_status,
+            "cancelled_after_sync": r.cancelled_after_sync,
+        })
+    if as_json:
+        s.out.json(out)
+        return
+    if not out:
+        s.out.info("No orders pulled yet. Run `ecomsend sync-orders`." if not state
+                   else "No orders in that state.")
+        return
+    s.out.table(
+        ["TikTok order", "TikTok status", "State", "Shopify order", "Reason", "Missing SKUs"],
+        [[o["tiktok_order_id"], o["tiktok_status"], o["state"],
+          o["shopify_order_name"] or o["shopify_order_id"] or "",
+          o["reason"] + (" (cancelled on TikTok after sync)" if o["cancelled_after_sync"] else ""),
+          " ".join(o["missing_sku_ids"])] for o in out],
+    )
+
+
+# --- catalog, doctor ----------------------------------------------------------------------------
+
+catalog_app = typer.Typer(help="The local cache of the Shopify catalog.", no_args_is_help=True)
+app.add_typer(catalog_app, name="catalog")
+
+
+@command(catalog_app, "refresh")
+def catalog_refresh(
+    full: bool = typer.Option(False, "--full", help="Fetch the whole catalog (a bulk operation)."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Refresh the Shopify catalog cache: products updated since the last refresh, or all.
+
+    Example: ecomsend catalog refresh --full
+    """
+    from .catalog import refresh_catalog
+
+    s = session()
+    result = refresh_catalog(s.store, s.shopify(), full=full, poll_interval=1.0)
+    if as_json:
+        s.out.json(result.as_json())
+        return
+    s.out.success(
+        f"Catalog cache refreshed ({result.mode}): {result.variants} variant(s) written"
+        + (f" from {result.products} changed product(s)" if result.mode == "incremental" else "")
+        + f", {s.store.variant_count()} in the cache, in {result.seconds:.1f}s."
+    )
+
+
+REQUIRED_SCOPES = ("read_products", "read_orders", "write_orders")
+
+
+@command(app, "doctor")
+def doctor(as_json: bool = JSON_OPT) -> None:
+    """Check the config, the store and both APIs (auth, shop, scopes); say what to fix.
+
+    Example: ecomsend doctor
+    """
+    s = session()
+    checks: list[dict] = []
+
+    def check(name: str, fn: Callable[[], str]) -> None:
+        try:
+            checks.append({"check": name, "ok": True, "detail": fn(), "fix": ""})
+        except EcomsendError as exc:
+            checks.append({"check": name, "ok": False, "detail": exc.message, "fix": exc.hint or ""})
+
+    def config_check() -> str:
+        c = s.config
+        return f"{c.source or 'no config file (defaults)'}" + (f"; {len(c.warnings)} warning(s)" if c.warnings else "")
+
+    def store_check() -> str:
+        store = s.store
+        counts = store.order_counts()
+        age = store.get_state("catalog.refreshed_at") or "never"
+        return (f"{store.path} (schema {store.schema_version}); {len(store.links())} link(s), "
+                f"{sum(counts.values())} order(s), {store.variant_count()} cached variant(s), "
+                f"catalog refreshed {age}")
+
+    def shopify_check() -> str:
+        from .errors import AuthError
+
+        info = s.shopify().shop_info()
+        scopes = set(info["access_scopes"])
+        missing = [x for x in REQUIRED_SCOPES if x not in scopes and x.replace("read_", "write_") not in scopes]
+        if missing:
+            raise AuthError(f"{info['name']}: the app lacks scope(s) {', '.join(missing)}",
+                            hint="add them to the app's Admin API scopes and reinstall it")
+        return f"{info['name']} ({info['myshopify_domain']}), scopes ok: {', '.join(REQUIRED_SCOPES)}"
+
+    def tiktok_check() -> str:
+        client = s.tiktok()
+        shops = client.authorized_shops()
+        cipher = client.resolve_shop_cipher()
+        names = ", ".join(str(x.get("name") or x.get("id")) for x in shops) or "no shops"
+        return f"authorised for {names}; shop cipher {'set' if cipher else 'missing'}"
+
+    check("config", config_check)
+    if checks[-1]["ok"]:
+        check("store", store_check)
+        check("shopify", shopify_check)
+        check("tiktok", tiktok_check)
+    ok = all(c["ok"] for c in checks)
+    if as_json:
+        s.out.json({"ok": ok, "checks": checks})
+    else:
+        s.out.table(["Check", "OK", "Detail", "Fix"],
+                    [[c["check"], "yes" if c["ok"] else "NO", c["detail"], c["fix"]] for c in checks])
+        if ok:
+            s.out.success("All checks passed.")
+    if not ok:
+        raise typer.Exit(1)
+
+
+# --- sandbox, demo -----------------------------------------------------------------------------
+
+sandbox_app = typer.Typer(help="Local simulators of TikTok Shop and Shopify.", no_args_is_help=True)
+app.add_typer(sandbox_app, name="sandbox")
+
+
+@command(sandbox_app, "serve")
+def sandbox_serve(
+    folder: Path = typer.Option(
+        Path("ecomsend-sandbox"), "--dir", help="Folder for the simulators' state and the config.",
+    ),
+    seed: str = typer.Option("demo", "--seed", help="demo (a small shop with a story) or none."),
+    shopify_port: int = typer.Option(0, "--shopify-port", help="Port (0: any free one)."),
+    tiktok_port: int = typer.Option(0, "--tiktok-port", help="Port (0: any free one)."),
+) -> None:
+    """Run both simulators on 127.0.0.1 until Ctrl-C, and print a config that uses them.
+
+    Example: ecomsend sandbox serve --dir /tmp/sb > /tmp/sb.yaml &
+             ecomsend --config /tmp/sb.yaml sync-orders
+    """
+    from .errors import InputError
+    from .sandbox import serve
+
+    if seed not in ("demo", "none"):
+        raise InputError(f"unknown seed {seed!r}", hint="use --seed demo or --seed none")
+    folder.mkdir(parents=True, exist_ok=True)
+    out = session().out
+
+    def ready(config_yaml: str) -> None:
+        import sys
+
+        sys.stdout.write(config_yaml)
+        sys.stdout.flush()
+        out.info(f"Sandbox running; config written to {folder / 'ecomsend.yaml'}. Ctrl-C stops it.")
+
+    serve(folder, seed, shopify_port, tiktok_port, ready)
+
+
+@command(app, "demo")
+def demo(
+    keep: bool = typer.Option(False, "--keep", help="Keep the throwaway folder (its path is printed)."),
+) -> None:
+    """Run the whole story on the built-in sandbox stores, in a throwaway folder.
+
+    Starts both simulators, syncs orders (some are blocked by unlinked SKUs),
+    lists the unlinked SKUs, auto-links the SKU-equal pairs, links one SKU by
+    hand, syncs again, and tells what happened. Nothing leaves this machine.
+
+    Example: ecomsend demo
+    """
+    from .demo import run_demo
+
+    s = session()
+    code = run_demo(s.out, keep=keep)
+    if code:
+        raise typer.Exit(code)
 
 
 def main() -> None:

@@ -119,6 +119,9 @@ class SyncConfig:
     source_name: str = "tiktok"
     tags: tuple[str, ...] = ("TikTok",)
     concurrency: int = 4
+    # How long Shopify's order search may lag a new order: an order left
+    # `creating` is re-created only when absent from search for longer (§5.4).
+    reconcile_wait_seconds: int = 60
 
 
 @dataclass(frozen=True)
@@ -137,6 +140,7 @@ class Config:
     warnings: tuple[str, ...] = ()
     store_is_default: bool = True  # no flag, env var or config key chose the store
     actor: str = ""  # who is running: recorded in the link history
+    crash_at: str | None = None  # test hook ($ECOMSEND_TEST_CRASH_AT): sync dies at this step
 
     def redacted(self) -> dict[str, Any]:
         """The resolved config as plain data, every secret replaced by ``********``."""
@@ -189,6 +193,7 @@ _SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
         "source_name": ("str", False),
         "tags": ("strlist", False),
         "concurrency": ("int", False),
+        "reconcile_wait_seconds": ("int", False),
     },
     "catalog": {
         "max_age_minutes": ("int", False),
@@ -282,6 +287,7 @@ def load_config(
         store_value = _interpolate(str(store_value), env, where, "store")
         kwargs["store"] = Path(store_value).expanduser()
         kwargs["store_is_default"] = False
+    kwargs["crash_at"] = env.get("ECOMSEND_TEST_CRASH_AT") or None
     kwargs["actor"] = env.get("USER") or env.get("LOGNAME") or env.get("USERNAME") or "unknown"
 
     if path is not None and has_secret and _readable_by_others(path):

@@ -143,7 +143,7 @@ class CostLimiter:
             # Jitter keeps threads that were refused together from waking together.
             # Long waits are taken in slices: an answer meanwhile may teach us a
             # bigger bucket or a faster refill than the cautious defaults.
-            self._sleep(min(wait * (1.0 + 0.1 * self._rng.random()) + 0.001, MAX_LIMITER_SLICE))
+            self._sleep(min(wait * (1.0 + 0.02 * self._rng.random()) + 0.0005, MAX_LIMITER_SLICE))
 
     def settle(self, reserved: float, cost: dict | None) -> None:
         """Account for an answer: its ``extensions.cost`` (None when it had none)."""

@@ -69,3 +69,25 @@ def cli(store_path):
 
 def python_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "ecomsend_cli", *args]
+
+
+@pytest.fixture
+def sandbox(tmp_path):
+    """Both simulators on 127.0.0.1 with the demo seed, and the config that uses them."""
+    from ecomsend_cli.sandbox import Sandbox
+
+    with Sandbox(tmp_path / "sandbox", "demo") as box:
+        box.config_file = box.write_config()
+        yield box
+
+
+@pytest.fixture
+def sb_cli(sandbox):
+    """The real CLI, in-process, configured for the sandbox (its own store)."""
+
+    def run(*args: str, input: str | None = None, env=None) -> Result:
+        argv = ["--config", str(sandbox.config_file), *args]
+        result = CliRunner().invoke(app, argv, input=input, env=env, catch_exceptions=False)
+        return Result(result.exit_code, result.stdout, result.stderr)
+
+    return run

@@ -99,7 +99,7 @@ def test_store_is_migrated_wal_with_foreign_keys(store_path):
         assert store.schema_version == SCHEMA_VERSION
         assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert store.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
-        names = set(store.db.table_names())
+        names = store.table_names()
     assert {"tiktok_skus", "shopify_variants", "links", "link_history", "orders", "order_items",
             "state", "tokens", "_migrations"} <= names
 

@@ -1,0 +1,184 @@
+"""Benchmark: sync-orders throughput under Shopify's cost budget, and a no-op run.
+
+1. Throughput. The simulators run with a per-call latency and a scaled cost
+   budget (bucket and restore rate). N TikTok orders, all linked, are created
+   by one sync; the ceiling the budget allows is
+   ``max(0, N * cost - bucket) / restore_rate`` seconds, where ``cost`` is the
+   actual cost Shopify charges one orderCreate. Prints orders/s, the fraction
+   of the ceiling reached (target >= 0.85) and the share of calls answered
+   THROTTLED (target <= 1 %).
+2. No-op. A store holding 50,000 synced orders and nothing new on TikTok:
+   `ecomsend sync-orders` as a subprocess; prints the HTTP calls it made
+   (target <= 2) and its time beside `ecomsend --version` (target <= 2x).
+
+    python bench/sync.py [--orders 600] [--latency-ms 50] [--restore 1000] [--bucket 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ecomsend_cli.config import load_config  # noqa: E402
+from ecomsend_cli.sandbox import Sandbox, demo_seed  # noqa: E402
+from ecomsend_cli.shopify import ShopifyClient  # noqa: E402
+from ecomsend_cli.store import Store  # noqa: E402
+from ecomsend_cli.sync import SYNCED, SyncOptions, parse_order, run_sync  # noqa: E402
+from ecomsend_cli.tiktok import TikTokClient  # noqa: E402
+
+TEMPLATE = "580000000000000001"  # a paid order whose SKUs auto-link
+
+
+def clone_orders(seed: dict, count: int, start: int = 0) -> list[dict]:
+    base = next(o for o in seed["tiktok_orders"] if o["id"] == TEMPLATE)
+    now = int(time.time())
+    out = []
+    for i in range(count):
+        order = json.loads(json.dumps(base))
+        order["id"] = f"59{start + i:016d}"
+        order["update_time"] = now - 3600 + i % 3000
+        for n, line in enumerate(order["line_items"]):
+            line["id"] = f"{order['id']}{n:02d}"
+        out.append(order)
+    return out
+
+
+def run_cli(config: Path, *args: str) -> tuple[float, subprocess.CompletedProcess]:
+    start = time.perf_counter()
+    out = subprocess.run([sys.executable, "-m", "ecomsend_cli", "--config", str(config), *args],
+                         capture_output=True, text=True, timeout=600)
+    return time.perf_counter() - start, out
+
+
+def throughput(folder: Path, n: int, latency_ms: int, restore: float, bucket: float, concurrency: int) -> None:
+    seed = demo_seed()
+    for product in seed["shopify_products"]:
+        for variant in product["variants"]:
+            variant["inventory_quantity"] = 10**7
+    orders = clone_orders(seed, n)
+    with Sandbox(folder, None,
+                 shopify_options={"products": seed["shopify_products"], "bucket_size": bucket,
+                                  "restore_rate": restore, "latency_ms": latency_ms},
+                 tiktok_options={"products": seed["tiktok_products"], "orders": orders}) as box:
+        config_path = box.write_config()
+        config = load_config(config_path, env={})
+        config = config.__class__(**{**config.__dict__,
+                                     "sync": config.sync.__class__(**{**config.sync.__dict__,
+                                                                      "concurrency": concurrency})})
+        # Pull once (everything blocks), then link: the timed run only creates.
+        _, out = run_cli(config_path, "sync-orders")
+        _, out = run_cli(config_path, "autolink", "--yes")
+        assert out.returncode == 0, out.stderr
+        # Wait until the bucket is full again, as before any real run.
+        time.sleep(bucket / restore + 0.2)
+        calls_before = len(box.shopify.ops())
+        throttled_before = box.shopify.stats["throttled"]
+        marks: dict[str, float] = {}
+
+        def on_event(kind: str, **_: object) -> None:
+            if kind == "create_started":
+                marks["start"] = time.perf_counter()
+
+        with Store.open(config.store) as store:
+            tiktok = TikTokClient(config.tiktok, store)
+            shopify = ShopifyClient(config.shopify, store)
+            report = run_sync(store, tiktok, shopify, config.sync, SyncOptions(), on_event=on_event)
+            elapsed = time.perf_counter() - marks["start"]
+            tiktok.close()
+            shopify.close()
+        created = report.count(SYNCED)
+        assert created == n, (created, report.as_json()["failed"])
+        creates = box.shopify.ops("orderCreate")
+        cost = actual_order_cost(box)
+        calls = len(box.shopify.ops()) - calls_before
+        throttled = box.shopify.stats["throttled"] - throttled_before
+        ceiling_seconds = max(0.0, n * cost - bucket) / restore
+        rate = n / elapsed
+        ceiling_rate = n / ceiling_seconds if ceiling_seconds else float("inf")
+        fraction = ceiling_seconds / elapsed
+        print(f"throughput: {n} orders in {elapsed:.2f}s = {rate:.1f} orders/s; budget ceiling "
+              f"{ceiling_rate:.1f} orders/s (cost {cost}/order, bucket {bucket:.0f}, restore {restore:.0f}/s, "
+              f"latency {latency_ms} ms, concurrency {concurrency})")
+        print(f"  fraction of ceiling {fraction:.2f} [{'ok' if fraction >= 0.85 else 'MISSED'}: target >= 0.85]; "
+              f"THROTTLED {throttled}/{calls} calls = {100 * throttled / max(calls, 1):.2f}% "
+              f"[{'ok' if throttled <= 0.01 * calls else 'MISSED'}: target <= 1%]; {len(creates)} orderCreate calls")
+
+
+def actual_order_cost(box: Sandbox) -> float:
+    """What Shopify charges one orderCreate: read from the last answer's extensions."""
+    import httpx
+
+    from ecomsend_cli import shopify_documents as docs
+
+    token = box.config_dict()["shopify"]["access_token"]
+    order = {"lineItems": [{"title": "probe", "quantity": 1,
+                            "priceSet": {"shopMoney": {"amount": "1.00", "currencyCode": "USD"}}}],
+             "currency": "USD"}
+    answer = httpx.post(f"{box.shopify.url}/admin/api/2026-07/graphql.json",
+                        headers={"X-Shopify-Access-Token": token},
+                        json={"query": docs.ORDER_CREATE, "variables": {"order": order, "options": {}}},
+                        timeout=30).json()
+    return float(answer["extensions"]["cost"]["actualQueryCost"])
+
+
+def noop(folder: Path, n: int) -> None:
+    seed = demo_seed()
+    with Sandbox(folder, None, shopify_options={"products": seed["shopify_products"]},
+                 tiktok_options={"products": seed["tiktok_products"], "orders": []}) as box:
+        config_path = box.write_config()
+        config = load_config(config_path, env={})
+        template = next(o for o in seed["tiktok_orders"] if o["id"] == TEMPLATE)
+        with Store.open(config.store) as store:
+            batch = []
+            for i in range(n):
+                order = json.loads(json.dumps(template))
+                order["id"] = f"59{i:016d}"
+                batch.append((parse_order(order), SYNCED, "", False))
+                if len(batch) == 5000:
+                    store.record_orders(batch)
+                    batch = []
+            store.record_orders(batch, cursor_key="sync.cursor", cursor=int(time.time()))
+            store.set_state("catalog.refreshed_at", "2999-01-01T00:00:00Z")
+            store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        run_cli(config_path, "sync-orders")  # warm the OS cache
+        before = len(box.shopify.ops()) + len(box.tiktok.ops())
+        runs = []
+        for _ in range(3):
+            seconds, out = run_cli(config_path, "sync-orders")
+            assert out.returncode == 0, out.stderr
+            runs.append(seconds)
+        calls = (len(box.shopify.ops()) + len(box.tiktok.ops()) - before) / 3
+        version = min(run_cli(config_path, "--version")[0] for _ in range(3))
+        best = min(runs)
+        print(f"no-op run over {n:,} synced orders: {calls:.0f} HTTP call(s) "
+              f"[{'ok' if calls <= 2 else 'MISSED'}: target <= 2]; {best:.3f}s vs ecomsend --version "
+              f"{version:.3f}s = {best / version:.2f}x [{'ok' if best <= 2 * version else 'MISSED'}: target <= 2x]")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--orders", type=int, default=600)
+    parser.add_argument("--latency-ms", type=int, default=50)
+    parser.add_argument("--restore", type=float, default=1000.0)
+    parser.add_argument("--bucket", type=float, default=200.0)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--noop-orders", type=int, default=50_000)
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="ecomsend-bench-sync-"))
+    try:
+        throughput(folder / "t", args.orders, args.latency_ms, args.restore, args.bucket, args.concurrency)
+        noop(folder / "n", args.noop_orders)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,183 @@
+"""Crash safety of sync-orders (DESIGN §5.4): SIGKILL at every step, lost answers, index lag.
+
+The simulators run in a process of their own (``ecomsend sandbox serve``), so
+they outlive every killed ``sync-orders``; the test then reruns until a run
+finishes and checks that every order exists exactly once in Shopify, that
+inventory was deducted exactly once, and that the store is intact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from tests.conftest import python_cmd
+
+pytestmark = pytest.mark.slow
+
+
+class Remote:
+    """The sandbox in its own process, driven over its control endpoints."""
+
+    def __init__(self, folder: Path) -> None:
+        self.proc = subprocess.Popen(python_cmd("sandbox", "serve", "--dir", str(folder), "--seed", "demo"),
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        lines = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise AssertionError(self.proc.stderr.read())
+            lines.append(line)
+            if line.startswith("  shop_cipher"):
+                break
+        self.config = yaml.safe_load("".join(lines))
+        self.shopify = httpx.Client(base_url=self.config["shopify"]["shop"], timeout=30)
+        self.tiktok = httpx.Client(base_url=self.config["tiktok"]["api_base_url"], timeout=30)
+        self.store = Path(self.config["store"])
+
+    def write_config(self, path: Path, **sync) -> Path:
+        data = json.loads(json.dumps(self.config))
+        data["sync"] = sync
+        path.write_text(yaml.safe_dump(data))
+        os.chmod(path, 0o600)
+        return path
+
+    def shopify_orders(self) -> list[dict]:
+        return self.shopify.get("/_sandbox/orders").json()["orders"]
+
+    def inventory(self) -> dict[str, int]:
+        variants = self.shopify.get("/_sandbox/inventory").json()["variants"]
+        return {v["variant_id"]: v["inventory_quantity"] for v in variants}
+
+    def add_orders(self, template_id: str, count: int, start: int) -> None:
+        base = self.tiktok.get(f"/_sandbox/orders/{template_id}").json()
+        orders = []
+        for i in range(count):
+            order = json.loads(json.dumps(base))
+            order["id"] = f"57{start + i:016d}"
+            order["update_time"] = int(time.time())
+            for n, line in enumerate(order["line_items"]):
+                line["id"] = f"{order['id']}{n}"
+            orders.append(order)
+        self.tiktok.post("/_sandbox/orders", json={"orders": orders}).raise_for_status()
+
+    def faults(self, **faults) -> None:
+        self.shopify.post("/_sandbox/faults", json=faults).raise_for_status()
+
+    def close(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=20)
+
+
+@pytest.fixture
+def remote(tmp_path):
+    r = Remote(tmp_path / "sb")
+    yield r
+    r.close()
+
+
+def run(config: Path, *args: str, env: dict | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(python_cmd("--config", str(config), *args), capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def run_until_done(config: Path, store: Path, *, wait: float = 0.3, rounds: int = 60) -> None:
+    for _ in range(rounds):
+        out = run(config, "sync-orders", "--json")
+        assert out.returncode in (0, 3), out.stderr
+        with sqlite3.connect(store) as db:
+            open_states = db.execute(
+                "SELECT count(*) FROM orders WHERE state IN ('creating', 'pending')").fetchone()[0]
+        if open_states == 0:
+            return
+        time.sleep(wait)
+    raise AssertionError("sync-orders never finished")
+
+
+def assert_exactly_once(remote: Remote, inventory_before: dict[str, int]) -> int:
+    orders = remote.shopify_orders()
+    counts = Counter(o["source_identifier"] for o in orders)
+    assert counts and max(counts.values()) == 1, [k for k, v in counts.items() if v > 1]
+    with sqlite3.connect(remote.store) as db:
+        synced = {r[0] for r in db.execute("SELECT tiktok_order_id FROM orders WHERE state = 'synced'")}
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert synced == set(counts)
+    taken = Counter()
+    for o in orders:
+        for line in o["lines"]:
+            taken[line["variant_id"]] += line["quantity"]
+    after = remote.inventory()
+    for variant_id, qty in taken.items():
+        assert inventory_before[variant_id] - after[variant_id] == qty, variant_id
+    return len(counts)
+
+
+def prepare(remote: Remote, tmp_path: Path, **sync) -> tuple[Path, dict[str, int]]:
+    config = remote.write_config(tmp_path / "c.yaml", reconcile_wait_seconds=3, concurrency=4, **sync)
+    inventory = remote.inventory()
+    assert run(config, "sync-orders").returncode == 3
+    assert run(config, "autolink", "--yes").returncode == 0
+    assert run(config, "link", "STK-1", "STK-001").returncode == 0
+    return config, inventory
+
+
+def test_sigkill_at_every_step_and_at_random_moments(remote, tmp_path):
+    config, inventory = prepare(remote, tmp_path)
+    serial = 0
+    for step in ("before_mark", "after_mark", "after_answer", "before_commit"):
+        out = run(config, "sync-orders", env={"ECOMSEND_TEST_CRASH_AT": f"{step}:2"})
+        assert out.returncode == -signal.SIGKILL, (step, out.stderr)
+        remote.add_orders("580000000000000001", 3, serial)
+        serial += 3
+    # After the call was sent: Shopify is slow to answer, we die while it works.
+    remote.faults(fail_next=[{"op": "orderCreate", "kind": "latency", "latency_ms": 1500}])
+    proc = subprocess.Popen(python_cmd("--config", str(config), "sync-orders"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with sqlite3.connect(remote.store) as db:
+            if db.execute("SELECT count(*) FROM orders WHERE state = 'creating'").fetchone()[0]:
+                break
+        time.sleep(0.02)
+    time.sleep(0.3)
+    proc.kill()
+    assert proc.wait() == -signal.SIGKILL
+    # Random moments.
+    rnd = random.Random(1234)
+    for _ in range(3):
+        remote.add_orders("580000000000000002", 4, serial)
+        serial += 4
+        proc = subprocess.Popen(python_cmd("--config", str(config), "sync-orders"),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rnd.uniform(0.2, 0.9))
+        proc.kill()
+        proc.wait()
+    time.sleep(1.6)  # let the slow orderCreate above land in Shopify
+    run_until_done(config, remote.store)
+    created = assert_exactly_once(remote, inventory)
+    assert created >= 26
+
+
+def test_lost_responses_under_search_index_lag(remote, tmp_path):
+    config, inventory = prepare(remote, tmp_path)
+    remote.add_orders("580000000000000001", 10, 500)
+    remote.faults(index_lag_seconds=2, lost_response_rate=0.4, seed=7)
+    first = run(config, "sync-orders", "--json")
+    report = json.loads(first.stdout)
+    assert report["unconfirmed"] >= 2  # answers were lost; those orders wait, they are not resent
+    remote.faults(lost_response_rate=0.0)
+    run_until_done(config, remote.store, wait=0.5)
+    created = assert_exactly_once(remote, inventory)
+    assert created >= 25
