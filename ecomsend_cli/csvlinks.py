@@ -196,8 +196,8 @@ def _read_link_csv(data: bytes, name: str) -> LinkCsv:
             if value[:1] == "'":
                 value = unneutralise(value)
             values[k] = value.strip()
-        if not any(values) and not any(c.strip() for c in cells):
-            continue  # a blank row, as spreadsheets leave at the end
+        if not any(values) and not any(unneutralise(c).strip() for c in cells):
+            continue  # a blank row (as spreadsheets leave at the end), once our quoting is undone
         parsed.data_rows += 1
         rows.append(CsvRow(line, *values))
     return parsed

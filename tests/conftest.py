@@ -8,9 +8,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 from typer.testing import CliRunner
 
 from ecomsend_cli.cli import app
+
+# Property tests draw the same examples on every run (CI must not turn red on a
+# new random draw); `pytest --hypothesis-profile=explore` draws fresh ones, many more.
+settings.register_profile("ecomsend", derandomize=True, database=None)
+settings.register_profile("explore", max_examples=2000, deadline=None)
+settings.load_profile("ecomsend")
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO.parent / "shared" / "fixtures"
