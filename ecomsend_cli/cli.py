@@ -255,10 +255,10 @@ def list_unlinked(
     s = session()
     s.ensure_catalog()
     rows = s.store.sku_rows(include_linked=all_)
-    suggestions = [classify(r.seller_sku, r.candidates) for r in rows]
     if as_json:
-        s.out.json([_sku_row_json(r, sg) for r, sg in zip(rows, suggestions, strict=True)])
+        s.out.json_array(_sku_row_json(r, classify(r.seller_sku, r.candidates)) for r in rows)
         return
+    suggestions = [classify(r.seller_sku, r.candidates) for r in rows]
     matched = [sg.shopify_variant_id for sg in suggestions if sg.status == MATCH]
     linked = [r.link_variant_id for r in rows if r.link_variant_id]
     variants = s.store.variants(matched + linked)
