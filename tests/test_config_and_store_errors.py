@@ -167,3 +167,29 @@ def test_unknown_key_error_names_the_file(tmp_path):
     with pytest.raises(ConfigError) as exc:
         load_config(cfg, env={})
     assert str(cfg) in str(exc.value) and "tiktok.app_sekret" in str(exc.value)
+
+
+def test_full_catalog_replace_is_all_or_nothing_and_keeps_indexes(store_path):
+    from tests.factory import variant
+
+    def indexes(store):
+        return {r[1] for r in store.conn.execute("PRAGMA index_list(shopify_variants)")}
+
+    with Store.open(store_path) as store:
+        store.replace_variants([variant(1, "A"), variant(2, "B")])
+        before = indexes(store)
+        assert {"idx_shopify_variants_key", "idx_shopify_variants_product"} <= before
+
+        def broken():
+            yield variant(3, "C")
+            raise RuntimeError("the download broke halfway")
+
+        with pytest.raises(RuntimeError):
+            store.replace_variants(broken())
+        assert [v.sku for v in store.iter_variants()] == ["A", "B"]
+        assert indexes(store) == before
+        store.replace_variants([variant(4, "D")])
+        assert indexes(store) == before
+        plan = " ".join(r[3] for r in store.conn.execute(
+            "EXPLAIN QUERY PLAN SELECT * FROM shopify_variants WHERE sku_key = 'd'"))
+        assert "idx_shopify_variants_key" in plan
