@@ -7,7 +7,9 @@ write is one transaction with a history row per change.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from .errors import AmbiguousError, LinkExistsError, NotFoundError
 from .matching import AutolinkPlan, feed_links, plan_autolink
@@ -20,19 +22,14 @@ def resolve_tiktok(store: Store, arg: str) -> TikTokSku:
     sku = store.tiktok_sku(arg.strip())
     if sku is not None:
         return sku
-    matches = store.tiktok_skus_by_seller_sku(arg)
-    if len(matches) == 1:
-        return matches[0]
-    if not matches:
-        raise NotFoundError(
+    return _exactly_one(
+        store.tiktok_skus_by_seller_sku(arg),
+        missing=NotFoundError(
             f"no TikTok SKU with id or seller SKU {arg!r} in pulled orders",
             hint="see `ecomsend list-unlinked --all` for known SKUs",
-        )
-    listing = ", ".join(f"{s.sku_id} ({s.product_title} / {s.sku_name})" for s in matches[:10])
-    raise AmbiguousError(
-        f"seller SKU {arg!r} names {len(matches)} TikTok SKUs: {listing}",
-        [s.sku_id for s in matches],
-        hint="give the sku_id instead",
+        ),
+        what=f"seller SKU {arg!r}", kind="TikTok SKUs", hint="give the sku_id instead",
+        describe=lambda s: (s.sku_id, f"{s.product_title} / {s.sku_name}"),
     )
 
 
@@ -49,20 +46,28 @@ def resolve_shopify(store: Store, arg: str) -> Variant:
                 f"no Shopify variant {gid} in the catalog cache",
                 hint="check the id, or run `ecomsend catalog refresh`",
             )
-    matches = store.variants_by_sku(text)
+    return _exactly_one(
+        store.variants_by_sku(text),
+        missing=NotFoundError(
+            f"no Shopify variant with id or SKU {arg!r} in the catalog cache",
+            hint="check the SKU, or run `ecomsend catalog refresh`",
+        ),
+        what=f"Shopify SKU {arg!r}", kind="variants", hint="give the variant id instead",
+        describe=lambda v: (v.variant_id, f"{v.product_title} / {v.variant_title}"),
+    )
+
+
+def _exactly_one(matches: list, *, missing: NotFoundError, what: str, kind: str, hint: str,
+                 describe: Callable[[Any], tuple[str, str]]) -> Any:
+    """The one match; else ``missing``, or AmbiguousError listing the candidates (DESIGN §3)."""
     if len(matches) == 1:
         return matches[0]
     if not matches:
-        raise NotFoundError(
-            f"no Shopify variant with id or SKU {arg!r} in the catalog cache",
-            hint="check the SKU, or run `ecomsend catalog refresh`",
-        )
-    listing = ", ".join(f"{v.variant_id} ({v.product_title} / {v.variant_title})" for v in matches[:10])
-    raise AmbiguousError(
-        f"Shopify SKU {arg!r} names {len(matches)} variants: {listing}",
-        [v.variant_id for v in matches],
-        hint="give the variant id instead",
-    )
+        raise missing
+    described = [describe(m) for m in matches]
+    listing = ", ".join(f"{key} ({label})" for key, label in described[:10])
+    raise AmbiguousError(f"{what} names {len(matches)} {kind}: {listing}",
+                         [key for key, _ in described], hint=hint)
 
 
 @dataclass

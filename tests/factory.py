@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 from itertools import count
 
 from ecomsend_cli.models import OrderItem, PulledOrder, TikTokSku, Variant
+from ecomsend_cli.store import Store
 
 _ids = count(1000)
 
@@ -35,3 +37,18 @@ def order(order_id: str, skus: list[TikTokSku], status: str = "AWAITING_SHIPMENT
         items=tuple(OrderItem(s.sku_id, 1, "10.00", s.product_title) for s in skus),
         skus=tuple(skus),
     )
+
+
+def digest(path) -> str:
+    """The store file's bytes, hashed: equal digests mean nothing was written."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def links_of(path) -> dict[str, tuple[str, str]]:
+    with Store.open(path) as store:
+        return {x.tiktok_sku_id: (x.shopify_variant_id, x.source) for x in store.links()}
+
+
+def history_of(path):
+    with Store.open(path) as store:
+        return store.history()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import codecs
 import csv
-import hashlib
 import io
 import json
 
@@ -13,7 +12,7 @@ import pytest
 from ecomsend_cli.csvlinks import COLUMNS, neutralise, unneutralise, write_csv
 from ecomsend_cli.store import LinkChange, Store
 from tests.conftest import fixture_path
-from tests.factory import order, sku, variant
+from tests.factory import digest, history_of, links_of, order, sku, variant
 from tests.terminal import Terminal
 
 V = "gid://shopify/ProductVariant/"
@@ -50,20 +49,6 @@ def shop(store_path):
         store.record_order(order("o2", skus[4:]), state="blocked")
         store.apply_links([LinkChange(T7, V + "106")], source="manual", actor="alice")
     return store_path
-
-
-def digest(path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def links_of(path) -> dict[str, tuple[str, str]]:
-    with Store.open(path) as store:
-        return {x.tiktok_sku_id: (x.shopify_variant_id, x.source) for x in store.links()}
-
-
-def history_of(path):
-    with Store.open(path) as store:
-        return store.history()
 
 
 def put(tmp_path, text: str | bytes, name: str = "links.csv", encoding: str = "utf-8"):

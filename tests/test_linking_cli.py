@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 
@@ -12,7 +11,7 @@ import pytest
 from ecomsend_cli.errors import StoreError
 from ecomsend_cli.linking import apply_autolink, propose_autolink
 from ecomsend_cli.store import LinkChange, Store
-from tests.factory import order, sku, variant
+from tests.factory import digest, history_of, links_of, order, sku, variant
 
 V = "gid://shopify/ProductVariant/"
 
@@ -47,20 +46,6 @@ def world(store_path):
         store.record_order(order("o3", [skus["t5"], skus["t6"], skus["t7"], skus["t8"]]), state="blocked")
         store.apply_links([LinkChange("t7", V + "101")], source="manual", actor="alice")
     return store_path
-
-
-def digest(path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def links_of(path) -> dict[str, tuple[str, str]]:
-    with Store.open(path) as store:
-        return {x.tiktok_sku_id: (x.shopify_variant_id, x.source) for x in store.links()}
-
-
-def history_of(path):
-    with Store.open(path) as store:
-        return store.history()
 
 
 # --- list-unlinked -------------------------------------------------------------------
