@@ -11,7 +11,8 @@ from tests.conftest import python_cmd
 
 COMMANDS = [
     ["list-unlinked"], ["autolink"], ["link"], ["unlink"], ["history"], ["links"],
-    ["links", "export"], ["config", "show"],
+    ["links", "export"], ["config", "show"], ["sync-orders"], ["orders"], ["catalog", "refresh"],
+    ["doctor"], ["demo"], ["sandbox", "serve"],
 ]
 
 

@@ -125,7 +125,7 @@ def assert_exactly_once(remote: Remote, inventory_before: dict[str, int]) -> int
 
 
 def prepare(remote: Remote, tmp_path: Path, **sync) -> tuple[Path, dict[str, int]]:
-    config = remote.write_config(tmp_path / "c.yaml", reconcile_wait_seconds=3, concurrency=4, **sync)
+    config = remote.write_config(tmp_path / "c.yaml", reconcile_wait_seconds=4, concurrency=4, **sync)
     inventory = remote.inventory()
     assert run(config, "sync-orders").returncode == 3
     assert run(config, "autolink", "--yes").returncode == 0
@@ -173,7 +173,7 @@ def test_sigkill_at_every_step_and_at_random_moments(remote, tmp_path):
 def test_lost_responses_under_search_index_lag(remote, tmp_path):
     config, inventory = prepare(remote, tmp_path)
     remote.add_orders("580000000000000001", 10, 500)
-    remote.faults(index_lag_seconds=2, lost_response_rate=0.4, seed=7)
+    remote.faults(index_lag_seconds=3, lost_response_rate=0.4, seed=7)
     first = run(config, "sync-orders", "--json")
     report = json.loads(first.stdout)
     assert report["unconfirmed"] >= 2  # answers were lost; those orders wait, they are not resent
