@@ -211,9 +211,10 @@ def test_pagination_across_many_pages(tmp_path):
 
 
 def test_throttled_burst_from_several_threads_ends_with_every_read_done(tmp_path):
-    # A small bucket that refills fast: the first burst overdraws it (the client
-    # does not know the bucket yet), later calls wait for it instead.
-    with ShopifySimulator(tmp_path / "s.db", products=catalog(20), bucket_size=400, restore_rate=10_000) as sim:
+    # A bucket that holds one page query (182 points) and refills fast: the first
+    # burst of six overdraws it for certain (the client does not know the bucket
+    # yet), later calls wait for it instead.
+    with ShopifySimulator(tmp_path / "s.db", products=catalog(20), bucket_size=200, restore_rate=5_000) as sim:
         client = client_for(sim)
         results: list[int] = []
         failures: list[BaseException] = []
@@ -234,7 +235,7 @@ def test_throttled_burst_from_several_threads_ends_with_every_read_done(tmp_path
     assert failures == []
     assert results == [60] * 24
     assert throttled >= 1  # the burst really was throttled, and retried to the end
-    assert client.limiter.maximum == 400
+    assert client.limiter.maximum == 200
 
 
 def test_bulk_operation_catalog_equals_paged_catalog(tmp_path):
