@@ -193,3 +193,13 @@ def test_full_catalog_replace_is_all_or_nothing_and_keeps_indexes(store_path):
         plan = " ".join(r[3] for r in store.conn.execute(
             "EXPLAIN QUERY PLAN SELECT * FROM shopify_variants WHERE sku_key = 'd'"))
         assert "idx_shopify_variants_key" in plan
+
+
+def test_a_new_store_is_private_because_it_keeps_tokens(store_path):
+    import stat
+
+    with Store.open(store_path) as store:
+        store.save_token("tiktok", {"access_token": "x"})
+        for path in (store_path, store_path.with_name(store_path.name + "-wal")):
+            if path.exists():
+                assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
