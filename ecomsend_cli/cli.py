@@ -10,7 +10,7 @@ inside the commands that need them, so ``ecomsend --help`` stays fast.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -566,21 +566,22 @@ def _link_from_csv(
             return
         limit = 200 if (s.out.err if to_stderr else s.out.out).is_terminal else len(rows)
         describe_csv_plan(store, plan, (p for p, _ in rows[:limit]))
-        table = []
-        for p, action in rows[:limit]:
-            sku = plan.skus.get(p.tiktok_sku_id)
-            v = plan.variants.get(p.shopify_variant_id)
-            old = plan.variants.get(p.old) if p.old else None
-            table.append([
-                p.line, action, p.tiktok_sku_id, sku.seller_sku if sku else "",
-                f"{sku.product_title} / {sku.sku_name}" if sku else "",
-                p.shopify_variant_id, v.sku if v else "", _variant_label(v) or "not in catalog",
-                f"{p.old} ({_variant_label(old) or 'not in catalog'})" if p.old else "",
-            ])
+        def table() -> Iterator[list]:  # a generator: piped, 100k rows stream out
+            for p, action in rows[:limit]:
+                sku = plan.skus.get(p.tiktok_sku_id)
+                v = plan.variants.get(p.shopify_variant_id)
+                old = plan.variants.get(p.old) if p.old else None
+                yield [
+                    p.line, action, p.tiktok_sku_id, sku.seller_sku if sku else "",
+                    f"{sku.product_title} / {sku.sku_name}" if sku else "",
+                    p.shopify_variant_id, v.sku if v else "", _variant_label(v) or "not in catalog",
+                    f"{p.old} ({_variant_label(old) or 'not in catalog'})" if p.old else "",
+                ]
+
         s.out.table(
             ["Line", "Action", "TikTok SKU id", "Seller SKU", "TikTok product", "Shopify variant",
              "Shopify SKU", "Shopify product", "Replaces"],
-            table, title=f"{name}: {summary()}", to_stderr=to_stderr,
+            table(), title=f"{name}: {summary()}", to_stderr=to_stderr,
         )
         if len(rows) > limit:
             s.out.info(f"… and {len(rows) - limit} more row(s); --json lists them all.")

@@ -85,18 +85,22 @@ class Output:
     def table(
         self,
         columns: Sequence[str],
-        rows: Sequence[Sequence[Any]],
+        rows: Iterable[Sequence[Any]],
         *,
         title: str | None = None,
         to_stderr: bool = False,
     ) -> None:
-        """A Rich table on a terminal; tab-separated lines with a header row when piped."""
+        """A Rich table on a terminal; tab-separated lines with a header row when piped.
+
+        Piped, rows are written as they come, so a generator of 100,000s of rows
+        never sits in memory.
+        """
         console = self.err if to_stderr else self.out
         if not console.is_terminal:
             stream = sys.stderr if to_stderr else sys.stdout
-            lines = ["\t".join(columns)]
-            lines += ["\t".join(_plain(c) for c in row) for row in rows]
-            stream.write("\n".join(lines) + "\n")
+            stream.write("\t".join(columns) + "\n")
+            for row in rows:
+                stream.write("\t".join(_plain(c) for c in row) + "\n")
             stream.flush()
             return
         plain = console.no_color
