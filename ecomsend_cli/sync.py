@@ -503,6 +503,7 @@ class Syncer:
             ready = ready[: self.options.limit]
         if not ready:
             return
+        create = self.shopify.order_create  # builds a lazy client now, before any order is marked
         self.on_event("create_started", total=len(ready))
         pool = ThreadPoolExecutor(max_workers=max(1, self.config.concurrency),
                                   thread_name_prefix="orderCreate")
@@ -516,7 +517,7 @@ class Syncer:
                     self._checkpoint("before_mark")
                     self.store.set_order_state(row.tiktok_order_id, CREATING, attempt=True)
                     self._checkpoint("after_mark")
-                    future = pool.submit(self.shopify.order_create, order_input,
+                    future = pool.submit(create, order_input,
                                          inventory_behaviour=self.config.inventory_behaviour)
                     in_flight[future] = row
                 done, _ = wait(in_flight, return_when=FIRST_COMPLETED)

@@ -337,3 +337,20 @@ def test_progress_bar_on_a_terminal_and_plain_lines_otherwise(sandbox, sb_cli):
     assert "pulled 26 order(s) from TikTok" not in term.screen  # no log lines on a terminal
     r = sb_cli("sync-orders")  # piped: plain, timestamped log lines
     assert "order(s) from TikTok" in r.stderr and "━" not in r.stderr
+
+
+def test_missing_shopify_config_fails_before_any_order_is_marked(sandbox, sb_cli, tmp_path):
+    import os
+
+    import yaml
+
+    sync(sb_cli)
+    link_everything(sb_cli)
+    data = yaml.safe_load(sandbox.config_file.read_text())
+    del data["shopify"]
+    path = tmp_path / "tiktok-only.yaml"
+    path.write_text(yaml.safe_dump(data))
+    os.chmod(path, 0o600)
+    r = sb_cli("--config", str(path), "sync-orders")
+    assert r.exit_code == 1 and "Shopify is not configured" in r.stderr
+    assert "creating" not in store_states(sandbox).values()
