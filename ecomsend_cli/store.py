@@ -537,17 +537,10 @@ class Store:
 
     def variants(self, variant_ids: Iterable[str]) -> dict[str, Variant]:
         """The cached variants among ``variant_ids``, by id."""
-        out: dict[str, Variant] = {}
-        ids = list(dict.fromkeys(variant_ids))
-        for start in range(0, len(ids), 500):
-            chunk = ids[start:start + 500]
-            marks = ",".join("?" * len(chunk))
-            for row in self.conn.execute(
-                f"SELECT {self._VARIANT_COLS} FROM shopify_variants WHERE variant_id IN ({marks})",
-                chunk,
-            ):
-                out[row[0]] = self._variant(row)
-        return out
+        return {row[0]: self._variant(row) for row in self._select_in(
+            f"SELECT {self._VARIANT_COLS} FROM shopify_variants WHERE variant_id IN ({{marks}})",
+            dict.fromkeys(variant_ids),
+        )}
 
     def variants_by_sku(self, code: str) -> list[Variant]:
         """Variants whose SKU equals ``code`` after normalisation (§4.1)."""
@@ -837,17 +830,11 @@ class Store:
 
     def order_states(self, order_ids: Sequence[str]) -> dict[str, tuple[str, str | None, str | None]]:
         """``{id: (state, shopify_order_id, shopify_order_name)}`` for the known ones."""
-        out: dict[str, tuple[str, str | None, str | None]] = {}
-        for start in range(0, len(order_ids), 500):
-            chunk = list(order_ids[start:start + 500])
-            marks = ",".join("?" * len(chunk))
-            for row in self.conn.execute(
-                "SELECT tiktok_order_id, state, shopify_order_id, shopify_order_name FROM orders "
-                f"WHERE tiktok_order_id IN ({marks})",
-                chunk,
-            ):
-                out[row[0]] = (row[1], row[2], row[3])
-        return out
+        return {row[0]: row[1:] for row in self._select_in(
+            "SELECT tiktok_order_id, state, shopify_order_id, shopify_order_name FROM orders "
+            "WHERE tiktok_order_id IN ({marks})",
+            order_ids,
+        )}
 
     def set_order_state(
         self,
@@ -899,15 +886,12 @@ class Store:
             params.append(limit)
         rows = self.conn.execute(sql, params).fetchall()
         items: dict[str, list[OrderItem]] = {}
-        order_ids = [r[0] for r in rows]
-        for start in range(0, len(order_ids), 500):
-            chunk = order_ids[start:start + 500]
-            for oid, sku_id, qty, price, title in self.conn.execute(
-                "SELECT tiktok_order_id, sku_id, quantity, unit_price, title FROM order_items "
-                f"WHERE tiktok_order_id IN ({','.join('?' * len(chunk))}) ORDER BY position",
-                chunk,
-            ):
-                items.setdefault(oid, []).append(OrderItem(sku_id, qty, price, title))
+        for oid, sku_id, qty, price, title in self._select_in(
+            "SELECT tiktok_order_id, sku_id, quantity, unit_price, title FROM order_items "
+            "WHERE tiktok_order_id IN ({marks}) ORDER BY position",
+            [r[0] for r in rows],
+        ):
+            items.setdefault(oid, []).append(OrderItem(sku_id, qty, price, title))
         return [
             OrderRow(*r[:9], bool(r[9]), json.loads(r[10]), tuple(items.get(r[0], ())))
             for r in rows
@@ -918,16 +902,10 @@ class Store:
         return dict(self.conn.execute("SELECT tiktok_sku_id, shopify_variant_id FROM links"))
 
     def tiktok_skus(self, sku_ids: Iterable[str]) -> dict[str, TikTokSku]:
-        out: dict[str, TikTokSku] = {}
-        ids = list(dict.fromkeys(sku_ids))
-        for start in range(0, len(ids), 500):
-            chunk = ids[start:start + 500]
-            for row in self.conn.execute(
-                f"SELECT {self._SKU_COLS} FROM tiktok_skus WHERE sku_id IN ({','.join('?' * len(chunk))})",
-                chunk,
-            ):
-                out[row[0]] = self._sku(row)
-        return out
+        return {row[0]: self._sku(row) for row in self._select_in(
+            f"SELECT {self._SKU_COLS} FROM tiktok_skus WHERE sku_id IN ({{marks}})",
+            dict.fromkeys(sku_ids),
+        )}
 
     def order_counts(self) -> dict[str, int]:
         return dict(self.conn.execute("SELECT state, count(*) FROM orders GROUP BY state"))
@@ -954,13 +932,12 @@ class Store:
                 "UPDATE tiktok_skus SET product_checked_at = ? WHERE product_id = ?", (now, product_id)
             )
 
-    # -- batched reads for bulk imports (csvlinks) ------------------------------------
+    # -- batched reads (IN-lists in chunks; the bulk import reads 100,000s of ids) --
 
     def _select_in(self, sql: str, values: Iterable[str]) -> Iterator[tuple]:
         """Rows of ``sql`` (with one ``{marks}`` placeholder list) for every chunk of ``values``."""
         for chunk in _chunks(values):
             yield from self.conn.execute(sql.format(marks=",".join("?" * len(chunk))), chunk)
-
 
     def _pairs(self, table: str, id_col: str, value_col: str, ids: set[str]) -> dict[str, Any]:
         """``{id: value}`` for the ``ids`` present in ``table``.
@@ -988,16 +965,13 @@ class Store:
         """``{sku_id: raw seller SKU}`` for the known TikTok SKUs among ``sku_ids``."""
         return self._pairs("tiktok_skus", "sku_id", "seller_sku", sku_ids)
 
-
     def variant_skus_of(self, variant_ids: set[str]) -> dict[str, str]:
         """``{variant GID: raw SKU}`` for the cached variants among ``variant_ids``."""
         return self._pairs("shopify_variants", "variant_id", "sku", variant_ids)
 
-
     def links_of(self, sku_ids: set[str]) -> dict[str, str]:
         """``{tiktok_sku_id: shopify_variant_id}`` for the linked SKUs among ``sku_ids``."""
         return self._pairs("links", "tiktok_sku_id", "shopify_variant_id", sku_ids)
-
 
     def tiktok_skus_by_seller_keys(self, keys: Iterable[str]) -> dict[str, list[SkuInfo]]:
         """TikTok SKUs whose normalised seller SKU is one of ``keys``, grouped by key."""
@@ -1010,7 +984,6 @@ class Store:
             out.setdefault(row[0], []).append(SkuInfo(*row[1:]))
         return out
 
-
     def variants_by_sku_keys(self, keys: Iterable[str]) -> dict[str, list[VariantInfo]]:
         """Cached variants whose normalised SKU is one of ``keys``, grouped by key."""
         out: dict[str, list[VariantInfo]] = {}
@@ -1022,14 +995,12 @@ class Store:
             out.setdefault(row[0], []).append(VariantInfo(*row[1:]))
         return out
 
-
     def sku_infos(self, sku_ids: Iterable[str]) -> dict[str, SkuInfo]:
         """Display details of the TikTok SKUs among ``sku_ids``."""
         return {row[0]: SkuInfo(*row) for row in self._select_in(
             "SELECT sku_id, seller_sku, product_title, sku_name FROM tiktok_skus WHERE sku_id IN ({marks})",
             sku_ids,
         )}
-
 
     def variant_infos(self, variant_ids: Iterable[str]) -> dict[str, VariantInfo]:
         """Display details of the cached variants among ``variant_ids``."""
@@ -1038,7 +1009,6 @@ class Store:
             "WHERE variant_id IN ({marks})",
             variant_ids,
         )}
-
 
     def zero_padded_codes(self, *, tiktok: bool) -> list[tuple[str, str]]:
         """``(key, raw code)`` of codes whose key starts with "0" (an index range, not a scan)."""
