@@ -10,6 +10,7 @@ inside the commands that need them, so ``ecomsend --help`` stays fast.
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -266,7 +267,7 @@ def list_unlinked(
         from .csvlinks import write_csv
 
         write_csv(
-            _stdout_text(),
+            sys.stdout,
             (
                 _csv_row(r.sku, r.link, variants, _suggestion_text(sg, variants))
                 for r, sg in zip(rows, suggestions, strict=True)
@@ -328,12 +329,6 @@ def _csv_row(sku: Any, link: Any, variants: dict[str, Any], suggestion: str) -> 
         "sku_name": sku.sku_name,
         "suggestion": suggestion,
     }
-
-
-def _stdout_text() -> Any:
-    import sys
-
-    return sys.stdout
 
 
 # --- autolink ------------------------------------------------------------------------
@@ -521,8 +516,6 @@ def _link_from_csv(
     yes: bool, as_json: bool, skip_invalid: bool,
 ) -> None:
     """`link --csv` (DESIGN §6): check the whole file, show or confirm the plan, write it at once."""
-    import sys
-
     from .csvlinks import apply_csv_plan, describe_csv_plan, plan_link_csv, read_link_csv
     from .errors import InputError, LinkExistsError
 
@@ -726,21 +719,18 @@ def _links_list(as_json: bool) -> None:
         s.out.info("No links yet. Start with `ecomsend autolink --dry-run`.")
         return
     variants = s.store.variants(x.shopify_variant_id for x in links)
+    skus = s.store.tiktok_skus(x.tiktok_sku_id for x in links)
+
+    def row(x: Any) -> list:
+        v = variants.get(x.shopify_variant_id)
+        return [x.tiktok_sku_id, skus[x.tiktok_sku_id].seller_sku, x.shopify_variant_id,
+                v.sku if v else "", _variant_label(v), x.source, x.linked_at]
+
     s.out.table(
         ["TikTok SKU id", "Seller SKU", "Shopify variant", "Shopify SKU", "Product", "Source",
          "Linked at"],
-        [
-            [x.tiktok_sku_id, (s.store.tiktok_sku(x.tiktok_sku_id) or _Blank).seller_sku,
-             x.shopify_variant_id, (variants.get(x.shopify_variant_id) or _Blank).sku,
-             _variant_label(variants.get(x.shopify_variant_id)), x.source, x.linked_at]
-            for x in links
-        ],
+        (row(x) for x in links),
     )
-
-
-class _Blank:
-    seller_sku = ""
-    sku = ""
 
 
 @command(links_app, "export")
@@ -759,11 +749,10 @@ def links_export(
     store = s.store
     links = store.links()
     variants = store.variants(x.shopify_variant_id for x in links)
-    rows = (
-        _csv_row(store.tiktok_sku(x.tiktok_sku_id), x, variants, x.source) for x in links
-    )
+    skus = store.tiktok_skus(x.tiktok_sku_id for x in links)  # one batched read, not one per link
+    rows = (_csv_row(skus[x.tiktok_sku_id], x, variants, x.source) for x in links)
     if output is None:
-        write_csv(_stdout_text(), rows)
+        write_csv(sys.stdout, rows)
         return
     with open(output, "w", encoding="utf-8", newline="") as fh:
         n = write_csv(fh, rows)
@@ -1161,8 +1150,6 @@ def sandbox_serve(
     out = session().out
 
     def ready(config_yaml: str) -> None:
-        import sys
-
         sys.stdout.write(config_yaml)
         sys.stdout.flush()
         out.info(f"Sandbox running; config written to {folder / 'ecomsend.yaml'}. Ctrl-C stops it.")
@@ -1195,7 +1182,5 @@ def main() -> None:
     try:
         app()
     except EcomsendError as exc:  # raised outside a command (should not happen)
-        import sys
-
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(EXIT_ERROR) from None

@@ -410,14 +410,13 @@ class Syncer:
 
     def _apply_feed_links(self) -> None:
         """Link SKUs published from Shopify (§4.2): read each new product's detail once."""
-        from .errors import ApiError as _ApiError
         from .linking import apply_feed_links, propose_feed_links
         from .models import variant_gid
 
         for product_id in self.store.unchecked_products():
             try:
                 detail = self.tiktok.get_product(product_id)
-            except _ApiError as exc:  # a deleted product must not stop the sync
+            except ApiError as exc:  # a deleted product must not stop the sync
                 self.on_event("product_unreadable", product_id=product_id, reason=str(exc))
                 continue
             self.store.record_product_detail(product_id, {
