@@ -618,12 +618,9 @@ class _Planner:
         if len(candidates) == 1:
             return candidates[0].sku_id
         if candidates:
-            listing = ", ".join(f"{s.sku_id} ({s.product_title} / {s.sku_name})" for s in candidates[:5])
-            more = f" and {len(candidates) - 5} more" if len(candidates) > 5 else ""
-            self.problem(line, (
-                f"TikTok seller SKU {row.tiktok_seller_sku!r} names {len(candidates)} TikTok SKUs: "
-                f"{listing}{more} — give {TIKTOK_ID} instead"
-            ))
+            self.problem(line, _ambiguous(
+                f"TikTok seller SKU {row.tiktok_seller_sku!r}", "TikTok SKUs", TIKTOK_ID,
+                [f"{s.sku_id} ({s.product_title} / {s.sku_name})" for s in candidates]))
             return None
         self.problem(line, self._unknown_code("TikTok seller SKU", row.tiktok_seller_sku, seller_key,
                                               TIKTOK_SKU, "in no pulled order", _UNKNOWN_TIKTOK_HINT))
@@ -654,12 +651,8 @@ class _Planner:
         if len(candidates) == 1:
             return candidates[0].variant_id
         if candidates:
-            listing = ", ".join(f"{v.variant_id} ({_label(v)})" for v in candidates[:5])
-            more = f" and {len(candidates) - 5} more" if len(candidates) > 5 else ""
-            self.problem(line, (
-                f"Shopify SKU {row.shopify_sku!r} names {len(candidates)} variants: "
-                f"{listing}{more} — give {SHOPIFY_ID} instead"
-            ))
+            self.problem(line, _ambiguous(f"Shopify SKU {row.shopify_sku!r}", "variants", SHOPIFY_ID,
+                                          [f"{v.variant_id} ({_label(v)})" for v in candidates]))
             return None
         self.problem(line, self._unknown_code("Shopify SKU", row.shopify_sku, shopify_key or "",
                                               SHOPIFY_SKU, "not in the catalog cache",
@@ -688,6 +681,13 @@ class _Planner:
                     table.setdefault(key.lstrip("0") or "0", []).append(raw)
             self._zero_padded[column] = table
         return self._zero_padded[column]
+
+
+def _ambiguous(what: str, kind: str, id_column: str, described: list[str]) -> str:
+    """The problem text for a code naming several items: the first five, and how many more."""
+    more = f" and {len(described) - 5} more" if len(described) > 5 else ""
+    return (f"{what} names {len(described)} {kind}: {', '.join(described[:5])}{more} — "
+            f"give {id_column} instead")
 
 
 def _as_gid(cell: str) -> str | None:
