@@ -117,3 +117,10 @@ def test_order_create_variables_are_accepted_by_the_simulator():
 def test_page_cost_stays_under_shopify_single_query_limit():
     assert docs.PRODUCT_VARIANTS_COST <= 1000
     assert docs.CHANGED_PRODUCTS_COST <= 1000
+
+
+def test_shopify_schema_still_refuses_a_wrong_document(admin_schema):
+    # The published schema is built without judging its own SDL, but documents
+    # are still validated strictly against it.
+    errors = validate(admin_schema, parse("query { shop { noSuchField } orders(first: 1) { nodes { id } } }"))
+    assert [e.message for e in errors] == ["Cannot query field 'noSuchField' on type 'Shop'."]

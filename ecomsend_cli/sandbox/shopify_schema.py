@@ -23,17 +23,26 @@ _BLOCK_STRING = re.compile(r'"""[\s\S]*?"""')
 _LINE_STRING_DESCRIPTION = re.compile(r'^\s*"(?:[^"\\]|\\.)*"\s*$', re.MULTILINE)
 
 
-def build_sdl_schema(sdl: str) -> GraphQLSchema:
-    """A schema from SDL text, descriptions dropped (they do not change validation)."""
+def build_sdl_schema(sdl: str, *, third_party: bool = False) -> GraphQLSchema:
+    """A schema from SDL text, descriptions dropped (they do not change validation).
+
+    ``third_party``: the SDL is someone else's published schema (Shopify's), to
+    validate *our* documents against, not ours to judge. Its own validity is
+    then assumed: Shopify's 2026-07 schema deprecates implementations of
+    interface fields that are not deprecated, which graphql-core 3.3 refuses
+    to build and 3.2 accepted. Documents are still validated strictly against
+    it. Our own simulator SDL is checked in full.
+    """
     text = _BLOCK_STRING.sub("", sdl)
     text = _LINE_STRING_DESCRIPTION.sub("", text)
-    return build_ast_schema(parse(text, no_location=True), assume_valid_sdl=True)
+    return build_ast_schema(parse(text, no_location=True), assume_valid_sdl=third_party,
+                            assume_valid=third_party)
 
 
 @lru_cache(maxsize=4)
 def load_schema_file(path: str | Path) -> GraphQLSchema:
-    """:func:`build_sdl_schema` of a file, cached per path for the life of the process."""
-    return build_sdl_schema(Path(path).read_text(encoding="utf-8"))
+    """A published (third-party) schema file, built once per path for the life of the process."""
+    return build_sdl_schema(Path(path).read_text(encoding="utf-8"), third_party=True)
 
 
 @lru_cache(maxsize=1)
