@@ -31,8 +31,9 @@ from ecomsend_cli.config import load_config  # noqa: E402
 from ecomsend_cli.sandbox import Sandbox, demo_seed  # noqa: E402
 from ecomsend_cli.shopify import ShopifyClient  # noqa: E402
 from ecomsend_cli.store import Store  # noqa: E402
-from ecomsend_cli.sync import SYNCED, SyncOptions, parse_order, run_sync  # noqa: E402
+from ecomsend_cli.sync import SYNCED, SyncOptions, run_sync  # noqa: E402
 from ecomsend_cli.tiktok import TikTokClient  # noqa: E402
+from ecomsend_cli.tiktok_orders import parse_order  # noqa: E402
 
 TEMPLATE = "580000000000000001"  # a paid order whose SKUs auto-link
 

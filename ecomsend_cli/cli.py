@@ -938,14 +938,17 @@ class _SyncProgress:
             self.out.info(f"{stamp} creating {data['total']} Shopify order(s)")
         elif kind == "created":
             self.out.note(f"{stamp} {data['order_id']}: {data['state']}")
+        elif kind == "invalid":
+            self.out.warn(f"{stamp} TikTok order {data['order_id'] or '(no id)'} cannot be used: "
+                          f"{data['reason']}")
 
 
 def _render_sync_report(out: Output, report: Any) -> None:
-    from .sync import BLOCKED, FAILED, SYNCED
+    from .sync import BLOCKED, FAILED, INVALID, SYNCED
 
     rows = [
-        [o.tiktok_order_id, o.state, o.shopify_order_name or o.shopify_order_id or "", o.reason]
-        for o in report.orders.values()
+        [o.tiktok_order_id or "(no id)", o.state, o.shopify_order_name or o.shopify_order_id or "", o.reason]
+        for o in [*report.orders.values(), *report.unidentified]
         if o.state != SYNCED or o.shopify_order_id
     ]
     if rows:
@@ -956,6 +959,10 @@ def _render_sync_report(out: Output, report: Any) -> None:
         f"failed {report.count(FAILED)}, skipped {report.count('skipped')}, "
         f"waiting {report.count('waiting')}"
     )
+    if report.count(INVALID):
+        summary += f", invalid {report.count(INVALID)}"
+    if report.adopted:
+        summary += f", already in Shopify {report.adopted}"
     if report.unconfirmed:
         summary += f", unconfirmed {report.unconfirmed}"
     out.info(summary + ".")
@@ -971,6 +978,12 @@ def _render_sync_report(out: Output, report: Any) -> None:
         out.info("Failed (retried on the next run; fix the cause first):")
         for o in failed[:20]:
             out.info(f"  {o.tiktok_order_id}: {o.reason}")
+    invalid = [o for o in [*report.orders.values(), *report.unidentified] if o.state == INVALID]
+    if invalid:
+        out.info("Invalid (TikTok's data cannot be used; never sent — check the order in TikTok "
+                 "Seller Center; a corrected order is picked up by a later run):")
+        for o in invalid[:20]:
+            out.info(f"  {o.tiktok_order_id or '(no id)'}: {o.reason}")
     if report.unconfirmed:
         out.info(f"{report.unconfirmed} order(s) were sent but not confirmed; the next run looks "
                  "them up in Shopify before anything is created again.")
@@ -983,7 +996,7 @@ def _render_sync_report(out: Output, report: Any) -> None:
 def orders_cmd(
     state: list[str] = typer.Option(
         [], "--state", help="Only orders in this state (repeatable): synced, blocked, failed, "
-        "skipped, waiting, pending, creating.",
+        "skipped, waiting, pending, creating, invalid.",
     ),
     limit: int = typer.Option(0, "--limit", "-n", help="At most N orders (0: all)."),
     as_json: bool = JSON_OPT,
@@ -1086,6 +1099,27 @@ def doctor(as_json: bool = JSON_OPT) -> None:
                 f"{sum(counts.values())} order(s), {store.variant_count()} cached variant(s), "
                 f"catalog refreshed {age}")
 
+    def cursor_check() -> str:
+        import time
+        from datetime import UTC, datetime
+
+        from .errors import StoreError
+        from .sync import CURSOR_KEY
+
+        value = s.store.get_state(CURSOR_KEY)
+        if value is None:
+            return "no orders pulled yet"
+        cursor = int(value) if value.strip().isdigit() else 0
+        shown = datetime.fromtimestamp(cursor, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        ahead = cursor - time.time()
+        if ahead > 300:
+            raise StoreError(
+                f"the sync cursor ({shown}) is ahead of this computer's clock by {ahead / 3600:.1f} h",
+                hint="check the clock (NTP); sync-orders pulls from the clock's time meanwhile, so no "
+                "order is skipped, and the next run sets the cursor right",
+            )
+        return f"orders pulled up to {shown}"
+
     def shopify_check() -> str:
         from .errors import AuthError
 
@@ -1107,6 +1141,8 @@ def doctor(as_json: bool = JSON_OPT) -> None:
     check("config", config_check)
     if checks[-1]["ok"]:
         check("store", store_check)
+        if checks[-1]["ok"]:
+            check("sync cursor", cursor_check)
         check("shopify", shopify_check)
         check("tiktok", tiktok_check)
     ok = all(c["ok"] for c in checks)

@@ -109,3 +109,17 @@ class PulledOrder:
     payload: dict
     items: tuple[OrderItem, ...]
     skus: tuple[TikTokSku, ...]
+
+
+@dataclass(frozen=True)
+class InvalidOrder:
+    """A TikTok order payload that cannot be used (DESIGN §5.1): never sent, reported with ``reason``.
+
+    ``tiktok_order_id`` is None when the payload has no usable id (it is then
+    reported but cannot be stored); ``payload`` is None when it is not an object.
+    """
+
+    tiktok_order_id: str | None
+    reason: str
+    payload: dict | None = None
+    update_time: int | None = None

@@ -15,14 +15,18 @@ Retry policy
 * Writes that are not idempotent (``orderCreate``: Shopify takes no
   idempotency key) are retried only where Shopify certainly did nothing: the
   connection could not be made, the pool had no connection, the answer was
-  ``THROTTLED`` or 429 (both refused before execution). Any failure after the
-  request may have reached Shopify raises
-  :class:`~ecomsend_cli.errors.OutcomeUnknownError`: a read timeout, a dropped
-  connection, a protocol error, an unreadable body, **and any 5xx** — a 500
-  can follow a committed write and a 502/504 comes from a proxy that may have
-  forwarded it, so we cannot tell "not created" from "created, answer lost".
-  The sync engine reconciles by ``sourceIdentifier`` (DESIGN §5.4), which is
-  cheap, whereas a wrong guess would create a second order.
+  401 (the token is renewed), 429 or ``THROTTLED`` (all refused before
+  execution). A well-formed answer whose errors all carry a code Shopify
+  gives before running anything (``ACCESS_DENIED``, ``MAX_COST_EXCEEDED``)
+  is a known refusal. **Everything else** after the request may have reached
+  Shopify raises :class:`~ecomsend_cli.errors.OutcomeUnknownError` (DESIGN
+  §5.4): a timeout, a dropped connection, any other 4xx or 5xx (a 500 can
+  follow a committed write; a 502/504/408 comes from a proxy that may have
+  forwarded it), a body that is not JSON, ``data: null``, errors without a
+  code or not shaped as a list, an answer with neither an order nor
+  well-formed ``userErrors``. The sync engine then looks the order up by
+  ``sourceIdentifier``, which is cheap, whereas a wrong guess would create
+  a second order.
 
 The cost limiter
 ----------------
@@ -79,6 +83,9 @@ MAX_LIMITER_SLICE = 0.25
 _SERVER_FAILURES = frozenset({"INTERNAL_SERVER_ERROR", "TIMEOUT", "SERVICE_UNAVAILABLE"})
 # Failures where the request certainly never reached Shopify.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+# GraphQL error codes Shopify answers before executing anything (a write refused, not done).
+_REFUSED_BEFORE_RUN = frozenset({"THROTTLED", "ACCESS_DENIED", "SHOP_INACTIVE", "MAX_COST_EXCEEDED"})
+_UNKNOWN_HINT = "the next run looks the order up in Shopify before it is ever sent again"
 
 
 @dataclass(frozen=True)
@@ -392,7 +399,7 @@ class ShopifyClient:
                     raise OutcomeUnknownError(
                         f"{op} was sent to Shopify but no answer came back "
                         f"({type(exc).__name__}); it may or may not have taken effect",
-                        hint="the next run looks the order up before creating it again",
+                        hint=_UNKNOWN_HINT,
                     ) from None
                 attempt += 1
                 if attempt > self._max_retries:
@@ -434,7 +441,7 @@ class ShopifyClient:
                     raise OutcomeUnknownError(
                         f"Shopify answered HTTP {status} to {op}; it may or may not have "
                         "taken effect",
-                        hint="the next run looks the order up before creating it again",
+                        hint=_UNKNOWN_HINT,
                         code=status,
                     )
                 attempt += 1
@@ -448,6 +455,12 @@ class ShopifyClient:
                 continue
             if status != 200:
                 self.limiter.settle(reserved, None)
+                if not idempotent:
+                    raise OutcomeUnknownError(
+                        f"Shopify answered HTTP {status} to {op}; it may or may not have taken effect",
+                        hint=_UNKNOWN_HINT,
+                        code=status,
+                    )
                 raise _http_error(status, self.config, op)
 
             body = _json_or_none(response)
@@ -457,7 +470,7 @@ class ShopifyClient:
                     raise OutcomeUnknownError(
                         f"Shopify's answer to {op} could not be read; it may or may not "
                         "have taken effect",
-                        hint="the next run looks the order up before creating it again",
+                        hint=_UNKNOWN_HINT,
                     )
                 attempt += 1
                 if attempt > self._max_retries:
@@ -483,14 +496,13 @@ class ShopifyClient:
                         )
                     # The limiter now holds Shopify's figures; acquire() waits for the refill.
                     continue
-                if not idempotent and (codes & _SERVER_FAILURES or _has_path(errors)):
-                    # An error with a path happened while executing: the write may
-                    # have been done before it. Errors without one (parse,
-                    # validation, variables) mean nothing ran.
+                if not idempotent and not _refused_before_run(body):
+                    # Only errors Shopify gives before running anything prove
+                    # the write was not done; any other error (one with a path,
+                    # one without a code, a string) may follow a committed write.
                     raise OutcomeUnknownError(
-                        f"Shopify reported an error while running {op}; it may or may not "
-                        "have taken effect",
-                        hint="the next run looks the order up before creating it again",
+                        f"Shopify reported an error to {op}; it may or may not have taken effect",
+                        hint=_UNKNOWN_HINT,
                         code=next(iter(codes), None),
                     )
                 if codes & _SERVER_FAILURES:
@@ -501,6 +513,11 @@ class ShopifyClient:
                 raise _graphql_error(errors, codes, op)
             data = body.get("data")
             if not isinstance(data, dict):
+                if not idempotent:
+                    raise OutcomeUnknownError(
+                        f"Shopify's answer to {op} had no data; it may or may not have taken effect",
+                        hint=_UNKNOWN_HINT,
+                    )
                 raise ApiError(f"Shopify's answer to {op} had no data")
             return data
 
@@ -719,29 +736,47 @@ class ShopifyClient:
     # -- orders ---------------------------------------------------------------------------
 
     def orders_by_source_identifier(self, tiktok_order_id: str) -> list[dict]:
-        """Shopify orders whose ``sourceIdentifier`` equals ``tiktok_order_id``.
+        """Shopify orders whose ``sourceIdentifier`` equals ``tiktok_order_id``."""
+        return self.orders_by_source_identifiers([tiktok_order_id])[str(tiktok_order_id)]
 
-        Each is ``{id, name, sourceIdentifier, createdAt}``. Shopify's search
-        index lags order creation by seconds, and hides orders older than 60
-        days without the ``read_all_orders`` scope.
+    def orders_by_source_identifiers(self, tiktok_order_ids: Iterable[str]) -> dict[str, list[dict]]:
+        """``{id: [order, ...]}``: the Shopify orders whose ``sourceIdentifier`` is each id.
+
+        One search for the lot (``source_identifier:"A" OR source_identifier:"B" …``),
+        paged; each order is ``{id, name, sourceIdentifier, createdAt}``, and
+        only exact matches count. Shopify's search index lags order creation
+        by seconds, and hides orders older than 60 days without the
+        ``read_all_orders`` scope.
         """
-        query = f"source_identifier:{_search_quote(str(tiktok_order_id))}"
-        data = self.graphql(
-            docs.ORDERS_BY_SOURCE_IDENTIFIER,
-            {"query": query},
-            cost=docs.ORDERS_BY_SOURCE_IDENTIFIER_COST,
-        )
-        nodes = data["orders"]["nodes"]
-        return [
-            {
-                "id": n["id"],
-                "name": n.get("name"),
-                "sourceIdentifier": n.get("sourceIdentifier"),
-                "createdAt": n.get("createdAt"),
-            }
-            for n in nodes
-            if n.get("sourceIdentifier") == str(tiktok_order_id)
-        ]
+        wanted = {str(i): [] for i in tiktok_order_ids}
+        if not wanted:
+            return {}
+        query = " OR ".join(f"source_identifier:{_search_quote(i)}" for i in wanted)
+        first = min(docs.PAGE_SIZE, max(10, len(wanted)))
+        variables: dict[str, Any] = {"query": query, "first": first, "after": None}
+        while True:
+            data = self.graphql(docs.ORDERS_BY_SOURCE_IDENTIFIER, variables,
+                                cost=docs.orders_by_source_identifier_cost(first))
+            connection = data.get("orders")
+            nodes = connection.get("nodes") if isinstance(connection, dict) else None
+            if not isinstance(nodes, list):
+                raise ApiError("Shopify's answer to the order search had no list of orders",
+                               hint="run again; if it persists, check shopify.api_version")
+            for node in nodes:
+                if not isinstance(node, dict) or not isinstance(node.get("id"), str):
+                    continue
+                source = node.get("sourceIdentifier")
+                if isinstance(source, str) and source in wanted:
+                    wanted[source].append({
+                        "id": node["id"],
+                        "name": node.get("name") if isinstance(node.get("name"), str) else None,
+                        "sourceIdentifier": source,
+                        "createdAt": node.get("createdAt"),
+                    })
+            info = connection.get("pageInfo") or {}
+            if not info.get("hasNextPage") or not isinstance(info.get("endCursor"), str):
+                return wanted
+            variables = {**variables, "after": info["endCursor"]}
 
     def order_create(self, order: dict, *, inventory_behaviour: str) -> OrderCreateResult:
         """Create one order (``OrderCreateOrderInput``). Never resent once it may have arrived.
@@ -761,17 +796,32 @@ class ShopifyClient:
             cost=docs.ORDER_CREATE_COST,
             idempotent=False,
         )
-        payload = data.get("orderCreate") or {}
-        created = payload.get("order") or {}
-        errors = [
-            {"field": e.get("field"), "message": e.get("message", ""), "code": e.get("code")}
-            for e in payload.get("userErrors") or []
-        ]
-        return OrderCreateResult(
-            order_id=created.get("id"), order_name=created.get("name"), user_errors=errors
+        payload = data.get("orderCreate")
+        created = payload.get("order") if isinstance(payload, dict) else None
+        errors = payload.get("userErrors") if isinstance(payload, dict) else None
+        if isinstance(created, dict) and _is_gid(created.get("id"), "Order"):
+            name = created.get("name")
+            return OrderCreateResult(order_id=created["id"], order_name=name if isinstance(name, str) else None)
+        if created is None and isinstance(errors, list) and errors and all(
+            isinstance(e, dict) and isinstance(e.get("message"), str) and e["message"].strip() for e in errors
+        ):
+            return OrderCreateResult(order_id=None, order_name=None, user_errors=[
+                {"field": e.get("field"), "message": e["message"][:500],
+                 "code": e.get("code") if isinstance(e.get("code"), str) else None}
+                for e in errors[:20]
+            ])
+        # Neither an order nor well-formed userErrors: nobody can tell whether it was created.
+        raise OutcomeUnknownError(
+            "Shopify's answer to orderCreate held neither an order nor an explanation; "
+            "it may or may not have been created",
+            hint=_UNKNOWN_HINT,
         )
 
     # -- doctor ---------------------------------------------------------------------------
+
+    def access_scopes(self) -> set[str]:
+        """The access scopes granted to the app on this shop."""
+        return set(self.shop_info()["access_scopes"])
 
     def shop_info(self) -> dict:
         """``{name, myshopify_domain, currency_code, access_scopes: [handle, ...]}``."""
@@ -913,8 +963,36 @@ def _margin(lifetime: Any) -> float:
         return TOKEN_RENEW_MARGIN
 
 
-def _has_path(errors: Any) -> bool:
-    return isinstance(errors, list) and any(isinstance(e, dict) and e.get("path") for e in errors)
+def _refused_before_run(body: dict) -> bool:
+    """Whether an answer with errors proves that nothing was executed (a write not done).
+
+    True when every error carries a code Shopify documents as given before
+    execution (``THROTTLED``, ``ACCESS_DENIED``, ``SHOP_INACTIVE``,
+    ``MAX_COST_EXCEEDED``), or when the answer is what the GraphQL spec
+    prescribes for a request refused before execution: no ``data`` key at
+    all, and a list of errors each with a message and a code and no ``path``.
+    Anything else (``data: null``, an error without a code, errors as a
+    string) may follow a committed write.
+    """
+    errors = body.get("errors")
+    if not isinstance(errors, list) or not errors:
+        return False
+    codes = []
+    for error in errors:
+        if not isinstance(error, dict) or not isinstance(error.get("extensions"), dict):
+            return False
+        code = error["extensions"].get("code")
+        if not isinstance(code, str) or not isinstance(error.get("message"), str):
+            return False
+        codes.append((code, bool(error.get("path"))))
+    if all(code in _REFUSED_BEFORE_RUN for code, _ in codes):
+        return True
+    return "data" not in body and not any(has_path for _, has_path in codes)
+
+
+def _is_gid(value: Any, kind: str) -> bool:
+    prefix = f"gid://shopify/{kind}/"
+    return isinstance(value, str) and value.startswith(prefix) and value[len(prefix):].isdigit()
 
 
 def _graphql_error(errors: Any, codes: set[str], op: str) -> ApiError:

@@ -123,8 +123,9 @@ query BulkOperationStatus($id: ID!) {
 BULK_OPERATION_STATUS_COST = 1
 
 ORDERS_BY_SOURCE_IDENTIFIER = """
-query OrdersBySourceIdentifier($query: String!) {
-  orders(first: 25, query: $query, sortKey: CREATED_AT) {
+query OrdersBySourceIdentifier($query: String!, $first: Int!, $after: String) {
+  orders(first: $first, after: $after, query: $query, sortKey: CREATED_AT) {
+    pageInfo { hasNextPage endCursor }
     nodes {
       id
       name
@@ -134,7 +135,12 @@ query OrdersBySourceIdentifier($query: String!) {
   }
 }
 """
-ORDERS_BY_SOURCE_IDENTIFIER_COST = 2 + 25
+
+
+def orders_by_source_identifier_cost(first: int) -> int:
+    """Requested cost of one page of :data:`ORDERS_BY_SOURCE_IDENTIFIER` (Shopify refunds the unused part)."""
+    return 2 + first
+
 
 ORDER_CREATE = """
 mutation OrderCreate($order: OrderCreateOrderInput!, $options: OrderCreateOptionsInput) {

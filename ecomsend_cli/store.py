@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .errors import StoreError
 from .matching import sku_key
-from .models import Link, OrderItem, PulledOrder, TikTokSku, Variant
+from .models import InvalidOrder, Link, OrderItem, PulledOrder, TikTokSku, Variant
 
 if TYPE_CHECKING:
     import sqlite_utils
@@ -159,11 +159,21 @@ def _m004_drop_links_variant_index(db: sqlite_utils.Database) -> None:
     db.execute("DROP INDEX IF EXISTS idx_links_variant")
 
 
+def _m005_claims(db: sqlite_utils.Database) -> None:
+    # The §5.4 claim: who holds an order in `creating` (a compare-and-set on
+    # claim_id), when by a clock a wall-clock step cannot move (boot id and
+    # CLOCK_BOOTTIME), and how many runs have looked it up in Shopify in vain.
+    for column in ("claim_id TEXT", "claim_boot TEXT", "claim_clock REAL",
+                   "absent_lookups INTEGER NOT NULL DEFAULT 0", "last_lookup_run TEXT"):
+        db.execute(f"ALTER TABLE orders ADD COLUMN {column}")
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_initial", _m001_initial),
     ("002_product_checked", _m002_product_checked),
     ("003_unique_order_sku", _m003_unique_order_sku),
     ("004_drop_links_variant_index", _m004_drop_links_variant_index),
+    ("005_claims", _m005_claims),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -256,10 +266,36 @@ class OrderRow:
     cancelled_after_sync: bool
     payload: dict
     items: tuple[OrderItem, ...]
+    create_time: int | None = None
+    claim_id: str | None = None
+    claim_boot: str | None = None
+    claim_clock: float | None = None
+    absent_lookups: int = 0
+    last_lookup_run: str | None = None
 
     @property
     def state_changed_epoch(self) -> float:
         return datetime.fromisoformat(self.state_changed_at.replace("Z", "+00:00")).timestamp()
+
+
+@dataclass(frozen=True)
+class ClaimStamp:
+    """Who claims an order and when (DESIGN §5.4).
+
+    ``boot`` and ``clock`` come from a clock that a wall-clock step cannot
+    move (the boot id and CLOCK_BOOTTIME on Linux); ``run_id`` names the run.
+    """
+
+    claim_id: str
+    run_id: str
+    boot: str | None
+    clock: float
+
+
+# States an order may be claimed from (pending|blocked|failed -> creating, §5.4).
+CLAIMABLE = ("pending", "blocked", "failed")
+# States a pulled page never overwrites: the order is, or may be, in Shopify.
+_KEPT_STATES = "('creating', 'synced')"
 
 
 @dataclass(frozen=True)
@@ -775,7 +811,10 @@ class Store:
     def record_order(self, order: PulledOrder, *, state: str, reason: str = "") -> None:
         """Insert or refresh a pulled order, its SKUs and its resolved items, in one transaction.
 
-        ``state`` is decided by the caller (the sync rules live in sync.py).
+        ``state`` is decided by the caller (the sync rules live in sync.py),
+        but an order that is or may be in Shopify (``creating``, ``synced``)
+        keeps its state whatever the caller read before: another run may have
+        claimed it since (§5.4).
         """
         now = now_iso()
         with self.transaction() as conn:
@@ -785,11 +824,13 @@ class Store:
                 "update_time, currency, total_amount, payload, first_pulled_at, last_pulled_at, "
                 "state_changed_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) "
                 "ON CONFLICT(tiktok_order_id) DO UPDATE SET tiktok_status = excluded.tiktok_status, "
-                "state = excluded.state, reason = excluded.reason, "
+                f"state = CASE WHEN orders.state IN {_KEPT_STATES} THEN orders.state ELSE excluded.state END, "
+                f"reason = CASE WHEN orders.state IN {_KEPT_STATES} THEN orders.reason ELSE excluded.reason END, "
                 "update_time = excluded.update_time, currency = excluded.currency, "
+                "create_time = excluded.create_time, "
                 "total_amount = excluded.total_amount, payload = excluded.payload, "
                 "last_pulled_at = excluded.last_pulled_at, "
-                "state_changed_at = CASE WHEN orders.state = excluded.state "
+                f"state_changed_at = CASE WHEN orders.state = excluded.state OR orders.state IN {_KEPT_STATES} "
                 "THEN orders.state_changed_at ELSE excluded.state_changed_at END",
                 (order.tiktok_order_id, order.tiktok_status, state, reason, order.create_time,
                  order.update_time, order.currency, order.total_amount, json.dumps(order.payload),
@@ -803,15 +844,47 @@ class Store:
                  for i, it in enumerate(order.items)],
             )
 
+    def record_invalid(self, order: InvalidOrder) -> None:
+        """Keep an unusable order (§5.1) as ``invalid`` with its reason, never to be sent.
+
+        An order already ``creating`` or ``synced`` is left as it is: a broken
+        later version of it changes nothing we did.
+        """
+        if order.tiktok_order_id is None:
+            return
+        payload = json.dumps(order.payload) if order.payload is not None else "null"
+        status = order.payload.get("status") if isinstance(order.payload, dict) else None
+        now = now_iso()
+        with self.transaction() as conn:
+            held = conn.execute("SELECT state FROM orders WHERE tiktok_order_id = ?",
+                                (order.tiktok_order_id,)).fetchone()
+            if held and held[0] in ("creating", "synced"):
+                return
+            conn.execute(
+                "INSERT INTO orders (tiktok_order_id, tiktok_status, state, reason, update_time, "
+                "payload, first_pulled_at, last_pulled_at, state_changed_at) "
+                "VALUES (?,?,'invalid',?,?,?,?,?,?) "
+                "ON CONFLICT(tiktok_order_id) DO UPDATE SET tiktok_status = excluded.tiktok_status, "
+                "state = 'invalid', reason = excluded.reason, payload = excluded.payload, "
+                "last_pulled_at = excluded.last_pulled_at, "
+                "state_changed_at = CASE WHEN orders.state = 'invalid' THEN orders.state_changed_at "
+                "ELSE excluded.state_changed_at END",
+                (order.tiktok_order_id, status if isinstance(status, str) else "", order.reason,
+                 order.update_time, payload, now, now, now),
+            )
+            conn.execute("DELETE FROM order_items WHERE tiktok_order_id = ?", (order.tiktok_order_id,))
+
     def record_orders(
         self,
         decided: Iterable[tuple[PulledOrder, str, str, bool]],
         *,
+        invalid: Iterable[InvalidOrder] = (),
         cursor_key: str | None = None,
         cursor: int | None = None,
     ) -> None:
         """Store a page of pulled orders ``(order, state, reason, cancelled_after_sync)``
-        and move the cursor, all in one transaction: the cursor never runs ahead of the data."""
+        and its unusable ones, and move the cursor, all in one transaction: the
+        cursor never runs ahead of the data."""
         with self.transaction() as conn:
             for order, state, reason, cancelled_after in decided:
                 self.record_order(order, state=state, reason=reason)
@@ -820,6 +893,8 @@ class Store:
                         "UPDATE orders SET cancelled_after_sync = 1 WHERE tiktok_order_id = ?",
                         (order.tiktok_order_id,),
                     )
+            for bad in invalid:
+                self.record_invalid(bad)
             if cursor_key is not None and cursor is not None:
                 conn.execute(
                     "INSERT INTO state (key, value, updated_at) VALUES (?, ?, ?) "
@@ -845,19 +920,158 @@ class Store:
         shopify_order_id: str | None = None,
         shopify_order_name: str | None = None,
         attempt: bool = False,
-    ) -> None:
-        """Move one order to ``state`` and commit at once (the §5.4 marks rely on it)."""
+        unless: Sequence[str] = ("creating", "synced"),
+    ) -> bool:
+        """Move one order to ``state`` and commit at once, unless it is in one of ``unless``.
+
+        The default guard keeps a caller that read an old state from
+        overwriting a claim another run made meanwhile (§5.4). Returns
+        whether the row changed.
+        """
         now = now_iso()
+        guard = f" AND state NOT IN ({','.join('?' * len(unless))})" if unless else ""
         with self.transaction() as conn:
-            conn.execute(
+            cursor = conn.execute(
                 "UPDATE orders SET state = ?, reason = ?, state_changed_at = ?, "
                 "shopify_order_id = coalesce(?, shopify_order_id), "
                 "shopify_order_name = coalesce(?, shopify_order_name), "
                 "synced_at = CASE WHEN ? = 'synced' THEN ? ELSE synced_at END, "
-                "attempts = attempts + ? WHERE tiktok_order_id = ?",
+                "attempts = attempts + ? WHERE tiktok_order_id = ?" + guard,
                 (state, reason, now, shopify_order_id, shopify_order_name, state, now,
-                 1 if attempt else 0, order_id),
+                 1 if attempt else 0, order_id, *unless),
             )
+            return cursor.rowcount == 1
+
+    # -- the claim of §5.4 ----------------------------------------------------------
+
+    def claim_order(
+        self,
+        order_id: str,
+        stamp: ClaimStamp,
+        decide: Callable[[OrderRow, dict[str, str]], tuple[str, str, Any]],
+    ) -> tuple[str, str, Any] | None:
+        """Claim one order for sending, in one transaction (§5.4, and links current at send time).
+
+        Reads the order and the links of its SKUs as they are now, asks
+        ``decide(row, links)`` for ``(state, reason, value)``: ``creating``
+        claims it (``value`` is what will be sent), any other state is
+        recorded with its reason instead. The claim is a compare-and-set: it
+        succeeds only from ``pending``, ``blocked`` or ``failed``; returns None
+        when the order was not claimable any more (another run has it).
+        """
+        with self.transaction() as conn:
+            rows = self._order_rows(
+                "WHERE tiktok_order_id = ? AND state IN (" + ",".join("?" * len(CLAIMABLE)) + ")",
+                [order_id, *CLAIMABLE],
+            )
+            if not rows:
+                return None
+            row = rows[0]
+            links = self._pairs("links", "tiktok_sku_id", "shopify_variant_id", {i.sku_id for i in row.items})
+            state, reason, value = decide(row, links)
+            now = now_iso()
+            if state == "creating":
+                changed = conn.execute(
+                    "UPDATE orders SET state = 'creating', reason = ?, state_changed_at = ?, "
+                    "attempts = attempts + 1, claim_id = ?, claim_boot = ?, claim_clock = ?, "
+                    "absent_lookups = 0, last_lookup_run = NULL "
+                    "WHERE tiktok_order_id = ? AND state IN (" + ",".join("?" * len(CLAIMABLE)) + ")",
+                    (reason, now, stamp.claim_id, stamp.boot, stamp.clock, order_id, *CLAIMABLE),
+                ).rowcount
+                if changed != 1:  # cannot happen inside BEGIN IMMEDIATE; never send unclaimed
+                    return None
+            elif state != row.state or reason != row.reason:
+                conn.execute(
+                    "UPDATE orders SET state = ?, reason = ?, state_changed_at = ? WHERE tiktok_order_id = ?",
+                    (state, reason, now if state != row.state else row.state_changed_at, order_id),
+                )
+            return state, reason, value
+
+    def finish_claim(
+        self,
+        order_id: str,
+        claim_id: str,
+        state: str,
+        *,
+        reason: str = "",
+        shopify_order_id: str | None = None,
+        shopify_order_name: str | None = None,
+    ) -> bool:
+        """Record the answer to a claimed send, if the claim is still ours (compare-and-set)."""
+        now = now_iso()
+        with self.transaction() as conn:
+            return conn.execute(
+                "UPDATE orders SET state = ?, reason = ?, state_changed_at = CASE WHEN state = ? "
+                "THEN state_changed_at ELSE ? END, "
+                "shopify_order_id = coalesce(?, shopify_order_id), "
+                "shopify_order_name = coalesce(?, shopify_order_name), "
+                "synced_at = CASE WHEN ? = 'synced' THEN ? ELSE synced_at END "
+                "WHERE tiktok_order_id = ? AND state = 'creating' AND claim_id = ?",
+                (state, reason, state, now, shopify_order_id, shopify_order_name, state, now,
+                 order_id, claim_id),
+            ).rowcount == 1
+
+    def adopt_order(self, order_id: str, shopify_order_id: str, shopify_order_name: str | None,
+                    *, reason: str) -> bool:
+        """An order found in Shopify becomes ``synced`` with it, from any state but synced."""
+        return self.set_order_state(order_id, "synced", reason=reason, shopify_order_id=shopify_order_id,
+                                    shopify_order_name=shopify_order_name, unless=("synced", "invalid"))
+
+    def record_lookup(self, order_id: str, claim_id: str | None, *, run_id: str, counted: bool,
+                      rebase: ClaimStamp | None = None, release: bool = False, reason: str = "") -> None:
+        """A lookup of a ``creating`` order found nothing in Shopify (§5.4).
+
+        ``counted`` adds it to the order's absent lookups (once per run);
+        ``rebase`` restarts the wait on this boot's clock; ``release`` gives
+        the order back (``pending``) to be sent again. All only while the claim
+        is the one that was looked up.
+        """
+        with self.transaction() as conn:
+            if rebase is not None:
+                conn.execute(
+                    "UPDATE orders SET claim_boot = ?, claim_clock = ?, absent_lookups = 0 "
+                    "WHERE tiktok_order_id = ? AND state = 'creating' AND claim_id IS ?",
+                    (rebase.boot, rebase.clock, order_id, claim_id),
+                )
+            if counted:
+                conn.execute(
+                    "UPDATE orders SET absent_lookups = absent_lookups + 1, last_lookup_run = ? "
+                    "WHERE tiktok_order_id = ? AND state = 'creating' AND claim_id IS ? "
+                    "AND last_lookup_run IS NOT ?",
+                    (run_id, order_id, claim_id, run_id),
+                )
+            if release:
+                conn.execute(
+                    "UPDATE orders SET state = 'pending', reason = ?, state_changed_at = ? "
+                    "WHERE tiktok_order_id = ? AND state = 'creating' AND claim_id IS ?",
+                    (reason, now_iso(), order_id, claim_id),
+                )
+            elif reason:
+                conn.execute(
+                    "UPDATE orders SET reason = ? WHERE tiktok_order_id = ? AND state = 'creating' "
+                    "AND claim_id IS ?",
+                    (reason, order_id, claim_id),
+                )
+
+    _ORDER_COLS = (
+        "tiktok_order_id, tiktok_status, state, reason, shopify_order_id, shopify_order_name, "
+        "update_time, state_changed_at, attempts, cancelled_after_sync, payload, create_time, "
+        "claim_id, claim_boot, claim_clock, absent_lookups, last_lookup_run"
+    )
+
+    def _order_rows(self, where: str, params: Sequence[Any], suffix: str = "") -> list[OrderRow]:
+        rows = self.conn.execute(f"SELECT {self._ORDER_COLS} FROM orders {where} {suffix}", params).fetchall()
+        items: dict[str, list[OrderItem]] = {}
+        for oid, sku_id, qty, price, title in self._select_in(
+            "SELECT tiktok_order_id, sku_id, quantity, unit_price, title FROM order_items "
+            "WHERE tiktok_order_id IN ({marks}) ORDER BY position",
+            [r[0] for r in rows],
+        ):
+            items.setdefault(oid, []).append(OrderItem(sku_id, qty, price, title))
+        return [
+            OrderRow(*r[:9], bool(r[9]), json.loads(r[10]), tuple(items.get(r[0], ())), *r[11:])
+            for r in rows
+        ]
 
     def orders(
         self,
@@ -874,28 +1088,12 @@ class Store:
         if ids is not None:
             where.append(f"tiktok_order_id IN ({','.join('?' * len(ids))})")
             params.extend(ids)
-        sql = (
-            "SELECT tiktok_order_id, tiktok_status, state, reason, shopify_order_id, "
-            "shopify_order_name, update_time, state_changed_at, attempts, cancelled_after_sync, "
-            "payload FROM orders"
-            + (f" WHERE {' AND '.join(where)}" if where else "")
-            + " ORDER BY update_time, tiktok_order_id"
-            + (" LIMIT ?" if limit else "")
-        )
         if limit:
             params.append(limit)
-        rows = self.conn.execute(sql, params).fetchall()
-        items: dict[str, list[OrderItem]] = {}
-        for oid, sku_id, qty, price, title in self._select_in(
-            "SELECT tiktok_order_id, sku_id, quantity, unit_price, title FROM order_items "
-            "WHERE tiktok_order_id IN ({marks}) ORDER BY position",
-            [r[0] for r in rows],
-        ):
-            items.setdefault(oid, []).append(OrderItem(sku_id, qty, price, title))
-        return [
-            OrderRow(*r[:9], bool(r[9]), json.loads(r[10]), tuple(items.get(r[0], ())))
-            for r in rows
-        ]
+        return self._order_rows(
+            (f"WHERE {' AND '.join(where)}" if where else ""), params,
+            "ORDER BY update_time, tiktok_order_id" + (" LIMIT ?" if limit else ""),
+        )
 
     def link_map(self) -> dict[str, str]:
         """``{tiktok_sku_id: shopify_variant_id}`` for every link."""

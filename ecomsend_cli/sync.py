@@ -4,17 +4,28 @@ The rules of §5 live here and only here:
 
 * **Pull** — orders updated since (cursor − overlap), or the last
   ``initial_days`` on a first run, every page followed; each page and the
-  cursor commit together, so a crash loses nothing and repeats little.
+  cursor commit together, so a crash loses nothing and repeats little. The
+  cursor never moves past the time of the run. Payloads are checked by
+  :mod:`.tiktok_orders`; an unusable one becomes ``invalid`` and the rest of
+  its page goes on.
 * **State** — :func:`next_state` decides what a pulled order becomes from its
   TikTok status and what we already did with it.
-* **Resolve** — :func:`resolve_items`: one TikTok line item per unit, combined
-  listings expanded into their component SKUs × ``sku_count``.
 * **Create** — :func:`build_order_input` maps a TikTok order onto
   ``OrderCreateOrderInput``.
-* **Exactly once** — an order is marked ``creating`` (committed) before
-  ``orderCreate`` is sent. An order found ``creating`` later is looked up by
-  ``source_identifier`` first and only created again once it is certainly
-  absent: not found, and marked longer ago than Shopify's search index can lag.
+* **Exactly once** (§5.4):
+
+  - one run per store *file* (:class:`SyncLock` locks the file itself, so a
+    symlink, a hard link or a bind mount cannot start a second run);
+  - before an order is first sent, Shopify is searched for its
+    ``sourceIdentifier`` (batched); a match is adopted, never created again;
+  - the claim ``pending|blocked|failed → creating`` is a compare-and-set
+    committed before the call, with the links read in the same transaction;
+  - only an order id or well-formed ``userErrors`` are final answers;
+    anything else leaves the order ``creating`` (outcome unknown);
+  - a ``creating`` order is looked up on every run and sent again only when
+    absent from two lookups on different runs, the first at least
+    ``reconcile_wait`` after the claim by a clock a wall-clock step cannot
+    move (:func:`steady_clock`).
 
 The engine never prints; progress goes to an ``on_event`` callback.
 """
@@ -22,11 +33,14 @@ The engine never prints; progress goes to an ``on_event`` callback.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import signal
+import socket
+import threading
 import time
-from collections import OrderedDict
-from collections.abc import Callable, Iterable
+import uuid
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
@@ -35,16 +49,22 @@ from typing import Any, Protocol
 
 from .config import SyncConfig
 from .errors import ApiError, EcomsendError, LockHeldError, OutcomeUnknownError
-from .models import OrderItem, PulledOrder, TikTokSku
-from .store import Store
+from .models import InvalidOrder, OrderItem, PulledOrder
+from .store import CLAIMABLE, ClaimStamp, OrderRow, Store
+from .tiktok_orders import parse_order
 
-# Our states. `waiting`: UNPAID/ON_HOLD; `creating`: orderCreate may be in flight.
-PENDING, WAITING, BLOCKED, CREATING, SYNCED, FAILED, SKIPPED = (
-    "pending", "waiting", "blocked", "creating", "synced", "failed", "skipped",
+# Our states. `waiting`: UNPAID/ON_HOLD; `creating`: orderCreate may be in flight;
+# `invalid`: TikTok's payload cannot be used (§5.1), never sent.
+PENDING, WAITING, BLOCKED, CREATING, SYNCED, FAILED, SKIPPED, INVALID = (
+    "pending", "waiting", "blocked", "creating", "synced", "failed", "skipped", "invalid",
 )
-STATES = (PENDING, WAITING, BLOCKED, CREATING, SYNCED, FAILED, SKIPPED)
+STATES = (PENDING, WAITING, BLOCKED, CREATING, SYNCED, FAILED, SKIPPED, INVALID)
 HOLD_STATUSES = ("UNPAID", "ON_HOLD")
 CURSOR_KEY = "sync.cursor"
+HOLDER_KEY = "sync.holder"
+LOOKUP_BATCH = 50  # sourceIdentifiers per orders search (§5.4)
+# Without read_all_orders Shopify's search hides orders older than 60 days; a day of margin.
+SEARCH_WINDOW_SECONDS = 59 * 86400
 
 Event = Callable[..., None]
 
@@ -59,45 +79,95 @@ class TikTokOrders(Protocol):
 
 
 class ShopifyOrders(Protocol):
-    def orders_by_source_identifier(self, tiktok_order_id: str) -> list[dict]: ...
+    def orders_by_source_identifiers(self, tiktok_order_ids: list[str]) -> dict[str, list[dict]]: ...
 
     def order_create(self, order: dict, *, inventory_behaviour: str) -> Any: ...
 
+    def access_scopes(self) -> set[str]: ...
 
-# --- the lock ------------------------------------------------------------------------------
+
+# --- clocks and the lock ------------------------------------------------------------------
+
+
+def steady_clock() -> tuple[str, float]:
+    """``(boot, seconds)`` from a clock that a wall-clock step cannot move.
+
+    On Linux: the kernel's boot id and CLOCK_BOOTTIME (which also counts time
+    suspended), comparable between processes of one boot. Where the platform
+    has neither, the wall clock is the fallback (``boot`` is ``"wall"``) and
+    a clock step can then shorten the §5.4 wait.
+    """
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        return boot, time.clock_gettime(time.CLOCK_BOOTTIME)
+    except (OSError, AttributeError):
+        return "wall", time.time()
+
+
+_LOCK_FDS: dict[tuple[int, int], int] = {}
+_LOCKS_HELD: set[tuple[int, int]] = set()
+_LOCK_GUARD = threading.Lock()
 
 
 class SyncLock:
-    """One ``sync-orders`` at a time: an exclusive ``flock`` on ``<store>.lock``.
+    """One ``sync-orders`` per store file: an exclusive ``flock`` on the store file itself.
 
-    The kernel drops the lock when its holder dies, however it dies, so a lock
-    file left by a killed run never blocks the next one.
+    The lock belongs to the file (its inode), not to the name it was opened
+    by, so a symlink, a hard link or a bind mount naming the same store meets
+    the same lock (§5.4). The kernel drops it when its holder dies, however
+    it dies, so a killed run never blocks the next.
+
+    The descriptor is kept open for the life of the process and only
+    unlocked: closing any descriptor of a file drops every POSIX lock the
+    process holds on it, which would take SQLite's own locks on the store
+    from under its open connection.
     """
 
-    def __init__(self, store_path: Path) -> None:
-        self.path = Path(str(store_path) + ".lock")
-        self._fd: int | None = None
+    def __init__(self, store: Store, *, record_holder: bool = True) -> None:
+        self.store = store
+        self.record_holder = record_holder  # a dry run writes nothing, not even this
+        self._key: tuple[int, int] | None = None
 
     def __enter__(self) -> SyncLock:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 64).decode(errors="replace").strip() or "another process"
-            os.close(fd)
-            raise LockHeldError(
-                f"another sync-orders is running (pid {holder}, lock {self.path})",
-                hint="let it finish; this run did nothing",
-            ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
-        self._fd = fd
+        path = self.store.path
+        info = os.stat(path)
+        key = (info.st_dev, info.st_ino)
+        with _LOCK_GUARD:
+            if key in _LOCKS_HELD:
+                raise self._held()
+            fd = _LOCK_FDS.get(key)
+            if fd is None:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                _LOCK_FDS[key] = fd
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise self._held() from None
+            _LOCKS_HELD.add(key)
+        self._key = key
+        if self.record_holder:
+            holder = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%H:%M:%S")}
+            self.store.set_state(HOLDER_KEY, json.dumps(holder))
         return self
 
+    def _held(self) -> LockHeldError:
+        try:
+            holder = json.loads(self.store.get_state(HOLDER_KEY) or "{}")
+            who = f"pid {int(holder['pid'])} on {str(holder['host'])[:64]}, since {str(holder['since'])[:8]}"
+        except (ValueError, KeyError, TypeError):
+            who = "another process"
+        return LockHeldError(
+            f"another sync-orders is running on {self.store.path} ({who})",
+            hint="let it finish; this run did nothing",
+        )
+
     def __exit__(self, *exc: object) -> None:
-        if self._fd is not None:
-            os.close(self._fd)  # closing releases the flock
-            self._fd = None
+        if self._key is None:
+            return
+        with _LOCK_GUARD:
+            fcntl.flock(_LOCK_FDS[self._key], fcntl.LOCK_UN)
+            _LOCKS_HELD.discard(self._key)
+        self._key = None
 
 
 # --- rules ------------------------------------------------------------------------------------
@@ -118,69 +188,6 @@ def next_state(current: str | None, tiktok_status: str, statuses: Iterable[str])
     if tiktok_status in statuses:
         return PENDING, ""
     return SKIPPED, f"status {tiktok_status} is not in sync.statuses"
-
-
-def resolve_items(order: dict) -> tuple[tuple[OrderItem, ...], tuple[TikTokSku, ...]]:
-    """The SKUs an order needs, with quantities, and the TikTok SKUs seen in it (§5.2).
-
-    TikTok sends one line item per unit: the quantity of a SKU is the number
-    of its line items. A line with ``combined_listing_skus`` needs each
-    component SKU × its ``sku_count`` instead of the line's own SKU; the line's
-    price is shared evenly over the component units.
-    """
-    quantities: OrderedDict[str, list] = OrderedDict()  # sku_id -> [qty, total price, title]
-    skus: dict[str, TikTokSku] = {}
-    for line in order.get("line_items") or []:
-        price = _decimal(line.get("sale_price"))
-        components = line.get("combined_listing_skus") or []
-        if components:
-            units = sum(max(int(c.get("sku_count") or 1), 1) for c in components)
-            for c in components:
-                count = max(int(c.get("sku_count") or 1), 1)
-                sku_id = str(c["sku_id"])
-                entry = quantities.setdefault(sku_id, [0, Decimal(0), line.get("product_name") or ""])
-                entry[0] += count
-                entry[1] += price * count / units
-                skus.setdefault(sku_id, TikTokSku(
-                    sku_id=sku_id, product_id=str(c.get("product_id") or ""),
-                    product_title=line.get("product_name") or "",
-                    sku_name=f"{line.get('sku_name') or ''} (combined listing part)".strip(),
-                    seller_sku=c.get("seller_sku") or "",
-                ))
-            continue
-        sku_id = str(line.get("sku_id") or "")
-        if not sku_id:
-            continue
-        entry = quantities.setdefault(sku_id, [0, Decimal(0), line.get("product_name") or ""])
-        entry[0] += 1
-        entry[1] += price
-        skus[sku_id] = TikTokSku(
-            sku_id=sku_id, product_id=str(line.get("product_id") or ""),
-            product_title=line.get("product_name") or "", sku_name=line.get("sku_name") or "",
-            seller_sku=line.get("seller_sku") or "",
-        )
-    items = tuple(
-        OrderItem(sku_id, qty, _money(total / qty), title)
-        for sku_id, (qty, total, title) in quantities.items()
-    )
-    return items, tuple(skus.values())
-
-
-def parse_order(order: dict) -> PulledOrder:
-    """A TikTok order payload as a :class:`PulledOrder`."""
-    items, skus = resolve_items(order)
-    payment = order.get("payment") or {}
-    return PulledOrder(
-        tiktok_order_id=str(order["id"]),
-        tiktok_status=str(order.get("status") or ""),
-        create_time=int(order.get("create_time") or 0),
-        update_time=int(order.get("update_time") or 0),
-        currency=str(payment.get("currency") or ""),
-        total_amount=str(payment.get("total_amount") or "0"),
-        payload=order,
-        items=items,
-        skus=skus,
-    )
 
 
 def build_order_input(order: dict, items: Iterable[OrderItem], links: dict[str, str],
@@ -270,7 +277,7 @@ class SyncOptions:
 
 @dataclass
 class OrderOutcome:
-    tiktok_order_id: str
+    tiktok_order_id: str | None  # None: an invalid payload without a usable id
     state: str
     shopify_order_id: str | None = None
     shopify_order_name: str | None = None
@@ -293,13 +300,17 @@ class SyncReport:
     pulled: int = 0
     created: int = 0
     reconciled: int = 0
+    adopted: int = 0  # found in Shopify before the first send (§5.4)
+    lookups: int = 0  # orders searches made
     orders: dict[str, OrderOutcome] = field(default_factory=dict)
+    unidentified: list[OrderOutcome] = field(default_factory=list)  # invalid, no usable id
     cancelled_after_sync: list[OrderOutcome] = field(default_factory=list)
     missing_skus: dict[str, dict] = field(default_factory=dict)  # sku_id -> details, order count
     dry_run: bool = False
 
     def count(self, state: str) -> int:
-        return sum(1 for o in self.orders.values() if o.state == state)
+        extra = len(self.unidentified) if state == INVALID else 0
+        return extra + sum(1 for o in self.orders.values() if o.state == state)
 
     @property
     def unconfirmed(self) -> int:
@@ -307,8 +318,8 @@ class SyncReport:
 
     @property
     def needs_attention(self) -> bool:
-        """Blocked or failed orders remain (exit code 3)."""
-        return bool(self.count(BLOCKED) or self.count(FAILED))
+        """Blocked, failed or invalid orders remain (exit code 3)."""
+        return bool(self.count(BLOCKED) or self.count(FAILED) or self.count(INVALID))
 
     def as_json(self) -> dict:
         return {
@@ -317,11 +328,13 @@ class SyncReport:
             "failed": self.count(FAILED),
             "skipped": self.count(SKIPPED),
             "waiting": self.count(WAITING),
+            "invalid": self.count(INVALID),
             "unconfirmed": self.unconfirmed,
             "pulled": self.pulled,
             "created": self.created,
+            "adopted": self.adopted,
             "dry_run": self.dry_run,
-            "orders": [o.as_json() for o in self.orders.values()],
+            "orders": [o.as_json() for o in [*self.orders.values(), *self.unidentified]],
             "cancelled_after_sync": [o.as_json() for o in self.cancelled_after_sync],
             "missing_skus": list(self.missing_skus.values()),
         }
@@ -332,7 +345,9 @@ class Syncer:
 
     def __init__(self, store: Store, tiktok: TikTokOrders, shopify: ShopifyOrders | None,
                  config: SyncConfig, options: SyncOptions, *, on_event: Event | None = None,
-                 clock: Callable[[], float] = time.time, crash_at: str | None = None,
+                 clock: Callable[[], float] = time.time,
+                 steady: Callable[[], tuple[str, float]] = steady_clock,
+                 crash_at: str | None = None,
                  refresh_catalog: Callable[[], None] | None = None) -> None:
         self.store = store
         self.tiktok = tiktok
@@ -341,10 +356,14 @@ class Syncer:
         self.options = options
         self.on_event = on_event or (lambda kind, **data: None)
         self.clock = clock
+        self.steady = steady
         self.crash_at = crash_at
         self.refresh_catalog = refresh_catalog
+        self.run_id = uuid.uuid4().hex
+        self.started = int(clock())
         self.report = SyncReport(dry_run=options.dry_run)
-        self._preview: dict[str, tuple[PulledOrder, str, str]] = {}  # dry run: nothing is written
+        self._preview: dict[str, tuple[PulledOrder | None, str, str]] = {}  # dry run: nothing written
+        self._scopes: set[str] | None = None
 
     # -- pull ---------------------------------------------------------------------------------
 
@@ -362,7 +381,8 @@ class Syncer:
         self.on_event("pull_started")
         for page in pages:
             parsed = [parse_order(o) for o in page]
-            self._store_page(parsed)
+            self._store_page([o for o in parsed if isinstance(o, PulledOrder)],
+                             [o for o in parsed if isinstance(o, InvalidOrder)])
             self.report.pulled += len(parsed)
             self.on_event("pulled", count=self.report.pulled)
 
@@ -370,11 +390,13 @@ class Syncer:
         if self.options.since is not None:
             return int(self.options.since)
         cursor = self.store.get_state(CURSOR_KEY)
-        if cursor is None:
-            return int(self.clock()) - self.config.initial_days * 86400
-        return int(cursor) - self.config.overlap_minutes * 60
+        if cursor is None or not cursor.strip().lstrip("-").isdigit():
+            return self.started - self.config.initial_days * 86400
+        # A cursor ahead of now (an old version's, or a clock that was fast)
+        # must not skip the orders in between (§5.1).
+        return min(int(cursor), self.started) - self.config.overlap_minutes * 60
 
-    def _store_page(self, orders: list[PulledOrder]) -> None:
+    def _store_page(self, orders: list[PulledOrder], invalid: list[InvalidOrder]) -> None:
         known = self.store.order_states([o.tiktok_order_id for o in orders])
         decided = []
         for order in orders:
@@ -387,13 +409,25 @@ class Syncer:
                 self.report.cancelled_after_sync.append(OrderOutcome(
                     order.tiktok_order_id, SYNCED, current[1], current[2],
                     "cancelled on TikTok after it was synced: cancel the Shopify order by hand"))
+        for bad in invalid:
+            outcome = OrderOutcome(bad.tiktok_order_id, INVALID,
+                                   reason=f"TikTok's order cannot be used: {bad.reason}")
+            if bad.tiktok_order_id is None:
+                self.report.unidentified.append(outcome)
+            else:
+                self.report.orders[bad.tiktok_order_id] = outcome
+            self.on_event("invalid", order_id=bad.tiktok_order_id, reason=bad.reason)
         if self.options.dry_run:
             for order, state, reason, _ in decided:
                 self._preview[order.tiktok_order_id] = (order, state, reason)
             return
-        cursor = max([o.update_time for o in orders] + [int(self.store.get_state(CURSOR_KEY) or 0)])
-        self.store.record_orders(decided, cursor_key=None if self.options.order_id else CURSOR_KEY,
-                                 cursor=cursor)
+        stored = self.store.get_state(CURSOR_KEY)
+        newest = max([o.update_time for o in orders] + [int(stored) if stored and stored.isdigit() else 0])
+        # Never past the time of the run: one order dated in the future must not
+        # make every later run start after the orders still to come (§5.1).
+        cursor = min(newest, self.started)
+        self.store.record_orders(decided, invalid=invalid,
+                                 cursor_key=None if self.options.order_id else CURSOR_KEY, cursor=cursor)
 
     # -- resolve and create -----------------------------------------------------------------------
 
@@ -419,9 +453,10 @@ class Syncer:
             except ApiError as exc:  # a deleted product must not stop the sync
                 self.on_event("product_unreadable", product_id=product_id, reason=str(exc))
                 continue
+            skus = detail.get("skus") if isinstance(detail, dict) else None
             self.store.record_product_detail(product_id, {
                 str(sku.get("id")): str(sku.get("external_sku_id") or "")
-                for sku in detail.get("skus") or []
+                for sku in (skus if isinstance(skus, list) else []) if isinstance(sku, dict)
             })
         externals = self.store.external_sku_ids()
         if externals and self.refresh_catalog is not None:
@@ -439,13 +474,12 @@ class Syncer:
 
     def _resolve_preview(self) -> None:
         links = self.store.link_map()
-        rows = {r.tiktok_order_id: r for r in self.store.orders(states=(PENDING, BLOCKED, FAILED),
-                                                                  ids=self._scope())}
+        rows = {r.tiktok_order_id: r for r in self.store.orders(states=CLAIMABLE, ids=self._scope())}
         for order_id, row in rows.items():
             if order_id not in self._preview:
-                self._preview[order_id] = (None, row.state, row.reason)  # type: ignore[assignment]
+                self._preview[order_id] = (None, row.state, row.reason)
         for order_id, (order, state, reason) in self._preview.items():
-            if state not in (PENDING, BLOCKED, FAILED):
+            if state not in CLAIMABLE:
                 self.report.orders[order_id] = OrderOutcome(order_id, state, reason=reason)
                 continue
             items = order.items if order is not None else rows[order_id].items
@@ -457,38 +491,94 @@ class Syncer:
                 self.report.orders[order_id] = OrderOutcome(order_id, PENDING,
                                                             reason="would be created (dry run)")
 
+    # -- §5.4: looking orders up in Shopify -----------------------------------------------------
+
+    def _lookup(self, order_ids: list[str], *, batch: int = LOOKUP_BATCH) -> dict[str, dict]:
+        """The Shopify order of each id found by ``sourceIdentifier``, ``batch`` ids per search."""
+        found: dict[str, dict] = {}
+        for start in range(0, len(order_ids), batch):
+            chunk = order_ids[start:start + batch]
+            self.report.lookups += 1
+            for order_id, matches in self.shopify.orders_by_source_identifiers(chunk).items():
+                if matches:
+                    found[order_id] = matches[0]
+        return found
+
+    def _adopt(self, order_id: str, match: dict, reason: str) -> None:
+        self.store.adopt_order(order_id, match["id"], match.get("name"), reason=reason)
+        self.report.orders[order_id] = OrderOutcome(order_id, SYNCED, match["id"], match.get("name"), reason)
+        self.on_event("created", order_id=order_id, state=SYNCED)
+
+    def _searchable(self, row: OrderRow) -> bool:
+        """Whether Shopify's search can see this order: within 60 days, or read_all_orders granted."""
+        if not row.create_time or self.started - row.create_time < SEARCH_WINDOW_SECONDS:
+            return True
+        if self._scopes is None:
+            self._scopes = self.shopify.access_scopes()
+        return "read_all_orders" in self._scopes
+
     def _reconcile(self) -> None:
-        """Orders left ``creating`` by a crash or a lost answer: find them before anything else."""
+        """Orders left ``creating`` by a crash or an unclear answer: look them up first (§5.4)."""
         stuck = self.store.orders(states=(CREATING,), ids=self._scope())
         if not stuck or self.shopify is None:
             return
         self.on_event("reconcile_started", total=len(stuck))
-        now = self.clock()
+        # One search per order: a re-send hangs on "not found", so these use the
+        # plainest search Shopify documents, with no OR that a store's search
+        # might read differently. They are few (crashes and lost answers only).
+        found = self._lookup([row.tiktok_order_id for row in stuck], batch=1)
+        boot, now = self.steady()
+        wait_for = self.options.reconcile_wait
         for row in stuck:
-            found = self.shopify.orders_by_source_identifier(row.tiktok_order_id)
-            if found:
-                first = found[0]
-                self.store.set_order_state(row.tiktok_order_id, SYNCED, shopify_order_id=first["id"],
-                                           shopify_order_name=first.get("name"))
+            order_id = row.tiktok_order_id
+            if order_id in found:
+                self._adopt(order_id, found[order_id], "found in Shopify after an unconfirmed send")
                 self.report.reconciled += 1
-                self.report.orders[row.tiktok_order_id] = OrderOutcome(
-                    row.tiktok_order_id, SYNCED, first["id"], first.get("name"),
-                    "found in Shopify after an interrupted run")
-            elif now - row.state_changed_epoch >= self.options.reconcile_wait:
-                # Absent, and marked longer ago than the search index lags: never created.
-                self.store.set_order_state(row.tiktok_order_id, PENDING,
-                                           reason="not found in Shopify after an interrupted run")
-            else:
-                self.report.orders[row.tiktok_order_id] = OrderOutcome(
-                    row.tiktok_order_id, CREATING,
-                    reason="sent to Shopify, not yet confirmed; the next run checks again")
+                continue
+            if row.claim_boot != boot or row.claim_clock is None:
+                # Claimed under another boot (or by an older version): that clock
+                # cannot be compared with ours, so the wait starts again now.
+                reason = (f"sent to Shopify, not found yet; the machine restarted since, so the "
+                          f"{wait_for:.0f} s wait starts again before it may be sent again")
+                self.store.record_lookup(order_id, row.claim_id, run_id=self.run_id, counted=False,
+                                         rebase=ClaimStamp(row.claim_id or "", self.run_id, boot, now),
+                                         reason=reason)
+                self.report.orders[order_id] = OrderOutcome(order_id, CREATING, reason=reason)
+                continue
+            elapsed = now - row.claim_clock
+            if elapsed < wait_for:
+                reason = (f"sent to Shopify {elapsed:.0f} s ago, not found yet; Shopify's search may "
+                          f"lag up to {wait_for:.0f} s, a later run checks again")
+                self.store.record_lookup(order_id, row.claim_id, run_id=self.run_id, counted=False,
+                                         reason=reason)
+                self.report.orders[order_id] = OrderOutcome(order_id, CREATING, reason=reason)
+                continue
+            if not self._searchable(row):
+                reason = ("sent to Shopify, not found: the order is older than 60 days, which Shopify's "
+                          "search hides without the read_all_orders scope, so it is not sent again; "
+                          "grant read_all_orders to the app, or check Shopify for source identifier "
+                          f"{order_id}")
+                self.store.record_lookup(order_id, row.claim_id, run_id=self.run_id, counted=False,
+                                         reason=reason)
+                self.report.orders[order_id] = OrderOutcome(order_id, CREATING, reason=reason)
+                continue
+            absent = row.absent_lookups + (0 if row.last_lookup_run == self.run_id else 1)
+            release = absent >= 2
+            reason = ("not found in Shopify by two lookups on different runs: never created, "
+                      "sent again" if release else
+                      "sent to Shopify, not found by one lookup; sent again only if the next run "
+                      "does not find it either")
+            self.store.record_lookup(order_id, row.claim_id, run_id=self.run_id, counted=True,
+                                     release=release, reason=reason)
+            if not release:
+                self.report.orders[order_id] = OrderOutcome(order_id, CREATING, reason=reason)
 
     def _create(self) -> None:
         if self.shopify is None:
             return
         links = self.store.link_map()
         ready = []
-        for row in self.store.orders(states=(PENDING, BLOCKED, FAILED), ids=self._scope()):
+        for row in self.store.orders(states=CLAIMABLE, ids=self._scope()):
             missing = sorted({i.sku_id for i in row.items if i.sku_id not in links})
             if missing:
                 reason = _blocked_reason(missing)
@@ -502,60 +592,112 @@ class Syncer:
             ready = ready[: self.options.limit]
         if not ready:
             return
-        create = self.shopify.order_create  # builds a lazy client now, before any order is marked
+        create = self.shopify.order_create  # builds a lazy client now, before any order is claimed
         self.on_event("create_started", total=len(ready))
-        pool = ThreadPoolExecutor(max_workers=max(1, self.config.concurrency),
-                                  thread_name_prefix="orderCreate")
-        in_flight: dict[Future, Any] = {}
-        queue = list(reversed(ready))
+        workers = max(1, self.config.concurrency)
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="orderCreate")
+        in_flight: dict[Future, tuple[OrderRow, str]] = {}
+        to_send = self._not_yet_in_shopify(ready)
         try:
-            while queue or in_flight:
-                while queue and len(in_flight) < max(1, self.config.concurrency):
-                    row = queue.pop()
-                    order_input = build_order_input(row.payload, row.items, links, self.config)
-                    self._checkpoint("before_mark")
-                    self.store.set_order_state(row.tiktok_order_id, CREATING, attempt=True)
+            while True:
+                while len(in_flight) < workers:
+                    row = next(to_send, None)
+                    if row is None:
+                        break
+                    claimed = self._claim(row)
+                    if claimed is None:
+                        continue
+                    claim_id, order_input = claimed
                     self._checkpoint("after_mark")
                     future = pool.submit(create, order_input,
                                          inventory_behaviour=self.config.inventory_behaviour)
-                    in_flight[future] = row
+                    in_flight[future] = (row, claim_id)
+                if not in_flight:
+                    break
                 done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
                 for future in done:
-                    self._finish(in_flight.pop(future), future)
+                    row, claim_id = in_flight.pop(future)
+                    self._finish(row, claim_id, future)
         finally:
             pool.shutdown(wait=True)
 
-    def _finish(self, row: Any, future: Future) -> None:
+    def _not_yet_in_shopify(self, ready: list[OrderRow]) -> Iterator[OrderRow]:
+        """``ready`` less the orders Shopify already holds (adopted), looked up a batch at a time.
+
+        Only orders never sent are looked up here: a store that is new or
+        restored from an old backup, or a shop another connector also fed,
+        must not get a second order (§5.4). Orders sent before were looked up
+        by :meth:`_reconcile` on this run.
+        """
+        for start in range(0, len(ready), LOOKUP_BATCH):
+            chunk = ready[start:start + LOOKUP_BATCH]
+            fresh = [row.tiktok_order_id for row in chunk if row.attempts == 0]
+            found = self._lookup(fresh) if fresh else {}
+            for row in chunk:
+                match = found.get(row.tiktok_order_id)
+                if match is not None:
+                    self._adopt(row.tiktok_order_id, match, "already in Shopify before it was first sent")
+                    self.report.adopted += 1
+                    continue
+                yield row
+
+    def _claim(self, row: OrderRow) -> tuple[str, dict] | None:
+        """Claim ``row`` (compare-and-set, committed) and build its input from the links of now."""
+        order_id = row.tiktok_order_id
+        self._checkpoint("before_mark")
+        boot, now = self.steady()
+        stamp = ClaimStamp(uuid.uuid4().hex, self.run_id, boot, now)
+        result = self.store.claim_order(order_id, stamp, self._decide)
+        if result is None:
+            self.report.orders[order_id] = OrderOutcome(
+                order_id, CREATING, reason="claimed by another run meanwhile; not sent by this one")
+            return None
+        state, reason, value = result
+        if state == CREATING:
+            return stamp.claim_id, value
+        self.report.orders[order_id] = OrderOutcome(order_id, state, reason=reason,
+                                                    missing_sku_ids=list(value or []))
+        self.on_event("created", order_id=order_id, state=state)
+        return None
+
+    def _decide(self, row: OrderRow, links: dict[str, str]) -> tuple[str, str, Any]:
+        """Inside the claim's transaction: blocked by a SKU unlinked meanwhile, or the input to send."""
+        missing = sorted({i.sku_id for i in row.items if i.sku_id not in links})
+        if missing:
+            return BLOCKED, _blocked_reason(missing), missing
+        order_input = build_order_input(row.payload, row.items, links, self.config)
+        return CREATING, "sent to Shopify; waiting for the answer", order_input
+
+    def _finish(self, row: OrderRow, claim_id: str, future: Future) -> None:
         order_id = row.tiktok_order_id
         try:
             result = future.result()
         except OutcomeUnknownError as exc:
-            self.report.orders[order_id] = OrderOutcome(
-                order_id, CREATING, reason=f"{exc.message}; the next run checks Shopify before retrying")
+            reason = f"{exc.message}; the next run looks it up in Shopify before anything is sent again"
+            self.store.finish_claim(order_id, claim_id, CREATING, reason=reason)
+            self.report.orders[order_id] = OrderOutcome(order_id, CREATING, reason=reason)
             self.on_event("created", order_id=order_id, state=CREATING)
             return
         except ApiError as exc:
-            # Known not to have been created (the client raises OutcomeUnknownError otherwise).
-            self.store.set_order_state(order_id, FAILED, reason=str(exc))
+            # Refused before it ran (the client raises OutcomeUnknownError otherwise).
+            self.store.finish_claim(order_id, claim_id, FAILED, reason=str(exc))
             self.report.orders[order_id] = OrderOutcome(order_id, FAILED, reason=str(exc))
             self.on_event("created", order_id=order_id, state=FAILED)
             return
         self._checkpoint("after_answer")
         if result.ok:
             self._checkpoint("before_commit")
-            self.store.set_order_state(order_id, SYNCED, shopify_order_id=result.order_id,
-                                       shopify_order_name=result.order_name)
+            self.store.finish_claim(order_id, claim_id, SYNCED, shopify_order_id=result.order_id,
+                                    shopify_order_name=result.order_name)
             self.report.created += 1
             self.report.orders[order_id] = OrderOutcome(order_id, SYNCED, result.order_id,
                                                         result.order_name)
             self.on_event("created", order_id=order_id, state=SYNCED)
         else:
-            reason = "; ".join(
-                f"{e.get('code') or 'ERROR'}: {e.get('message')}" for e in result.user_errors
-            ) or "Shopify created no order and gave no reason"
-            self.store.set_order_state(order_id, FAILED, reason=f"Shopify refused: {reason}")
-            self.report.orders[order_id] = OrderOutcome(order_id, FAILED,
-                                                        reason=f"Shopify refused: {reason}")
+            reason = "Shopify refused: " + "; ".join(
+                f"{e.get('code') or 'ERROR'}: {e.get('message')}" for e in result.user_errors)
+            self.store.finish_claim(order_id, claim_id, FAILED, reason=reason)
+            self.report.orders[order_id] = OrderOutcome(order_id, FAILED, reason=reason)
             self.on_event("created", order_id=order_id, state=FAILED)
 
     def _checkpoint(self, name: str) -> None:
@@ -591,7 +733,7 @@ def _blocked_reason(missing: list[str]) -> str:
 def run_sync(store: Store, tiktok: TikTokOrders, shopify: ShopifyOrders | None, config: SyncConfig,
              options: SyncOptions, *, on_event: Event | None = None, crash_at: str | None = None,
              refresh_catalog: Callable[[], None] | None = None) -> SyncReport:
-    """Run one sync under the lock beside the store (exit 75 when another run holds it)."""
-    with SyncLock(store.path):
+    """Run one sync under the lock of the store file (exit 75 when another run holds it)."""
+    with SyncLock(store, record_holder=not options.dry_run):
         return Syncer(store, tiktok, shopify, config, options, on_event=on_event,
                       crash_at=crash_at, refresh_catalog=refresh_catalog).run()

@@ -251,6 +251,61 @@ def test_order_create_refused_by_validation_is_a_plain_error():
     assert "invalid value" in str(caught.value)
 
 
+STRANGE_ANSWERS = {
+    "HTTP 400": httpx.Response(400, json={"errors": "Bad Request"}),
+    "HTTP 403": httpx.Response(403, text="Forbidden"),
+    "HTTP 404": httpx.Response(404, text="Not Found"),
+    "HTTP 408": httpx.Response(408, text="Request Timeout"),
+    "HTTP 409": httpx.Response(409, json={"errors": "Conflict"}),
+    "HTTP 422": httpx.Response(422, json={"errors": {"order": ["is invalid"]}}),
+    "an HTML page": httpx.Response(200, text="<html><body>Oops</body></html>",
+                                   headers={"content-type": "text/html"}),
+    "data: null": httpx.Response(200, json={"data": None}),
+    "orderCreate: null": httpx.Response(200, json={"data": {"orderCreate": None}}),
+    "errors without a code": httpx.Response(200, json={"errors": [{"message": "Something went wrong"}]}),
+    "errors as a string": httpx.Response(200, json={"errors": "Internal error"}),
+    "order: null, no userErrors": httpx.Response(200, json={"data": {"orderCreate": {"order": None,
+                                                                                      "userErrors": []}}}),
+    "userErrors as a string": httpx.Response(200, json={"data": {"orderCreate": {
+        "order": None, "userErrors": "Unable to claim inventory"}}}),
+    "an order without an id": httpx.Response(200, json={"data": {"orderCreate": {
+        "order": {"name": "#1001"}, "userErrors": []}}}),
+    "a JSON list": httpx.Response(200, json=[1, 2]),
+}
+
+
+@pytest.mark.parametrize("shape", sorted(STRANGE_ANSWERS))
+def test_order_create_answered_strangely_is_unknown_never_failed_or_resent(shape):
+    """DESIGN §5.4: only an order id or well-formed userErrors are final answers."""
+    script = Script(STRANGE_ANSWERS[shape], ok(CREATED))
+    with pytest.raises(OutcomeUnknownError):
+        make_client(script).order_create(ORDER, inventory_behaviour="BYPASS")
+    assert len(script.graphql_requests) == 1
+
+
+def test_order_create_refused_for_a_missing_scope_is_known_not_created():
+    answer = httpx.Response(200, json={"data": None, "errors": [{
+        "message": "Access denied for orderCreate field. Required access: `write_orders` access scope.",
+        "path": ["orderCreate"], "extensions": {"code": "ACCESS_DENIED"}}]})
+    with pytest.raises(AuthError) as caught:
+        make_client(Script(answer)).order_create(ORDER, inventory_behaviour="BYPASS")
+    assert not isinstance(caught.value, OutcomeUnknownError)
+
+
+def test_batched_lookup_asks_once_for_many_ids_and_keeps_exact_matches():
+    answer = ok({"orders": {"pageInfo": {"hasNextPage": False, "endCursor": None}, "nodes": [
+        {"id": "gid://shopify/Order/1", "name": "#1001", "sourceIdentifier": "A1", "createdAt": "x"},
+        {"id": "gid://shopify/Order/2", "name": "#1002", "sourceIdentifier": "A12", "createdAt": "y"},
+    ]}})
+    script = Script(answer)
+    found = make_client(script).orders_by_source_identifiers(["A1", "B2", 'C "3"'])
+    assert {k: [o["id"] for o in v] for k, v in found.items()} == {
+        "A1": ["gid://shopify/Order/1"], "B2": [], 'C "3"': []}
+    assert len(script.graphql_requests) == 1
+    sent = json.loads(script.graphql_requests[0].content)["variables"]["query"]
+    assert sent == 'source_identifier:"A1" OR source_identifier:"B2" OR source_identifier:"C \\"3\\""'
+
+
 def test_order_create_that_never_connected_is_retried():
     script = Script(httpx.ConnectError("refused"), ok(CREATED))
     result = make_client(script).order_create(ORDER, inventory_behaviour="BYPASS")

@@ -196,14 +196,20 @@ def test_lost_response_is_reconciled_not_recreated(sandbox, sb_cli):
     assert row.shopify_order_id and row.attempts == 1
 
 
-def test_interrupted_before_sending_is_created_after_the_wait(sandbox, sb_cli, tmp_path):
+def test_interrupted_before_sending_is_created_after_two_lookups_past_the_wait(sandbox, sb_cli, tmp_path):
+    from ecomsend_cli.sync import steady_clock
+
     sync(sb_cli)
     link_everything(sb_cli)
-    with Store.open(sandbox.store_path) as store:  # as a crash right after the mark leaves it
+    boot, now = steady_clock()
+    with Store.open(sandbox.store_path) as store:  # as a crash right after the claim leaves it
         store.set_order_state("580000000000000001", "creating", attempt=True)
-        store.conn.execute("UPDATE orders SET state_changed_at = '2000-01-01T00:00:00Z' "
-                           "WHERE tiktok_order_id = '580000000000000001'")
-    sync(sb_cli)
+        store.conn.execute("UPDATE orders SET claim_id = 'c1', claim_boot = ?, claim_clock = ? "
+                           "WHERE tiktok_order_id = '580000000000000001'", (boot, now - 3600))
+    sync(sb_cli)  # the first lookup past the wait finds nothing: not sent yet
+    assert "580000000000000001" not in shopify_orders(sandbox)
+    assert store_states(sandbox)["580000000000000001"] == "creating"
+    sync(sb_cli)  # absent again, on another run: never created, so it is sent
     assert shopify_orders(sandbox)["580000000000000001"] == 1
     assert store_states(sandbox)["580000000000000001"] == "synced"
 
@@ -286,7 +292,7 @@ def test_tiktok_page_failing_midway_loses_nothing(sandbox, sb_cli):
 def test_second_run_exits_75_while_the_lock_is_held(sandbox):
     from ecomsend_cli.sync import SyncLock
 
-    with SyncLock(sandbox.store_path):
+    with Store.open(sandbox.store_path) as store, SyncLock(store):
         out = subprocess.run(python_cmd("--config", str(sandbox.config_file), "sync-orders"),
                              capture_output=True, text=True, timeout=60)
     assert out.returncode == 75
@@ -295,10 +301,11 @@ def test_second_run_exits_75_while_the_lock_is_held(sandbox):
 
 
 def test_lock_left_by_a_killed_run_does_not_block(sandbox, tmp_path):
-    lock = str(sandbox.store_path) + ".lock"
+    Store.open(sandbox.store_path).close()
+    lock = str(sandbox.store_path)  # the lock is the store file's own
     holder = subprocess.Popen(
-        ["python3", "-c", f"import fcntl,os,time; fd=os.open({lock!r}, os.O_RDWR|os.O_CREAT); "
-         "fcntl.flock(fd, fcntl.LOCK_EX); os.write(fd, b'4242'); print('held', flush=True); time.sleep(60)"],
+        ["python3", "-c", f"import fcntl,os,time; fd=os.open({lock!r}, os.O_RDONLY); "
+         "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); time.sleep(60)"],
         stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"
     holder.kill()
