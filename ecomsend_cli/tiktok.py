@@ -413,7 +413,17 @@ class TikTokClient:
             code = envelope.get("code")
             if code == CODE_OK:
                 data = envelope.get("data")
-                return data if isinstance(data, dict) else {}
+                if data is None:
+                    return {}
+                if not isinstance(data, dict):
+                    raise ApiError(
+                        f"TikTok {path} answered with data as {type(data).__name__}, not an object "
+                        f"(request_id {request_id})",
+                        hint="TikTok's answer was not usable; run again later, and report it to TikTok "
+                        "if it persists",
+                        request_id=request_id,
+                    )
+                return data
             if code == CODE_TOKEN_EXPIRED and not refreshed:
                 refreshed = True
                 with self._lock:
@@ -497,10 +507,10 @@ class TikTokClient:
         seen_tokens: set[str] = set()
         while True:
             data = self.request("POST", ORDER_SEARCH_PATH, query=query, body=body)
-            orders = list(data.get("orders") or [])
+            orders = _page_list(data, "orders", ORDER_SEARCH_PATH)
             if orders:
                 yield orders
-            token = data.get("next_page_token") or ""
+            token = _page_token(data, ORDER_SEARCH_PATH)
             if not token:
                 return
             if token in seen_tokens:
@@ -515,7 +525,7 @@ class TikTokClient:
         for start in range(0, len(ids), MAX_ORDER_IDS):
             chunk = ids[start:start + MAX_ORDER_IDS]
             data = self.request("GET", ORDER_DETAIL_PATH, query={"ids": ",".join(chunk)})
-            out.extend(data.get("orders") or [])
+            out.extend(_page_list(data, "orders", ORDER_DETAIL_PATH))
         return out
 
     def search_products(self, page_size: int = 100) -> Iterator[dict[str, Any]]:
@@ -527,8 +537,8 @@ class TikTokClient:
         seen_tokens: set[str] = set()
         while True:
             data = self.request("POST", PRODUCT_SEARCH_PATH, query=query, body={})
-            yield from data.get("products") or []
-            token = data.get("next_page_token") or ""
+            yield from _page_list(data, "products", PRODUCT_SEARCH_PATH)
+            token = _page_token(data, PRODUCT_SEARCH_PATH)
             if not token or token in seen_tokens:
                 return
             seen_tokens.add(token)
@@ -537,3 +547,34 @@ class TikTokClient:
     def get_product(self, product_id: str) -> dict[str, Any]:
         """Product detail, whose ``skus`` carry ``external_sku_id`` when published from Shopify."""
         return self.request("GET", PRODUCT_DETAIL_PATH.format(product_id=product_id))
+
+
+# -- answer shapes ------------------------------------------------------------------------------
+# TikTok's answers are outside data: a page whose shape is wrong is one clear
+# ApiError here, at the client's boundary; the orders inside a well-shaped page
+# are checked one by one by tiktok_orders (a broken order never stops its page).
+
+
+def _page_list(data: dict[str, Any], key: str, path: str) -> list[Any]:
+    """``data[key]`` as a list (absent or null: empty), or ApiError naming what came instead."""
+    value = data.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ApiError(
+            f"TikTok {path} answered with '{key}' as {type(value).__name__}, not a list",
+            hint="TikTok's answer was not usable; run again later, and report it to TikTok if it persists",
+        )
+    return value
+
+
+def _page_token(data: dict[str, Any], path: str) -> str:
+    token = data.get("next_page_token")
+    if token is None:
+        return ""
+    if not isinstance(token, str) or len(token) > 4096:
+        raise ApiError(
+            f"TikTok {path} answered with an unusable next_page_token ({type(token).__name__})",
+            hint="TikTok's answer was not usable; run again later, and report it to TikTok if it persists",
+        )
+    return token

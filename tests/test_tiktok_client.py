@@ -396,3 +396,17 @@ def test_search_products_reads_every_page() -> None:
     assert [p["id"] for p in client.search_products(page_size=1)] == ["P1", "P2"]
     assert rec.requests[0].url.path == "/product/202309/products/search"
     assert rec.query(1)["page_token"] == "N"
+
+
+@pytest.mark.parametrize(("data", "problem"), [
+    ({"orders": {"id": "1"}, "next_page_token": ""}, "'orders' as dict, not a list"),
+    ({"orders": "none", "next_page_token": ""}, "'orders' as str, not a list"),
+    ({"orders": [], "next_page_token": 7}, "unusable next_page_token (int)"),
+    (["not", "an", "object"], "data as list, not an object"),
+])
+def test_a_page_of_the_wrong_shape_is_one_clear_error(data, problem) -> None:
+    client, _ = make_client(Recorder([(200, envelope(data=data))]))
+    with pytest.raises(ApiError) as caught:
+        list(client.search_orders(update_time_ge=0))
+    assert problem in caught.value.message
+    assert "run again later" in (caught.value.hint or "")
