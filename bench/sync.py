@@ -98,6 +98,7 @@ def throughput(folder: Path, n: int, latency_ms: int, restore: float, bucket: fl
         created = report.count(SYNCED)
         assert created == n, (created, report.as_json()["failed"])
         creates = box.shopify.ops("orderCreate")
+        lookups = box.shopify.ops("orders")
         cost = actual_order_cost(box)
         calls = len(box.shopify.ops()) - calls_before
         throttled = box.shopify.stats["throttled"] - throttled_before
@@ -111,6 +112,8 @@ def throughput(folder: Path, n: int, latency_ms: int, restore: float, bucket: fl
         print(f"  fraction of ceiling {fraction:.2f} [{'ok' if fraction >= 0.85 else 'MISSED'}: target >= 0.85]; "
               f"THROTTLED {throttled}/{calls} calls = {100 * throttled / max(calls, 1):.2f}% "
               f"[{'ok' if throttled <= 0.01 * calls else 'MISSED'}: target <= 1%]; {len(creates)} orderCreate calls")
+        print(f"  pre-send lookups (DESIGN §5.4): {len(lookups)} orders searches = "
+              f"{100 * len(lookups) / n:.1f} extra calls per 100 orders")
 
 
 def actual_order_cost(box: Sandbox) -> float:
