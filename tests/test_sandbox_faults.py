@@ -1,0 +1,253 @@
+"""Hostile answers on demand (DESIGN §8): strange shapes, trickles, hangs, endless paging.
+
+Both simulators share the ``fail_next`` kinds ``answer``, ``trickle`` and
+``hang`` (``sandbox/_http.py``); the Shopify simulator shows them here, over
+real HTTP and raw sockets on 127.0.0.1. The TikTok simulator's
+``paging_fault`` is observed through raw signed requests.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from ecomsend_cli.sandbox.shopify_sim import ShopifySimulator
+
+from .test_shopify_sim import BIG_BUDGET, catalog
+
+ORDER_CREATE = """
+mutation create($order: OrderCreateOrderInput!, $options: OrderCreateOptionsInput) {
+  orderCreate(order: $order, options: $options) { order { id sourceIdentifier } userErrors { code } }
+}
+"""
+HTML = "<html><body><h1>502 Bad Gateway</h1>nginx</body></html>"
+
+
+@pytest.fixture
+def shop(tmp_path: Path) -> Iterator[ShopifySimulator]:
+    with ShopifySimulator(tmp_path / "shopify.db", products=catalog(2), **BIG_BUDGET) as running:
+        yield running
+
+
+def create_body(source: str, quantity: int = 2) -> bytes:
+    return json.dumps({
+        "query": ORDER_CREATE,
+        "variables": {
+            "order": {"sourceIdentifier": source, "lineItems": [
+                {"variantId": "gid://shopify/ProductVariant/11", "quantity": quantity}]},
+            "options": {"inventoryBehaviour": "DECREMENT_IGNORING_POLICY"},
+        },
+    }).encode()
+
+
+def post_create(sim: ShopifySimulator, source: str, **kwargs: Any) -> httpx.Response:
+    return httpx.post(f"{sim.url}/admin/api/2026-07/graphql.json", content=create_body(source),
+                      headers={"X-Shopify-Access-Token": sim.credentials["access_token"],
+                               "Content-Type": "application/json"}, **kwargs)
+
+
+def raw_create(sim: ShopifySimulator, source: str) -> socket.socket:
+    """Send an orderCreate on a raw socket and return it unread."""
+    body = create_body(source)
+    head = (f"POST /admin/api/2026-07/graphql.json HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"X-Shopify-Access-Token: {sim.credentials['access_token']}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
+    conn = socket.create_connection((sim.host, sim.port), timeout=10)
+    conn.sendall(head.encode() + body)
+    return conn
+
+
+def read_until_closed(conn: socket.socket, timeout: float = 10) -> bytes:
+    conn.settimeout(timeout)
+    data = b""
+    while True:
+        try:
+            chunk = conn.recv(65536)
+        except ConnectionResetError:
+            return data
+        if not chunk:
+            return data
+        data += chunk
+
+
+def read_for(conn: socket.socket, seconds: float) -> bytes:
+    """Whatever arrives within a read window of ``seconds`` (a byte every 0.25 s
+    never trips a per-read timeout, so the window is bounded by the clock)."""
+    data = b""
+    window_ends = time.monotonic() + seconds
+    while (left := window_ends - time.monotonic()) > 0:
+        conn.settimeout(left)
+        try:
+            chunk = conn.recv(65536)
+        except TimeoutError:
+            break
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def stock_of_11(sim: ShopifySimulator) -> int:
+    return next(v["inventory_quantity"] for v in sim.inventory()
+                if v["variant_id"] == "gid://shopify/ProductVariant/11")
+
+
+def stop_in_background(sim: ShopifySimulator) -> threading.Thread:
+    stopper = threading.Thread(target=sim.stop)
+    stopper.start()
+    # A generous bound, not a speed check: a stop() that waited for the
+    # fault would take its full 300 s.
+    stopper.join(timeout=30)
+    return stopper
+
+
+# -- answer ------------------------------------------------------------------------------------
+
+
+def test_answer_after_handling_creates_the_order_yet_the_client_gets_the_page_given(shop):
+    shop.set_faults(fail_next=[{"op": "orderCreate", "kind": "answer", "status": 502, "body": HTML}])
+    response = post_create(shop, "T-html")
+    assert response.status_code == 502
+    assert response.text == HTML
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
+    listed = httpx.get(f"{shop.url}/_sandbox/orders").json()["orders"]
+    assert [o["source_identifier"] for o in listed] == ["T-html"]
+    assert stock_of_11(shop) == 5 - 2  # the inventory was claimed too
+    assert [e["fault"] for e in shop.ops("orderCreate")] == ["answer"]
+    # One shot: the next request is answered for real.
+    assert post_create(shop, "T-next").json()["data"]["orderCreate"]["order"]["sourceIdentifier"] == "T-next"
+
+
+@pytest.mark.parametrize(("body", "content_type", "sent", "expected_type"), [
+    ({"data": {"orderCreate": None}}, None, b'{"data":{"orderCreate":null}}', "application/json; charset=utf-8"),
+    ({"errors": "Internal"}, None, b'{"errors":"Internal"}', "application/json; charset=utf-8"),
+    (None, None, b"null", "application/json; charset=utf-8"),
+    ("upstream timed out", "text/plain", b"upstream timed out", "text/plain"),
+])
+def test_answer_without_handling_changes_nothing(shop, body, content_type, sent, expected_type):
+    fault: dict[str, Any] = {"op": "orderCreate", "kind": "answer", "body": body, "handled": False}
+    if content_type:
+        fault["content_type"] = content_type
+    reply = httpx.post(f"{shop.url}/_sandbox/faults", json={"fail_next": [fault]})
+    assert reply.status_code == 200
+    response = post_create(shop, "T-none")
+    assert response.status_code == 200
+    assert response.content == sent
+    assert response.headers["content-type"] == expected_type
+    assert shop.orders() == []
+    assert stock_of_11(shop) == 5
+
+
+@pytest.mark.parametrize(("fault", "problem"), [
+    ({"kind": "answer"}, "fail_next kind=answer needs a body"),
+    ({"kind": "answer", "body": "", "handled": "no"}, "fail_next handled must be true or false"),
+    ({"kind": "trickle", "bytes_per_second": 0}, "fail_next bytes_per_second must be a positive number"),
+    ({"kind": "hang", "hang_for": 3}, "unknown fail_next key(s): hang_for"),
+])
+def test_bad_shaping_faults_are_refused(shop, fault, problem):
+    reply = httpx.post(f"{shop.url}/_sandbox/faults", json={"fail_next": [fault]})
+    assert reply.status_code == 400
+    assert reply.json()["error"].startswith(problem)
+    assert httpx.get(f"{shop.url}/_sandbox/faults").json()["fail_next"] == []
+
+
+# -- trickle -----------------------------------------------------------------------------------
+
+
+def test_trickled_answer_comes_a_few_bytes_at_a_time_and_stop_cuts_it(shop):
+    shop.set_faults(fail_next=[{"op": "orderCreate", "kind": "trickle", "bytes_per_second": 4}])
+    conn = raw_create(shop, "T-slow")
+    try:
+        conn.settimeout(10)
+        received = conn.recv(65536)  # the first byte comes at once
+        assert received
+        received += read_for(conn, 0.5)
+        # At 4 bytes a second the status line alone takes seconds.
+        assert len(received) < len(b"HTTP/1.1 200 OK\r\n")
+        assert b"HTTP/1.1 200 OK".startswith(received)
+        # Handled before the first byte went out.
+        assert [o["source_identifier"] for o in shop.orders()] == ["T-slow"]
+        assert not stop_in_background(shop).is_alive()
+        rest = read_until_closed(conn)
+        assert len(received + rest) < 200  # cut off, never finished
+    finally:
+        conn.close()
+
+
+def test_trickled_answer_arrives_intact_with_its_content_length(shop):
+    shop.set_faults(fail_next=[{"op": "orderCreate", "kind": "trickle", "bytes_per_second": 3000}])
+    # A per-read timeout far above the 10 ms between chunks: the read never times out.
+    response = post_create(shop, "T-trickle", timeout=httpx.Timeout(5.0))
+    body = response.json()
+    assert response.status_code == 200
+    assert int(response.headers["content-length"]) == len(response.content)
+    created = body["data"]["orderCreate"]["order"]
+    assert created["sourceIdentifier"] == "T-trickle"
+    assert [o["id"] for o in shop.orders()] == [created["id"]]
+    assert [e["fault"] for e in shop.ops("orderCreate")] == ["trickle"]
+
+
+def test_trickle_without_handling_sends_the_injected_error_slowly(shop):
+    shop.set_faults(fail_next=[{"op": "orderCreate", "kind": "trickle", "bytes_per_second": 3000,
+                                "handled": False, "status": 503}])
+    response = post_create(shop, "T-unhandled")
+    assert response.status_code == 503
+    assert response.json() == {"errors": "Internal Server Error"}
+    assert shop.orders() == []
+
+
+# -- hang --------------------------------------------------------------------------------------
+
+
+def test_hang_after_handling_answers_nothing_and_stop_does_not_wait(shop):
+    shop.set_faults(fail_next=[{"op": "orderCreate", "kind": "hang"}])  # 300 s by default
+    conn = raw_create(shop, "T-hang")
+    try:
+        conn.settimeout(0.5)
+        with pytest.raises(TimeoutError):
+            conn.recv(1)
+        assert [o["source_identifier"] for o in shop.orders()] == ["T-hang"]
+        assert stock_of_11(shop) == 5 - 2
+        assert not stop_in_background(shop).is_alive()
+        assert read_until_closed(conn) == b""  # closed by the stop, still without a byte
+    finally:
+        conn.close()
+
+
+def test_hang_without_handling_ends_after_hang_seconds_with_nothing_done(shop):
+    shop.set_faults(fail_next=[{"op": "orderCreate", "kind": "hang", "handled": False,
+                                "hang_seconds": 0.3}])
+    conn = raw_create(shop, "T-void")
+    try:
+        assert read_until_closed(conn) == b""  # closed after 0.3 s, not a byte sent
+    finally:
+        conn.close()
+    assert shop.orders() == []
+    assert stock_of_11(shop) == 5
+    assert post_create(shop, "T-after").status_code == 200  # the simulator serves on
+
+
+def _hanging_handlers() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if "process_request_thread" in t.name]
+
+
+def test_hang_ends_when_the_client_gives_up(shop):
+    before = len(_hanging_handlers())
+    shop.set_faults(fail_next=[{"op": "orderCreate", "kind": "hang"}])
+    with pytest.raises(httpx.ReadTimeout):
+        post_create(shop, "T-gone", timeout=httpx.Timeout(5.0, read=0.3))
+    # The handler thread notices the closed connection instead of waiting 300 s.
+    for _ in range(200):
+        if len(_hanging_handlers()) <= before:
+            break
+        time.sleep(0.05)
+    assert len(_hanging_handlers()) <= before
+    assert [o["source_identifier"] for o in shop.orders()] == ["T-gone"]
