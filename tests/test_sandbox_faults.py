@@ -19,9 +19,14 @@ from typing import Any
 import httpx
 import pytest
 
+from ecomsend_cli.errors import ApiError
 from ecomsend_cli.sandbox.shopify_sim import ShopifySimulator
+from ecomsend_cli.sandbox.tiktok_sim import TikTokSimulator
+from ecomsend_cli.tiktok import sign
 
 from .test_shopify_sim import BIG_BUDGET, catalog
+from .test_tiktok_sim import client_for as tiktok_client
+from .test_tiktok_sim import many_orders
 
 ORDER_CREATE = """
 mutation create($order: OrderCreateOrderInput!, $options: OrderCreateOptionsInput) {
@@ -251,3 +256,133 @@ def test_hang_ends_when_the_client_gives_up(shop):
         time.sleep(0.05)
     assert len(_hanging_handlers()) <= before
     assert [o["source_identifier"] for o in shop.orders()] == ["T-gone"]
+
+
+# -- TikTok paging faults ----------------------------------------------------------------------
+
+SEARCH = "/order/202309/orders/search"
+
+
+@pytest.fixture
+def tiktok(tmp_path: Path) -> Iterator[TikTokSimulator]:
+    with TikTokSimulator(tmp_path / "tiktok.db", orders=many_orders(7)) as running:
+        yield running
+
+
+def signed_search(sim: TikTokSimulator, token: str = "", *, page_size: int = 5,
+                  path: str = SEARCH) -> httpx.Response:
+    """One raw, correctly signed search request."""
+    creds = sim.credentials
+    params = {"app_key": creds["app_key"], "timestamp": str(int(time.time())),
+              "shop_cipher": creds["shop_cipher"], "page_size": str(page_size)}
+    if path == SEARCH:
+        params.update(sort_field="update_time", sort_order="ASC")
+    if token:
+        params["page_token"] = token
+    body = b'{"update_time_ge":0}' if path == SEARCH else b"{}"
+    params["sign"] = sign(creds["app_secret"], path, params, body, "application/json")
+    return httpx.post(sim.url + path, params=params, content=body,
+                      headers={"x-tts-access-token": creds["access_token"],
+                               "content-type": "application/json"})
+
+
+def search(sim: TikTokSimulator, token: str = "", *, page_size: int = 5,
+           path: str = SEARCH) -> dict[str, Any]:
+    """A signed search that must succeed in a well-formed envelope; its ``data``."""
+    answer = signed_search(sim, token, page_size=page_size, path=path)
+    envelope = answer.json()
+    assert answer.status_code == 200 and envelope["code"] == 0, envelope
+    assert set(envelope) == {"code", "message", "request_id", "data"}
+    assert envelope["request_id"] == answer.headers["x-tt-logid"]
+    return envelope["data"]
+
+
+def ids(data: dict[str, Any]) -> list[str]:
+    return [o["id"] for o in data["orders"]]
+
+
+def test_endless_paging_gives_empty_pages_with_new_tokens_forever(tiktok):
+    tiktok.set_faults(paging_fault="endless")
+    first = search(tiktok)
+    last = search(tiktok, first["next_page_token"])
+    assert len(ids(first)) == 5 and len(ids(last)) == 2  # the real pages, intact
+    tokens = [first["next_page_token"], last["next_page_token"]]
+    for _ in range(5):
+        page = search(tiktok, tokens[-1])
+        assert page["orders"] == [] and page["total_count"] == 7
+        tokens.append(page["next_page_token"])
+    assert all(tokens) and len(set(tokens)) == len(tokens)
+    # Switched off, the endless listing ends at its next page.
+    tiktok.set_faults(paging_fault=None)
+    assert search(tiktok, tokens[-1]) == {"orders": [], "next_page_token": "", "total_count": 7}
+
+
+def test_repeat_last_gives_back_the_token_just_sent(tiktok):
+    tiktok.set_faults(paging_fault="repeat_last")
+    first = search(tiktok)
+    sent = first["next_page_token"]
+    last = search(tiktok, sent)
+    assert len(ids(last)) == 2 and last["next_page_token"] == sent
+    again = search(tiktok, sent)
+    assert ids(again) == ids(last) and again["next_page_token"] == sent
+    # A listing of one page: its token serves that page again, with the same token.
+    only = search(tiktok, page_size=10)
+    assert len(ids(only)) == 7 and only["next_page_token"]
+    repeat = search(tiktok, only["next_page_token"], page_size=10)
+    assert ids(repeat) == ids(only) and repeat["next_page_token"] == only["next_page_token"]
+
+
+def test_repeat_last_is_what_the_client_sees_as_a_repeated_token(tiktok):
+    tiktok.set_faults(paging_fault="repeat_last")
+    with tiktok_client(tiktok) as client:
+        with pytest.raises(ApiError, match="same page token"):
+            list(client.search_orders(update_time_ge=0, page_size=5))
+
+
+def test_cycle_alternates_two_tokens(tiktok):
+    tiktok.set_faults(paging_fault="cycle")
+    first = search(tiktok)
+    last = search(tiktok, first["next_page_token"])
+    token_a = last["next_page_token"]
+    page_a = search(tiktok, token_a)
+    token_b = page_a["next_page_token"]
+    page_b = search(tiktok, token_b)
+    assert token_a and token_b and token_a != token_b
+    assert page_b["next_page_token"] == token_a
+    assert search(tiktok, token_a)["next_page_token"] == token_b
+    assert ids(page_a) == ids(page_b) == ids(first)  # the orders repeat
+    assert page_a["total_count"] == 7
+
+
+def test_paging_fault_applies_to_product_search_too(tmp_path):
+    products = [{"id": f"P{i}", "title": f"Product {i}", "skus": [{"id": f"S{i}", "seller_sku": f"K{i}"}]}
+                for i in range(3)]
+    with TikTokSimulator(tmp_path / "t.db", products=products) as sim:
+        sim.set_faults(paging_fault="endless")
+        path = "/product/202309/products/search"
+        first = search(sim, page_size=3, path=path)
+        assert len(first["products"]) == 3 and first["next_page_token"]
+        beyond = search(sim, first["next_page_token"], page_size=3, path=path)
+        assert beyond["products"] == [] and beyond["next_page_token"] not in ("", first["next_page_token"])
+        assert beyond["total_count"] == 3
+
+
+def test_unknown_paging_fault_is_refused(tiktok):
+    reply = httpx.post(f"{tiktok.url}/_sandbox/faults", json={"paging_fault": "sideways"})
+    assert reply.status_code == 400 and "paging_fault" in reply.json()["error"]
+    with pytest.raises(ValueError, match="paging_fault"):
+        tiktok.set_faults(paging_fault="forever")
+    reply = httpx.post(f"{tiktok.url}/_sandbox/faults", json={"paging_fault": "cycle"})
+    assert reply.status_code == 200 and reply.json()["paging_fault"] == "cycle"
+
+
+def test_tiktok_shares_the_answer_faults(tiktok):
+    strange = {"code": 0, "message": "Success", "data": {"orders": {"id": "x"}}}
+    tiktok.set_faults(fail_next=[{"op": "orders.search", "kind": "answer", "body": strange},
+                                 {"op": "orders.search", "kind": "hang", "hang_seconds": 0.2}])
+    answer = signed_search(tiktok)
+    assert answer.status_code == 200 and answer.json() == strange
+    with pytest.raises(httpx.RemoteProtocolError):  # closed after 0.2 s without a byte
+        signed_search(tiktok)
+    assert len(ids(search(tiktok))) == 5
+    assert [e["fault"] for e in tiktok.ops("orders.search")] == ["answer", "hang", None]
