@@ -25,6 +25,7 @@ from ecomsend_cli.sandbox.tiktok_sim import TikTokSimulator
 from ecomsend_cli.tiktok import sign
 
 from .test_shopify_sim import BIG_BUDGET, catalog
+from .test_shopify_sim import client_for as shopify_client
 from .test_tiktok_sim import client_for as tiktok_client
 from .test_tiktok_sim import many_orders
 
@@ -386,3 +387,84 @@ def test_tiktok_shares_the_answer_faults(tiktok):
         signed_search(tiktok)
     assert len(ids(search(tiktok))) == 5
     assert [e["fault"] for e in tiktok.ops("orders.search")] == ["answer", "hang", None]
+
+
+# -- Shopify search: OR ------------------------------------------------------------------------
+
+
+def find_orders(sim: ShopifySimulator, query: str, first: int = 10) -> list[str]:
+    """Every order matching ``query``, read ``first`` at a time; their source identifiers."""
+    client = shopify_client(sim)
+    found: list[str] = []
+    after = None
+    while True:
+        data = client.graphql(
+            "query($q: String, $first: Int, $after: String) { orders(first: $first, after: $after, "
+            "query: $q) { nodes { sourceIdentifier } pageInfo { hasNextPage endCursor } } }",
+            {"q": query, "first": first, "after": after},
+        )["orders"]
+        found += [n["sourceIdentifier"] for n in data["nodes"]]
+        if not data["pageInfo"]["hasNextPage"]:
+            return found
+        after = data["pageInfo"]["endCursor"]
+
+
+def create_orders(sim: ShopifySimulator, *sources: str, processed_at: str | None = None) -> None:
+    client = shopify_client(sim)
+    for source in sources:
+        order: dict[str, Any] = {"lineItems": [{"variantId": "gid://shopify/ProductVariant/11",
+                                                "quantity": 1}], "sourceIdentifier": source}
+        if processed_at:
+            order["processedAt"] = processed_at
+        assert client.order_create(order, inventory_behaviour="BYPASS").ok
+
+
+def test_or_search_returns_the_union_page_by_page(shop):
+    create_orders(shop, *(f"T-{n}" for n in range(8)))
+    query = " OR ".join(f'source_identifier:"T-{n}"' for n in (1, 3, 4, 6, 9))
+    assert find_orders(shop, query) == ["T-1", "T-3", "T-4", "T-6"]
+    assert find_orders(shop, query, first=1) == ["T-1", "T-3", "T-4", "T-6"]
+    assert len(shop.ops("orders")) == 1 + 4  # one page, then four pages of one
+    # A batch lookup of a thousand identifiers is one query too.
+    many = " OR ".join(f'source_identifier:"T-{n}"' for n in range(2, 3002, 3))
+    assert find_orders(shop, many, first=250) == ["T-2", "T-5"]
+    # Without OR, terms are still ANDed: no order has two identifiers.
+    assert find_orders(shop, 'source_identifier:"T-1" source_identifier:"T-3"') == []
+
+
+def test_or_search_keeps_the_index_lag_per_order(tmp_path):
+    now = [1_800_000_000.0]
+    with ShopifySimulator(tmp_path / "s.db", products=catalog(1), clock=lambda: now[0],
+                          index_lag_seconds=30, **BIG_BUDGET) as sim:
+        create_orders(sim, "T-old")
+        now[0] += 20
+        create_orders(sim, "T-new")
+        now[0] += 15  # T-old is 35 s old (indexed), T-new 15 s (not yet)
+        assert find_orders(sim, 'source_identifier:"T-old" OR source_identifier:"T-new"') == ["T-old"]
+
+
+def test_or_search_keeps_the_60_day_rule_per_order(tmp_path):
+    scopes = ("read_orders", "write_orders", "read_products")  # no read_all_orders
+    with ShopifySimulator(tmp_path / "s.db", products=catalog(1), access_scopes=scopes,
+                          **BIG_BUDGET) as sim:
+        create_orders(sim, "T-ancient", processed_at="2020-01-01T00:00:00Z")
+        create_orders(sim, "T-recent")
+        query = 'source_identifier:"T-ancient" OR source_identifier:"T-recent"'
+        assert find_orders(sim, query) == ["T-recent"]
+        assert [o["source_identifier"] for o in sim.orders()] == ["T-ancient", "T-recent"]
+
+
+def test_grouping_negation_and_or_on_variants(shop):
+    client = shopify_client(shop)
+
+    def skus(query: str) -> list[str]:
+        data = client.graphql("query($q: String) { productVariants(first: 50, query: $q) { nodes { sku } } }",
+                              {"q": query})
+        return [n["sku"] for n in data["productVariants"]["nodes"]]
+
+    assert skus("sku:SKU-1-0 OR sku:SKU-2-2") == ["SKU-1-0", "SKU-2-2"]
+    assert skus("product_id:1 -sku:SKU-1-0") == ["SKU-1-1", "SKU-1-2"]
+    assert skus("product_id:2 NOT (sku:SKU-2-0 OR sku:SKU-2-1)") == ["SKU-2-2"]
+    # OR binds tighter than AND, as Shopify documents ("bob OR norman AND Shopify").
+    assert skus('sku:SKU-1-1 OR sku:SKU-2-1 AND title:"Size 1"') == ["SKU-1-1", "SKU-2-1"]
+    assert skus('sku:SKU-1-1 OR sku:SKU-2-1 AND product_id:2') == ["SKU-2-1"]
