@@ -39,11 +39,34 @@ every knob to its default and empties the one-shot queue. Keys:
 plus the simulator's own knobs (e.g. ``rate_limit``), and ``reset`` (bool).
 
 A ``fail_next`` entry is ``{"op": name or null (any op), "kind": one of
-error | drop | lost_response | truncated | rate_limit | latency, "after": n
-(let n matching requests through first, default 0), "count": n (fire n times,
-default 1), "status": http status for kind=error (default 500),
-"latency_ms": for kind=latency}``. One-shot faults fire in queue order and
-take precedence over the random rates.
+error | drop | lost_response | truncated | rate_limit | latency | answer |
+trickle | hang, "after": n (let n matching requests through first, default
+0), "count": n (fire n times, default 1), "status": http status for
+kind=error (default 500), "latency_ms": for kind=latency}``. One-shot faults
+fire in queue order and take precedence over the random rates.
+
+Three kinds shape the answer itself; each takes ``"handled"`` (default
+true): the simulator first handles the request for real and commits its
+effect (a Shopify order IS created, stock IS claimed), then answers as the
+fault says; ``"handled": false`` answers without handling (nothing happens).
+
+* ``answer`` — replaces the reply with ``"status"`` (default 200) and
+  ``"body"`` (required): a string is sent verbatim (default content type
+  ``text/html; charset=utf-8``), any other JSON value (null included) is
+  serialised (default ``application/json; charset=utf-8``);
+  ``"content_type"`` overrides either default.
+* ``trickle`` — the answer (the real one; with ``handled: false`` the
+  simulator's injected error answer of ``"status"``, default 500) is sent
+  whole, status line and headers included, with its correct
+  ``Content-Length``, at ``"bytes_per_second"`` (default 1): a client with
+  only a per-read timeout never times out. Writing stops when the client
+  disconnects or the simulator stops.
+* ``hang`` — no answer at all: the connection stays open, silent, until
+  ``"hang_seconds"`` (default 300) pass, the client disconnects or the
+  simulator stops; then it is closed.
+
+``stop()`` never waits for a trickling or hanging answer: it wakes them and
+cuts their connections.
 
 Random ``lost_response_rate`` skips operations a simulator lists in
 ``no_random_lost_response`` (e.g. TikTok's token refresh, whose loss would
@@ -53,7 +76,9 @@ strand any client); ``fail_next`` can still target them explicitly.
 from __future__ import annotations
 
 import json
+import math
 import random
+import select
 import socket
 import threading
 import time
@@ -63,7 +88,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-FAULT_KINDS = ("error", "drop", "lost_response", "truncated", "rate_limit", "latency")
+FAULT_KINDS = ("error", "drop", "lost_response", "truncated", "rate_limit", "latency",
+               "answer", "trickle", "hang")
+# Kinds that decide what the answer looks like (and whether the request is handled at all).
+SHAPING_KINDS = ("answer", "trickle", "hang")
+_SHOT_KEYS = {"op", "kind", "after", "count", "status", "latency_ms", "handled", "body",
+              "content_type", "bytes_per_second", "hang_seconds"}
 _RATE_KEYS = ("error_rate", "drop_rate", "lost_response_rate", "truncate_rate")
 BASE_FAULT_DEFAULTS: dict[str, Any] = {
     "latency_ms": 0,
@@ -108,16 +138,6 @@ class Reply:
 
 
 @dataclass
-class Decision:
-    """The faults that apply to one request."""
-
-    latency_s: float = 0.0
-    pre: str | None = None  # drop | error | rate_limit
-    status: int = 500
-    post: str | None = None  # lost_response | truncated
-
-
-@dataclass
 class _OneShot:
     op: str | None
     kind: str
@@ -125,6 +145,39 @@ class _OneShot:
     count: int = 1
     status: int = 500
     latency_ms: int = 0
+    handled: bool = True
+    body: Any = None  # kind=answer only (required there)
+    content_type: str | None = None
+    bytes_per_second: float = 1.0
+    hang_seconds: float = 300.0
+
+    def answer(self) -> Reply:
+        """The reply of kind=answer: a str body verbatim, anything else as JSON."""
+        if isinstance(self.body, str):
+            payload = self.body.encode()
+            content_type = self.content_type or "text/html; charset=utf-8"
+        else:
+            payload = json.dumps(self.body, separators=(",", ":")).encode()
+            content_type = self.content_type or "application/json; charset=utf-8"
+        return Reply(self.status, payload, {"Content-Type": content_type})
+
+
+@dataclass
+class Decision:
+    """The faults that apply to one request."""
+
+    latency_s: float = 0.0
+    pre: str | None = None  # drop | error | rate_limit
+    status: int = 500
+    post: str | None = None  # lost_response | truncated | answer | trickle | hang
+    shot: _OneShot | None = None  # the one-shot fault of an answer-shaping kind
+
+    @property
+    def handled(self) -> bool:
+        """Whether the simulator handles the request (commits its effect) at all."""
+        if self.pre is not None:
+            return False
+        return self.shot is None or self.shot.handled
 
 
 class FaultPlan:
@@ -175,16 +228,30 @@ class FaultPlan:
     def _parse_shot(item: Any) -> _OneShot:
         if not isinstance(item, dict) or item.get("kind") not in FAULT_KINDS:
             raise ValueError(f"fail_next entries need a kind among {', '.join(FAULT_KINDS)}: {item!r}")
-        extra = set(item) - {"op", "kind", "after", "count", "status", "latency_ms"}
+        extra = set(item) - _SHOT_KEYS
         if extra:
             raise ValueError(f"unknown fail_next key(s): {', '.join(sorted(extra))}")
+        kind = item["kind"]
+        if kind == "answer" and "body" not in item:
+            raise ValueError("fail_next kind=answer needs a body (a string, or any JSON value)")
+        if not isinstance(item.get("handled", True), bool):
+            raise ValueError("fail_next handled must be true or false")
+        rate = float(item.get("bytes_per_second", 1))
+        if not rate > 0 or math.isinf(rate):
+            raise ValueError("fail_next bytes_per_second must be a positive number")
+        content_type = item.get("content_type")
         return _OneShot(
             op=item.get("op"),
-            kind=item["kind"],
+            kind=kind,
             after=int(item.get("after", 0)),
             count=int(item.get("count", 1)),
-            status=int(item.get("status", 500)),
+            status=int(item.get("status", 200 if kind == "answer" else 500)),
             latency_ms=int(item.get("latency_ms", 0)),
+            handled=item.get("handled", True),
+            body=item.get("body"),
+            content_type=str(content_type) if content_type is not None else None,
+            bytes_per_second=rate,
+            hang_seconds=float(item.get("hang_seconds", 300)),
         )
 
     def decide(self, op: str | None) -> Decision:
@@ -198,6 +265,9 @@ class FaultPlan:
                     decision.latency_s += shot.latency_ms / 1000.0
                 elif shot.kind in ("lost_response", "truncated"):
                     decision.post = shot.kind
+                elif shot.kind in SHAPING_KINDS:
+                    decision.post = shot.kind
+                    decision.shot = shot
                 else:
                     decision.pre = shot.kind
                     decision.status = shot.status
@@ -235,6 +305,8 @@ class _Server(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], sim: Simulator) -> None:
         self.sim = sim
+        # Set by Simulator.stop(): trickling and hanging answers give up at once.
+        self.stopping = threading.Event()
         self._conns: set[socket.socket] = set()
         self._conns_lock = threading.Lock()
         super().__init__(address, _Handler)
@@ -314,20 +386,33 @@ class _Handler(BaseHTTPRequestHandler):
             sim._log(req, op, None, "drop")
             self._drop()
             return
+        reply: Reply | None = None
         if decision.pre == "error":
             reply = sim.error_reply(req, decision.status)
         elif decision.pre == "rate_limit":
             reply = sim.throttled_reply(req)
-        else:
+        elif decision.handled:
             try:
                 reply = sim.handle(req)
             except Exception as exc:  # a simulator bug must look like a 500, not a hang
                 reply = sim.error_reply(req, 500)
                 sim.last_exception = exc
+        shot = decision.shot
+        if shot is not None and shot.kind == "answer":
+            reply = shot.answer()
+        elif shot is not None and shot.kind == "trickle" and reply is None:
+            reply = sim.error_reply(req, shot.status)
         fault = decision.pre or decision.post
         sim._log(req, op, reply, fault)
         if decision.post == "lost_response":
             self._drop()
+            return
+        if shot is not None and shot.kind == "hang":
+            self._hang(shot.hang_seconds)
+            return
+        assert reply is not None  # every path but hang has an answer by now
+        if shot is not None and shot.kind == "trickle":
+            self._trickle(reply, shot.bytes_per_second)
             return
         self._send(reply, truncate=decision.post == "truncated")
 
@@ -337,6 +422,62 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
+
+    def _client_gone(self) -> bool:
+        """Whether the client closed its end (or the connection was cut)."""
+        try:
+            readable, _, _ = select.select([self.connection], [], [], 0)
+            return bool(readable) and self.connection.recv(1, socket.MSG_PEEK) == b""
+        except (OSError, ValueError):
+            return True
+
+    def _hang(self, seconds: float) -> None:
+        """Answer nothing: keep the connection open and silent, then close it."""
+        self.close_connection = True
+        stopping = self.server.stopping
+        deadline = time.monotonic() + seconds
+        while not stopping.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                # Wakes when the client closes, sends more, or stop() cuts the socket.
+                readable, _, _ = select.select([self.connection], [], [], min(remaining, 0.1))
+            except (OSError, ValueError):
+                break
+            if readable:
+                if self._client_gone():
+                    break
+                # More bytes from the client (say a pipelined request): still no answer.
+                stopping.wait(min(remaining, 0.05))
+        self._drop()
+
+    def _trickle(self, reply: Reply, bytes_per_second: float) -> None:
+        """Send the whole answer, status line first, at ``bytes_per_second``."""
+        body = reply.body()
+        headers = {"Content-Type": "application/json; charset=utf-8", **reply.headers,
+                   "Content-Length": str(len(body))}
+        phrase = self.responses.get(reply.status, ("",))[0]
+        head = [f"{self.protocol_version} {reply.status} {phrase}",
+                f"Server: {self.version_string()}", f"Date: {self.date_time_string()}"]
+        head += [f"{name}: {value}" for name, value in headers.items()]
+        data = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
+        # Fast rates go out in small chunks every 10 ms rather than one write per byte.
+        chunk = max(1, int(bytes_per_second * 0.01))
+        pause = chunk / bytes_per_second
+        stopping = self.server.stopping
+        for start in range(0, len(data), chunk):
+            if stopping.is_set() or self._client_gone():
+                self._drop()
+                return
+            try:
+                self.wfile.write(data[start:start + chunk])
+            except OSError:
+                self._drop()
+                return
+            if start + chunk < len(data) and stopping.wait(pause):
+                self._drop()
+                return
 
     def _send(self, reply: Reply, *, truncate: bool = False) -> None:
         body = reply.body()
@@ -395,6 +536,7 @@ class Simulator:
         server, self._server = self._server, None
         if server is None:
             return
+        server.stopping.set()
         server.shutdown()
         server.close_connections()
         server.server_close()

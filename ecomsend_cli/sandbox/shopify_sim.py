@@ -26,7 +26,9 @@ bucket of ``bucket_size`` points restored at ``restore_rate`` per second,
 answering ``THROTTLED`` with ``extensions.cost`` exactly shaped like Shopify's.
 
 Search (``query:`` argument, Shopify's syntax ``field:value``,
-``field:>value``, quoted values): ``productVariants`` knows ``sku`` (near
+``field:>value``, quoted values, ``AND`` implied or written, ``OR`` — which
+binds tighter than ``AND``, as Shopify documents — ``-``/``NOT`` and
+parentheses; see :func:`parse_search_tree`): ``productVariants`` knows ``sku`` (near
 matches too — case-insensitive prefix, as the real search is not exact),
 ``updated_at``, ``product_id``, ``product_ids``, ``id``, ``product_status``,
 ``title`` and free text; ``products`` knows ``updated_at``, ``status``,
@@ -221,27 +223,174 @@ def normalise_time(value: str) -> str | None:
     return moment.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
-_TERM = re.compile(
-    r"""\s*(?:(?P<field>[A-Za-z_]+):(?P<op>>=|<=|>|<|=)?)?"""
-    r"""(?P<value>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|[^\s]+)"""
+SearchTerm = tuple[str | None, str, str]  # (field or None, comparator, value)
+# A parsed query: ("term", SearchTerm) | ("not", node) | ("and", [nodes]) | ("or", [nodes]).
+SearchNode = tuple[str, Any]
+
+_TOKEN = re.compile(
+    r"""\s*(?:(?P<open>\()|(?P<close>\))|(?P<neg>-)?"""
+    r"""(?:(?P<field>[A-Za-z_]+):(?P<op>>=|<=|>|<|=)?)?"""
+    r"""(?P<value>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|(?:\\.|[^\s()\\])+))"""
 )
 
 
-def parse_search(query: str | None) -> list[tuple[str | None, str, str]]:
-    """Shopify search syntax: ``[(field or None, comparator, value), ...]``.
-
-    ``AND`` is implied between terms and dropped; quoted values are unquoted.
-    """
-    terms: list[tuple[str | None, str, str]] = []
-    for match in _TERM.finditer(query or ""):
-        value = match.group("value")
-        field = match.group("field")
-        if field is None and value in ("AND", "and"):
+def _tokens(query: str) -> Iterator[tuple[str, Any]]:
+    """Lexemes: ``("(", None)``, ``(")", None)``, ``("AND"|"OR"|"NOT", None)``, ``("term", (neg, term))``."""
+    pos = 0
+    while pos < len(query):
+        match = _TOKEN.match(query, pos)
+        if match is None:
+            if query[pos:].strip() == "":
+                return
+            pos += 1  # a stray character (say a lone backslash): skipped
             continue
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-            value = re.sub(r"\\(.)", r"\1", value[1:-1])
-        terms.append((field.lower() if field else None, match.group("op") or "=", value))
+        pos = match.end()
+        if match.group("open"):
+            yield "(", None
+            continue
+        if match.group("close"):
+            yield ")", None
+            continue
+        raw, field = match.group("value"), match.group("field")
+        quoted = raw[0] in "\"'" and len(raw) >= 2 and raw[-1] == raw[0]
+        if field is None and not match.group("neg") and not quoted and raw in ("AND", "OR", "NOT"):
+            yield raw, None
+            continue
+        # Shopify escapes special characters with a backslash, quoted or not.
+        value = re.sub(r"\\(.)", r"\1", raw[1:-1] if quoted else raw)
+        term = (field.lower() if field else None, match.group("op") or "=", value)
+        yield "term", (bool(match.group("neg")), term)
+
+
+def parse_search_tree(query: str | None) -> SearchNode | None:
+    """Shopify search syntax as a tree (None for an empty query).
+
+    Terms are ``field:value``, ``field:>value`` (``<``, ``<=``, ``>=``) or free
+    text, values quoted or not; ``-`` or ``NOT`` negates a term or a
+    parenthesised group; ``AND`` is implied between terms. As Shopify
+    documents it (``bob OR norman AND Shopify`` is ``(bob OR norman) AND
+    Shopify``), ``OR`` binds tighter than ``AND``. Malformed input is read
+    leniently: a dangling connective is dropped, a missing ``)`` is implied.
+    """
+    tokens = list(_tokens(query or ""))
+    pos = 0
+
+    def peek() -> str | None:
+        return tokens[pos][0] if pos < len(tokens) else None
+
+    def conjunction(inner: bool) -> SearchNode | None:
+        nonlocal pos
+        parts: list[SearchNode] = []
+        while pos < len(tokens):
+            kind = peek()
+            if kind == ")":
+                if inner:
+                    break
+                pos += 1  # an unmatched ")": dropped
+                continue
+            if kind in ("AND", "OR"):
+                pos += 1  # AND is implied anyway; a leading or doubled OR has nothing before it
+                continue
+            node = disjunction()
+            if node is not None:
+                parts.append(node)
+        return None if not parts else parts[0] if len(parts) == 1 else ("and", parts)
+
+    def disjunction() -> SearchNode | None:
+        nonlocal pos
+        parts = [unary()]
+        while peek() == "OR":
+            pos += 1
+            if peek() in (None, ")", "AND", "OR"):
+                break
+            parts.append(unary())
+        kept = [part for part in parts if part is not None]
+        return None if not kept else kept[0] if len(kept) == 1 else ("or", kept)
+
+    def unary() -> SearchNode | None:
+        nonlocal pos
+        kind, data = tokens[pos]
+        pos += 1
+        if kind == "NOT":
+            if peek() in (None, ")", "AND", "OR"):
+                return ("term", (None, "=", "NOT"))  # a bare NOT is only a word
+            inner = unary()
+            return ("not", inner) if inner is not None else None
+        if kind == "(":
+            inner = conjunction(inner=True)
+            if peek() == ")":
+                pos += 1
+            return inner
+        negated, term = data
+        return ("not", ("term", term)) if negated else ("term", term)
+
+    return conjunction(inner=False)
+
+
+def parse_search(query: str | None) -> list[SearchTerm]:
+    """Every term of a query in order, connectives and grouping left out.
+
+    ``[(field or None, comparator, value), ...]``; quoted values are unquoted.
+    :func:`parse_search_tree` keeps the structure.
+    """
+    terms: list[SearchTerm] = []
+
+    def walk(node: SearchNode) -> None:
+        kind, data = node
+        if kind == "term":
+            terms.append(data)
+        elif kind == "not":
+            walk(data)
+        else:
+            for child in data:
+                walk(child)
+
+    tree = parse_search_tree(query)
+    if tree is not None:
+        walk(tree)
     return terms
+
+
+def compile_search(
+    query: str | None, leaf: Callable[[str | None, str, str], tuple[str, list[Any]] | None]
+) -> tuple[list[str], list[Any]]:
+    """A query as SQL: ``([condition], params)``, or ``([], [])`` when nothing filters.
+
+    ``leaf(field, comparator, value)`` turns one term into ``(sql, params)``,
+    or None for a filter Shopify does not know, which it ignores: such a term
+    matches everything, also under ``NOT`` and inside ``OR``.
+    """
+
+    def build(node: SearchNode) -> tuple[str, list[Any]] | None:
+        kind, data = node
+        if kind == "term":
+            return leaf(*data)
+        if kind == "not":
+            inner = build(data)
+            # COALESCE: a NULL column compared is no match, and so NOT of it is one.
+            return None if inner is None else (f"NOT COALESCE(({inner[0]}), 0)", inner[1])
+        built = [build(child) for child in data]
+        if kind == "or" and any(part is None for part in built):
+            return None
+        kept = [part for part in built if part is not None]
+        if not kept:
+            return None
+        return balanced(" AND " if kind == "and" else " OR ", kept)
+
+    def balanced(joiner: str, parts: list[tuple[str, list[Any]]]) -> tuple[str, list[Any]]:
+        # Halves, not a flat chain: SQLite refuses expressions over 1000 deep,
+        # and a lookup may OR together a thousand identifiers.
+        if len(parts) == 1:
+            return parts[0]
+        (left, left_params), (right, right_params) = (
+            balanced(joiner, parts[: len(parts) // 2]), balanced(joiner, parts[len(parts) // 2:]))
+        return f"({left}){joiner}({right})", left_params + right_params
+
+    tree = parse_search_tree(query)
+    built = build(tree) if tree is not None else None
+    if built is None:
+        return [], []
+    return [f"({built[0]})"], list(built[1])
 
 
 def _sql_compare(op: str) -> str:
@@ -797,41 +946,33 @@ class ShopifySimulator(Simulator):
         }
 
     def _variant_filters(self, query: str | None) -> tuple[list[str], list[Any]]:
-        conditions: list[str] = []
-        params: list[Any] = []
-        for field, op, value in parse_search(query):
+        def leaf(field: str | None, op: str, value: str) -> tuple[str, list[Any]] | None:
             if field == "sku":
                 # Shopify's search is tokenised, not exact: a case-insensitive
                 # prefix stands in for its near matches.
                 key = value.strip().lower()
-                conditions.append("v.sku_norm >= ? AND v.sku_norm < ?")
-                params += [key, key + "\U0010ffff"]
-            elif field == "updated_at":
+                return "v.sku_norm >= ? AND v.sku_norm < ?", [key, key + "\U0010ffff"]
+            if field == "updated_at":
                 moment = normalise_time(value)
-                if moment:
-                    conditions.append(f"v.updated_at {_sql_compare(op)} ?")
-                    params.append(moment)
-            elif field == "product_id" and value.isdigit():
-                conditions.append("v.product_id = ?")
-                params.append(int(value))
-            elif field == "product_ids":
+                return (f"v.updated_at {_sql_compare(op)} ?", [moment]) if moment else None
+            if field == "product_id" and value.isdigit():
+                return "v.product_id = ?", [int(value)]
+            if field == "product_ids":
                 ids = [int(x) for x in value.split(",") if x.strip().isdigit()]
-                conditions.append(f"v.product_id IN ({','.join('?' * len(ids)) or 'NULL'})")
-                params += ids
-            elif field == "id" and value.isdigit():
-                conditions.append(f"v.id {_sql_compare(op)} ?")
-                params.append(int(value))
-            elif field == "product_status":
+                return f"v.product_id IN ({','.join('?' * len(ids)) or 'NULL'})", ids
+            if field == "id" and value.isdigit():
+                return f"v.id {_sql_compare(op)} ?", [int(value)]
+            if field == "product_status":
                 statuses = [s.strip().upper() for s in value.split(",") if s.strip()]
-                conditions.append(f"p.status IN ({','.join('?' * len(statuses)) or 'NULL'})")
-                params += statuses
-            elif field == "title":
-                conditions.append("v.title LIKE ?")
-                params.append(f"%{value}%")
-            elif field is None:
-                conditions.append("(v.sku_norm LIKE ? OR p.title LIKE ? OR v.title LIKE ?)")
-                params += [f"%{value.lower()}%", f"%{value}%", f"%{value}%"]
-        return conditions, params
+                return f"p.status IN ({','.join('?' * len(statuses)) or 'NULL'})", statuses
+            if field == "title":
+                return "v.title LIKE ?", [f"%{value}%"]
+            if field is None:
+                return ("(v.sku_norm LIKE ? OR p.title LIKE ? OR v.title LIKE ?)",
+                        [f"%{value.lower()}%", f"%{value}%", f"%{value}%"])
+            return None
+
+        return compile_search(query, leaf)
 
     def _variant_connection(
         self, args: dict[str, Any], extra: tuple[list[str], list[Any]] = ([], [])
@@ -852,32 +993,24 @@ class ShopifySimulator(Simulator):
         return self._connection(nodes, [r[0] for r in rows], more, args)
 
     def _product_filters(self, query: str | None) -> tuple[list[str], list[Any]]:
-        conditions: list[str] = []
-        params: list[Any] = []
-        for field, op, value in parse_search(query):
+        def leaf(field: str | None, op: str, value: str) -> tuple[str, list[Any]] | None:
             if field == "updated_at":
                 moment = normalise_time(value)
-                if moment:
-                    conditions.append(f"p.updated_at {_sql_compare(op)} ?")
-                    params.append(moment)
-            elif field == "status":
+                return (f"p.updated_at {_sql_compare(op)} ?", [moment]) if moment else None
+            if field == "status":
                 statuses = [s.strip().upper() for s in value.split(",") if s.strip()]
-                conditions.append(f"p.status IN ({','.join('?' * len(statuses)) or 'NULL'})")
-                params += statuses
-            elif field == "id" and value.isdigit():
-                conditions.append(f"p.id {_sql_compare(op)} ?")
-                params.append(int(value))
-            elif field == "title" or field is None:
-                conditions.append("p.title LIKE ?")
-                params.append(f"%{value}%")
-            elif field == "sku":
+                return f"p.status IN ({','.join('?' * len(statuses)) or 'NULL'})", statuses
+            if field == "id" and value.isdigit():
+                return f"p.id {_sql_compare(op)} ?", [int(value)]
+            if field == "title" or field is None:
+                return "p.title LIKE ?", [f"%{value}%"]
+            if field == "sku":
                 key = value.strip().lower()
-                conditions.append(
-                    "EXISTS (SELECT 1 FROM variants v WHERE v.product_id = p.id "
-                    "AND v.sku_norm >= ? AND v.sku_norm < ?)"
-                )
-                params += [key, key + "\U0010ffff"]
-        return conditions, params
+                return ("EXISTS (SELECT 1 FROM variants v WHERE v.product_id = p.id "
+                        "AND v.sku_norm >= ? AND v.sku_norm < ?)", [key, key + "\U0010ffff"])
+            return None
+
+        return compile_search(query, leaf)
 
     def _product_connection(self, args: dict[str, Any]) -> dict[str, Any]:
         conditions, params = self._product_filters(args.get("query"))
@@ -892,17 +1025,19 @@ class ShopifySimulator(Simulator):
         if "read_all_orders" not in self.access_scopes:
             conditions.append("processed_at >= ?")
             params.append(iso(self.clock() - 60 * 86400))
-        for field, _op, value in parse_search(query):
+
+        def leaf(field: str | None, _op: str, value: str) -> tuple[str, list[Any]] | None:
             if field == "source_identifier":
-                conditions.append("LOWER(source_identifier) = LOWER(?)")
-                params.append(value)
-            elif field == "name":
-                conditions.append("(name = ? OR name = ?)")
-                params += [value, "#" + value.lstrip("#")]
-            elif field == "id" and value.isdigit():
-                conditions.append("id = ?")
-                params.append(int(value))
-        return conditions, params
+                return "LOWER(source_identifier) = LOWER(?)", [value]
+            if field == "name":
+                return "name = ? OR name = ?", [value, "#" + value.lstrip("#")]
+            if field == "id" and value.isdigit():
+                return "id = ?", [int(value)]
+            return None
+
+        # The index lag and the 60-day rule hold for each order, whatever the query says.
+        query_conditions, query_params = compile_search(query, leaf)
+        return conditions + query_conditions, params + query_params
 
     def _order_connection(self, args: dict[str, Any]) -> dict[str, Any]:
         conditions, params = self._order_filters(args.get("query"))

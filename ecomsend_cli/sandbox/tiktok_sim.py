@@ -46,6 +46,22 @@ window, 0 = off), ``rate_limit_window_ms`` (default 1000), ``clock``
 Fault operation names (for ``fail_next``): ``shops``, ``orders.search``,
 ``orders.get``, ``products.search``, ``products.get``, ``token.refresh``.
 
+The fault knob ``paging_fault`` (default null) makes both searches
+(``orders.search`` and ``products.search``) page badly once their real pages
+run out, each answer still a well-formed envelope (code 0) with the real
+``total_count``:
+
+* ``"endless"`` — the last real page carries a next_page_token, and every
+  page after it answers no orders with a brand-new token, forever;
+* ``"repeat_last"`` — the last real page's next_page_token is the token the
+  client just sent (asking with it again serves that page again, with the
+  same token); for a listing of one page, a token that serves it again;
+* ``"cycle"`` — the last real page leads to token A; A serves the first
+  page again with token B, B serves it with token A, and so on.
+
+Tokens stay bound to their filter; turning the knob off ends a fault's
+listing at its next page.
+
 Test-control endpoints, on the same port (JSON in, JSON out):
 
 * ``POST /_sandbox/faults`` — body: fault keys (see ``_http``); ``GET`` reads them.
@@ -88,6 +104,8 @@ from typing import Any
 
 from ..tiktok import sign
 from ._http import BASE_FAULT_DEFAULTS, Reply, Request, Simulator
+
+PAGING_FAULTS = ("endless", "repeat_last", "cycle")
 
 API_OPS = {
     ("GET", "/authorization/202309/shops"): "shops",
@@ -154,7 +172,7 @@ def expand_line_items(order_id: str, lines: Iterable[dict[str, Any]]) -> list[di
 class TikTokSimulator(Simulator):
     """The TikTok Shop simulator (see the module docstring)."""
 
-    extra_fault_defaults = {"rate_limit": 0, "rate_limit_window_ms": 1000}
+    extra_fault_defaults = {"rate_limit": 0, "rate_limit_window_ms": 1000, "paging_fault": None}
     no_random_lost_response = frozenset({"token.refresh"})
 
     def __init__(
@@ -365,6 +383,12 @@ class TikTokSimulator(Simulator):
             return order
 
         return self._write(apply)
+
+    def set_faults(self, **faults: Any) -> None:
+        """Merge fault settings into the plan (``_http`` keys, ``rate_limit*``, ``paging_fault``)."""
+        if faults.get("paging_fault") not in (None, *PAGING_FAULTS):
+            raise ValueError(f"paging_fault must be null or one of {', '.join(PAGING_FAULTS)}")
+        super().set_faults(**faults)
 
     def expire_access_token(self) -> None:
         """Make every access token issued so far expired, as of now."""
@@ -602,29 +626,66 @@ class TikTokSimulator(Simulator):
             args.append(str(body["order_status"]))
         filter_sql = " AND ".join(where) or "1"
         scope = hashlib.sha256(json.dumps([filter_sql, args, field, direction]).encode()).hexdigest()[:16]
-        page_where, page_args = [filter_sql], list(args)
-        if req.query.get("page_token"):
-            cursor = self._decode_token(req.query["page_token"], scope)
-            cmp = ">" if direction == "ASC" else "<"
-            page_where.append(f"({field} {cmp} ? OR ({field} = ? AND id {cmp} ?))")
-            page_args += [cursor["v"], cursor["v"], cursor["i"]]
-        with self._db_lock:
-            total = self._db.execute(f"SELECT COUNT(*) FROM orders WHERE {filter_sql}", args).fetchone()[0]
-            rows = self._db.execute(
-                f"SELECT id, {field}, data FROM orders WHERE {' AND '.join(page_where)} "
-                f"ORDER BY {field} {direction}, id {direction} LIMIT ?",
-                [*page_args, size + 1],
-            ).fetchall()
-        more = len(rows) > size
-        rows = rows[:size]
-        token = ""
-        if more:
-            token = self._encode_token({"s": scope, "v": rows[-1][1], "i": rows[-1][0]})
-        return {
-            "orders": [json.loads(r[2]) for r in rows],
-            "next_page_token": token,
-            "total_count": total,
-        }
+
+        def serve(cursor: dict[str, Any] | None) -> tuple[list[Any], str, int]:
+            page_where, page_args = [filter_sql], list(args)
+            if cursor is not None:
+                cmp = ">" if direction == "ASC" else "<"
+                page_where.append(f"({field} {cmp} ? OR ({field} = ? AND id {cmp} ?))")
+                page_args += [cursor["v"], cursor["v"], cursor["i"]]
+            with self._db_lock:
+                total = self._db.execute(f"SELECT COUNT(*) FROM orders WHERE {filter_sql}", args).fetchone()[0]
+                rows = self._db.execute(
+                    f"SELECT id, {field}, data FROM orders WHERE {' AND '.join(page_where)} "
+                    f"ORDER BY {field} {direction}, id {direction} LIMIT ?",
+                    [*page_args, size + 1],
+                ).fetchall()
+            more = len(rows) > size
+            rows = rows[:size]
+            token = ""
+            if more:
+                token = self._encode_token({"s": scope, "v": rows[-1][1], "i": rows[-1][0]})
+            return [json.loads(r[2]) for r in rows], token, total
+
+        orders, token, total = self._faulty_page(req, scope, serve)
+        return {"orders": orders, "next_page_token": token, "total_count": total}
+
+    def _faulty_page(
+        self, req: Request, scope: str,
+        serve: Callable[[dict[str, Any] | None], tuple[list[Any], str, int]],
+    ) -> tuple[list[Any], str, int]:
+        """One page of a search, as ``paging_fault`` bends it (see the module docstring).
+
+        ``serve(cursor)`` is the real listing: the items after ``cursor`` (None:
+        the first page), the real next token and the total count. The fault's
+        own tokens carry a marker instead of a cursor: ``x`` (endless, a count),
+        ``c`` (cycle, 0 for A, 1 for B) or ``r`` (repeat of a one-page listing).
+        """
+        fault = self.faults.get("paging_fault")
+        sent = req.query.get("page_token") or ""
+        cursor = self._decode_token(sent, scope) if sent else None
+        if cursor is not None and "x" in cursor:
+            _, _, total = serve(None)
+            if fault != "endless":
+                return [], "", total
+            # A nonce as well as a count: every token is one never seen before.
+            token = self._encode_token({"s": scope, "x": int(cursor["x"]) + 1, "n": secrets.token_hex(4)})
+            return [], token, total
+        if cursor is not None and "c" in cursor and fault == "cycle":
+            items, _, total = serve(None)
+            return items, self._encode_token({"s": scope, "c": 1 - int(cursor["c"])}), total
+        if cursor is not None and ("c" in cursor or "r" in cursor):
+            cursor = None  # the fault's tokens start over from the first page
+        items, token, total = serve(cursor)
+        if token:
+            return items, token, total
+        if fault == "endless":
+            token = self._encode_token({"s": scope, "x": 1, "n": secrets.token_hex(4)})
+        elif fault == "repeat_last":
+            token = sent or self._encode_token({"s": scope, "r": 1})
+        elif fault == "cycle":
+            token = self._encode_token({"s": scope, "c": 0})
+        return items, token, total
 
     def _orders_get(self, req: Request) -> dict[str, Any]:
         ids = [i for i in (req.query.get("ids") or "").split(",") if i]
@@ -644,23 +705,22 @@ class TikTokSimulator(Simulator):
         body = self._body(req)
         status = str(body.get("status") or "ALL")
         scope = "products:" + status
-        after = ""
-        if req.query.get("page_token"):
-            after = self._decode_token(req.query["page_token"], scope)["i"]
-        with self._db_lock:
-            rows = self._db.execute("SELECT id, data FROM products ORDER BY id").fetchall()
-        products = [json.loads(r[1]) for r in rows]
-        if status != "ALL":
-            products = [p for p in products if p.get("status") == status]
-        total = len(products)
-        products = [p for p in products if p["id"] > after] if after else products
-        page, more = products[:size], len(products) > size
-        token = self._encode_token({"s": scope, "i": page[-1]["id"]}) if more else ""
-        return {
-            "products": [self._search_shape(p) for p in page],
-            "next_page_token": token,
-            "total_count": total,
-        }
+
+        def serve(cursor: dict[str, Any] | None) -> tuple[list[Any], str, int]:
+            after = cursor["i"] if cursor is not None else ""
+            with self._db_lock:
+                rows = self._db.execute("SELECT id, data FROM products ORDER BY id").fetchall()
+            products = [json.loads(r[1]) for r in rows]
+            if status != "ALL":
+                products = [p for p in products if p.get("status") == status]
+            total = len(products)
+            products = [p for p in products if p["id"] > after] if after else products
+            page, more = products[:size], len(products) > size
+            token = self._encode_token({"s": scope, "i": page[-1]["id"]}) if more else ""
+            return [self._search_shape(p) for p in page], token, total
+
+        products, token, total = self._faulty_page(req, scope, serve)
+        return {"products": products, "next_page_token": token, "total_count": total}
 
     @staticmethod
     def _search_shape(product: dict[str, Any]) -> dict[str, Any]:
