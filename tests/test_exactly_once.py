@@ -209,3 +209,76 @@ def test_an_unusable_order_is_invalid_and_the_rest_of_its_page_syncs(changes, re
     bad = parse_order({**good, **changes})
     assert isinstance(bad, InvalidOrder) and reason in bad.reason and bad.tiktok_order_id == "1"
     assert parse_order({**good, "id": None}).tiktok_order_id is None
+
+
+def tiktok_page(orders, token: str = "") -> dict:
+    return {"code": 0, "message": "Success", "request_id": "RID-test",
+            "data": {"orders": orders, "next_page_token": token, "total_count": len(orders)}}
+
+
+def test_unusable_orders_on_a_page_become_invalid_and_the_rest_syncs(sandbox, sb_cli):
+    sb_cli("sync-orders")
+    link_everything(sb_cli)
+    base = sandbox.tiktok.order(TEMPLATE)
+    now = int(time.time())
+
+    def variant(order_id, **changes):
+        order = json.loads(json.dumps(base))
+        order.update({"id": order_id, "update_time": now, **changes})
+        return order
+
+    good = variant("5990000000000000001")
+    page = [
+        variant(None),  # no id: it would have been sent as sourceIdentifier "None"
+        variant("5990000000000000002", line_items="x"),
+        variant("5990000000000000003", update_time="yesterday"),
+        variant("5990000000000000004", line_items=[{**base["line_items"][0], "sale_price": "NaN"}]),
+        good,
+    ]
+    sandbox.tiktok.set_faults(fail_next=[{"op": "orders.search", "kind": "answer", "handled": False,
+                                          "body": tiktok_page(page)}])
+    r = sb_cli("sync-orders", "--json")
+    assert r.exit_code == 3, r.stderr
+    report = json.loads(r.stdout)
+    by_id = {o["tiktok_order_id"]: o for o in report["orders"]}
+    assert report["invalid"] == 4
+    assert by_id["5990000000000000001"]["state"] == "synced"
+    assert "line_items is str" in by_id["5990000000000000002"]["reason"]
+    assert "update_time is 'yesterday'" in by_id["5990000000000000003"]["reason"]
+    assert "sale_price is 'NaN'" in by_id["5990000000000000004"]["reason"]
+    assert "no usable id" in by_id[None]["reason"]
+    sources = shopify_counts(sandbox)
+    assert sources["5990000000000000001"] == 1 and "None" not in sources
+    assert not any(k.startswith("5990000000000000") and k != "5990000000000000001" for k in sources)
+    listed = sb_cli("orders", "--state", "invalid", "--json")
+    assert {o["tiktok_order_id"] for o in json.loads(listed.stdout)} == {
+        "5990000000000000002", "5990000000000000003", "5990000000000000004"}
+    again = sb_cli("sync-orders", "--json")  # invalid orders are never sent, on any run
+    assert all(k == "5990000000000000001" for k in shopify_counts(sandbox) if k.startswith("59900"))
+    assert again.exit_code in (0, 3)
+
+
+@pytest.mark.parametrize("data", [{"orders": {"id": "1"}}, {"orders": "none"}, ["a", "list"]])
+def test_a_broken_page_is_one_clear_error(sandbox, sb_cli, data):
+    sandbox.tiktok.set_faults(fail_next=[{"op": "orders.search", "kind": "answer", "handled": False,
+                                          "body": {"code": 0, "message": "Success", "request_id": "R",
+                                                   "data": data}}])
+    r = sb_cli("sync-orders")
+    assert r.exit_code == 1
+    assert r.stderr.startswith("error: TikTok /order/202309/orders/search answered with")
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_a_fresh_store_adopts_what_the_shop_already_holds(sandbox, sb_cli, tmp_path):
+    sb_cli("sync-orders")
+    link_everything(sb_cli)
+    sb_cli("sync-orders")
+    held = shopify_counts(sandbox)
+    fresh = tmp_path / "restored.db"  # a lost store, or one restored from an old backup
+    run = lambda *a: sb_cli("--store", str(fresh), *a)  # noqa: E731
+    run("sync-orders")
+    assert run("autolink", "--yes").exit_code == 0
+    assert run("link", "STK-1", "STK-001").exit_code == 0
+    report = json.loads(run("sync-orders", "--json").stdout)
+    assert report["created"] == 0 and report["adopted"] > 10
+    assert shopify_counts(sandbox) == held

@@ -14,6 +14,7 @@ import random
 import signal
 import sqlite3
 import subprocess
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -125,7 +126,7 @@ def assert_exactly_once(remote: Remote, inventory_before: dict[str, int]) -> int
 
 
 def prepare(remote: Remote, tmp_path: Path, **sync) -> tuple[Path, dict[str, int]]:
-    config = remote.write_config(tmp_path / "c.yaml", reconcile_wait_seconds=4, concurrency=4, **sync)
+    config = remote.write_config(tmp_path / "c.yaml", **{"reconcile_wait_seconds": 4, "concurrency": 4, **sync})
     inventory = remote.inventory()
     assert run(config, "sync-orders").returncode == 3
     assert run(config, "autolink", "--yes").returncode == 0
@@ -180,3 +181,120 @@ def test_lost_responses_under_search_index_lag(remote, tmp_path):
     run_until_done(config, remote.store, wait=0.5)
     created = assert_exactly_once(remote, inventory)
     assert created >= 25
+
+
+# --- issue 9: other names for the store, strange answers, clock steps, a lost store ----------------
+
+
+def store_config(remote: Remote, tmp_path: Path, store: Path, name: str, **sync) -> Path:
+    data = json.loads(json.dumps(remote.config))
+    data["store"] = str(store)
+    data["sync"] = {"reconcile_wait_seconds": 4, "concurrency": 4, **sync}
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data))
+    os.chmod(path, 0o600)
+    return path
+
+
+def wait_for_creating(store: Path, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with sqlite3.connect(store) as db:
+            if db.execute("SELECT count(*) FROM orders WHERE state = 'creating'").fetchone()[0]:
+                return
+        time.sleep(0.02)
+    raise AssertionError("no order was ever claimed")
+
+
+def test_runs_through_a_symlink_and_a_hard_link_during_a_run(remote, tmp_path):
+    config, inventory = prepare(remote, tmp_path)
+    symlink, hardlink = tmp_path / "via-symlink.db", tmp_path / "via-hardlink.db"
+    os.symlink(remote.store, symlink)
+    os.link(remote.store, hardlink)
+    remote.add_orders("580000000000000001", 6, 700)
+    remote.faults(latency_ms=300)
+    first = subprocess.Popen(python_cmd("--config", str(config), "sync-orders"),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wait_for_creating(remote.store)
+    for other in (symlink, hardlink):
+        out = run(config, "--store", str(other), "sync-orders")
+        assert out.returncode == 75, (other, out.stderr)
+    assert first.wait(timeout=120) in (0, 3), first.stderr.read()
+    remote.faults(latency_ms=0)
+    run_until_done(config, remote.store)
+    assert assert_exactly_once(remote, inventory) >= 20
+
+
+STRANGE = [  # (status, body) answered instead of Shopify's real answer to orderCreate
+    (200, "<html><body>Bad gateway</body></html>"),
+    (200, {"data": None}),
+    (200, {"data": {"orderCreate": None}}),
+    (200, {"errors": [{"message": "Something went wrong"}]}),
+    (200, {"errors": "Internal error"}),
+    (200, {"data": {"orderCreate": {"order": None, "userErrors": []}}}),
+    (200, {"data": {"orderCreate": {"order": None, "userErrors": "oops"}}}),
+    (400, {"errors": "Bad Request"}),
+    (408, "Request Timeout"),
+    (409, {"errors": "Conflict"}),
+    (502, "<html>Bad Gateway</html>"),
+]
+
+
+def test_strange_answers_after_and_instead_of_the_write(remote, tmp_path):
+    """Each strange answer twice: once after Shopify created the order, once with nothing done."""
+    config, inventory = prepare(remote, tmp_path)
+    remote.add_orders("580000000000000001", 2 * len(STRANGE), 800)
+    plan = []
+    for status, body in STRANGE:
+        for handled in (True, False):
+            plan.append({"op": "orderCreate", "kind": "answer", "status": status, "body": body,
+                         "handled": handled})
+    remote.faults(index_lag_seconds=2, fail_next=plan)
+    report = json.loads(run(config, "sync-orders", "--json").stdout)
+    failed = [o["reason"] for o in report["orders"] if o["state"] == "failed"]
+    assert len(failed) <= 1, failed  # only the socks Shopify refuses for stock (a real userError)
+    assert report["unconfirmed"] >= len(STRANGE)  # never "failed", never re-sent blind
+    remote.faults(index_lag_seconds=0)
+    run_until_done(config, remote.store, wait=1.0)
+    assert assert_exactly_once(remote, inventory) >= 2 * len(STRANGE)
+
+
+def test_a_forward_clock_step_between_runs(remote, tmp_path):
+    config, inventory = prepare(remote, tmp_path, reconcile_wait_seconds=8)
+    remote.add_orders("580000000000000001", 8, 900)
+    remote.faults(index_lag_seconds=6, lost_response_rate=0.5, seed=11)
+    shim = [sys.executable, "-m", "tests.clockstep"]
+    slow = subprocess.run([*shim, "-240", "--config", str(config), "sync-orders"], capture_output=True, text=True,
+                          timeout=120)
+    assert slow.returncode in (0, 3), slow.stderr
+    remote.faults(lost_response_rate=0.0)
+    for _ in range(2):  # NTP put the clock right: 240 s passed on the wall clock in a moment
+        out = run(config, "sync-orders")
+        assert out.returncode in (0, 3), out.stderr
+        counts = Counter(o["source_identifier"] for o in remote.shopify_orders())
+        assert max(counts.values()) == 1
+    remote.faults(index_lag_seconds=0)
+    run_until_done(config, remote.store)
+    assert assert_exactly_once(remote, inventory) >= 20
+
+
+def test_a_fresh_store_against_a_shop_that_holds_the_orders(remote, tmp_path):
+    config, inventory = prepare(remote, tmp_path)
+    remote.add_orders("580000000000000001", 30, 1000)
+    run_until_done(config, remote.store)
+    created = assert_exactly_once(remote, inventory)
+    fresh = tmp_path / "fresh" / "store.db"
+    fresh.parent.mkdir()
+    config_fresh = store_config(remote, tmp_path, fresh, "fresh.yaml")
+    assert run(config_fresh, "sync-orders").returncode == 3  # everything blocks: no links yet
+    assert run(config_fresh, "autolink", "--yes").returncode == 0
+    assert run(config_fresh, "link", "STK-1", "STK-001").returncode == 0
+    before = len(remote.shopify.get("/_sandbox/requests", params={"op": "orders"}).json()["requests"])
+    report = json.loads(run(config_fresh, "sync-orders", "--json").stdout)
+    searches = len(remote.shopify.get("/_sandbox/requests", params={"op": "orders"}).json()["requests"]) - before
+    # The two feed-linked orders were adopted by the first run already; none was created.
+    assert report["created"] == 0 and report["adopted"] == created - 2
+    assert len(remote.shopify_orders()) == created
+    assert searches <= (created // 50) + 2  # batched, not one search per order
+    counts = Counter(o["source_identifier"] for o in remote.shopify_orders())
+    assert max(counts.values()) == 1
