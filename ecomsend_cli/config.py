@@ -136,6 +136,9 @@ class Config:
     tiktok: TikTokConfig = field(default_factory=TikTokConfig)
     sync: SyncConfig = field(default_factory=SyncConfig)
     catalog: CatalogConfig = field(default_factory=CatalogConfig)
+    # How long a command waits for another process's write transaction on the
+    # store before giving up with a message naming it (DESIGN §7).
+    store_busy_timeout_seconds: int = 10
     source: Path | None = None  # the file it came from, if any
     warnings: tuple[str, ...] = ()
     store_is_default: bool = True  # no flag, env var or config key chose the store
@@ -151,6 +154,7 @@ class Config:
             "tiktok": _section_dict(self.tiktok),
             "sync": _section_dict(self.sync),
             "catalog": _section_dict(self.catalog),
+            "store_busy_timeout_seconds": self.store_busy_timeout_seconds,
         }
 
 
@@ -206,7 +210,7 @@ _SECTIONS = {
     "catalog": CatalogConfig,
 }
 # Top-level keys that are not sections: key -> kind.
-_TOP_LEVEL: dict[str, str] = {"store": "path"}
+_TOP_LEVEL: dict[str, str] = {"store": "path", "store_busy_timeout_seconds": "int"}
 # Keys holding a URL (or a bare host): no credentials in them, no plain http off this machine.
 _URL_KEYS: dict[str, str] = {
     "shopify.shop": "shopify.access_token (or shopify.client_id and shopify.client_secret)",
@@ -289,6 +293,12 @@ def load_config(
             values[key] = item
         kwargs[section] = _SECTIONS[section](**values)
     _validate(kwargs, where)
+    timeout = raw.get("store_busy_timeout_seconds")
+    if timeout is not None:
+        kwargs["store_busy_timeout_seconds"] = _coerce(
+            "store_busy_timeout_seconds", "int",
+            _interpolate(timeout, env, where, "store_busy_timeout_seconds"), where,
+        )
 
     store_value: Any = store or env.get("ECOMSEND_STORE") or raw.get("store")
     if store_value is not None:

@@ -11,6 +11,11 @@ do not know) is refused rather than guessed at.
 Writes go through :meth:`Store.transaction` (``BEGIN IMMEDIATE`` … ``COMMIT``)
 with plain ``executemany``: sqlite-utils' own writers commit as they go, which
 would break the all-or-nothing rule of DESIGN §4.1.
+
+A SQLite failure (busy, disk full, damaged file, no permission) becomes one
+:class:`StoreError` saying what happened and what to do, in
+:func:`store_error`: at :meth:`Store.open`, in :meth:`Store.transaction`, and
+(for plain reads) in the CLI's last-resort handler.
 """
 
 from __future__ import annotations
@@ -205,6 +210,140 @@ class VariantInfo(NamedTuple):
     variant_title: str
 
 
+# --- SQLite errors as the operator should read them ---------------------------
+
+# Primary result codes (https://sqlite.org/rescode.html); Python gives the extended
+# code in `sqlite_errorcode`, whose low byte is the primary one.
+_SQLITE_PERM, _SQLITE_BUSY, _SQLITE_READONLY, _SQLITE_IOERR = 3, 5, 8, 10
+_SQLITE_CORRUPT, _SQLITE_FULL, _SQLITE_CANTOPEN, _SQLITE_NOTADB = 11, 13, 14, 26
+_SQLITE_IOERR_READ = 266
+_DAMAGED_HINT = (
+    "restore it from a backup, or move it away to start an empty store (links and order states "
+    "would be lost); `ecomsend doctor` checks it"
+)
+
+
+def store_error(exc: sqlite3.Error, path: Path, *, busy_timeout: float) -> StoreError:
+    """The :class:`StoreError` an operator should read for a SQLite failure on the store at ``path``.
+
+    ``busy_timeout`` is how long SQLite waited for another writer (it waits the
+    whole of it before giving up), said in the message of a busy store.
+    """
+    code = getattr(exc, "sqlite_errorcode", None) or _code_from_text(str(exc))
+    primary = code & 0xFF
+    if primary == _SQLITE_BUSY:
+        holders = lock_holders(path)
+        who = ", ".join(f"pid {pid} ({cmd})" if cmd else f"pid {pid}" for pid, cmd in holders)
+        return StoreError(
+            f"the store {path} is busy: {who or 'another process'} is writing to it; "
+            f"gave up after waiting {busy_timeout:g} s",
+            hint="let it finish and run the command again, or wait longer: raise "
+            "store_busy_timeout_seconds in the config",
+        )
+    if primary == _SQLITE_FULL or (primary == _SQLITE_IOERR and code != _SQLITE_IOERR_READ):
+        full = "the disk is full" if primary == _SQLITE_FULL else "a write failed (disk full or a file-size limit?)"
+        return StoreError(
+            f"cannot write to the store {path}: {full}; the change was rolled back, nothing was half-written",
+            hint=f"free some space on the disk that holds {path.parent}, then run the command again",
+        )
+    if primary == _SQLITE_CORRUPT or code == _SQLITE_IOERR_READ:
+        return StoreError(f"the store file {path} is damaged ({exc})", hint=_DAMAGED_HINT)
+    if primary == _SQLITE_NOTADB:
+        return StoreError(
+            f"{path} is not an ecomsend store (not a SQLite database)",
+            hint="point --store at another file, or move this one away",
+        )
+    if primary in (_SQLITE_READONLY, _SQLITE_CANTOPEN, _SQLITE_PERM):
+        return _access_error(path, primary == _SQLITE_READONLY, exc)
+    return StoreError(
+        f"the store {path} failed: {exc}",
+        hint="run `ecomsend doctor`; if it finds nothing wrong, please report this as a bug",
+    )
+
+
+def _code_from_text(message: str) -> int:
+    # Errors raised without a code (older Pythons, or raised by the module itself).
+    for text, code in (("locked", _SQLITE_BUSY), ("malformed", _SQLITE_CORRUPT),
+                       ("is full", _SQLITE_FULL), ("not a database", _SQLITE_NOTADB),
+                       ("readonly", _SQLITE_READONLY), ("unable to open", _SQLITE_CANTOPEN)):
+        if text in message:
+            return code
+    return 0
+
+
+def _access_error(path: Path, writing: bool, exc: sqlite3.Error) -> StoreError:
+    """Why the store cannot be opened or written, found by trying what SQLite needs."""
+    folder = path.parent
+    try:
+        os.close(os.open(path, os.O_RDWR))
+    except OSError as err:
+        what = f"{path}: {err.strerror.lower() if err.strerror else err}"
+        return StoreError(
+            f"cannot {'write to' if writing else 'open'} the store {what}",
+            hint=f"let this user read and write it (ls -l {path}; chmod u+rw {path}), "
+            "or point --store elsewhere",
+        )
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return StoreError(
+            f"cannot use the store {path}: its folder {folder} is not writable, and SQLite needs "
+            f"to create {path.name}-wal and {path.name}-shm beside it, even to read",
+            hint=f"let this user write to {folder}, or point --store elsewhere",
+        )
+    return StoreError(
+        f"cannot {'write to' if writing else 'open'} the store {path} ({exc})",
+        hint=f"check that {path}, its -wal and -shm files and {folder} are writable by this user "
+        "and not on a read-only mount",
+    )
+
+
+def lock_holders(path: Path) -> list[tuple[int, str]]:
+    """``(pid, command)`` of other processes holding a write lock on the store.
+
+    SQLite takes POSIX locks on the store file and, in WAL mode, on its ``-shm``
+    file; Linux lists them by inode in ``/proc/locks``. Elsewhere, or when that
+    cannot be read, the list is empty.
+    """
+    # Inodes only: /proc/locks gives the device of the superblock, which is not
+    # always the st_dev that stat reports (overlayfs, btrfs subvolumes).
+    inodes = set()
+    for name in (path, _sibling(path, "-wal"), _sibling(path, "-shm")):
+        try:
+            inodes.add(os.stat(name).st_ino)
+        except OSError:
+            continue
+    try:
+        text = Path("/proc/locks").read_text()
+    except OSError:
+        return []
+    pids: list[int] = []
+    for line in text.splitlines():
+        # "1: POSIX  ADVISORY  WRITE 14209 fe:00:2211922 120 120"; a waiting lock has "->" after the id
+        parts = line.split()
+        if len(parts) < 6 or parts[1] == "->" or parts[3] != "WRITE":
+            continue
+        try:
+            pid, inode = int(parts[4]), int(parts[5].rsplit(":", 1)[1])
+        except (ValueError, IndexError):
+            continue
+        if inode in inodes and pid > 0 and pid != os.getpid() and pid not in pids:
+            pids.append(pid)
+    return [(pid, _command_of(pid)) for pid in pids]
+
+
+def _command_of(pid: int, limit: int = 80) -> str:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return ""
+    text = " ".join(raw.decode("utf-8", "replace").split("\0")).strip()
+    text = "".join(ch if ch.isprintable() else " " if ch.isspace() else "?" for ch in text)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _sibling(path: Path, suffix: str) -> Path:
+    return path.with_name(path.name + suffix)
+
+
 # --- the store --------------------------------------------------------------
 
 
@@ -286,9 +425,14 @@ class LinkChange:
 class Store:
     """An open link store. Use :meth:`open`; close with :meth:`close` or ``with``."""
 
-    def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
+    def __init__(self, path: Path, conn: sqlite3.Connection, *, busy_timeout: float = 10) -> None:
         self.path = path
         self.conn = conn
+        self.busy_timeout = busy_timeout
+
+    def error(self, exc: sqlite3.Error) -> StoreError:
+        """``exc`` as the operator should read it (see :func:`store_error`)."""
+        return store_error(exc, self.path, busy_timeout=self.busy_timeout)
 
     @property
     def db(self) -> sqlite_utils.Database:
@@ -304,12 +448,14 @@ class Store:
     # -- opening ---------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: str | Path, *, create_folder: bool = False) -> Store:
+    def open(cls, path: str | Path, *, create_folder: bool = False, busy_timeout: float = 10) -> Store:
         """Open (and migrate) the store at ``path``.
 
         ``create_folder`` creates a missing parent folder (used for the
         default location); otherwise a missing folder is an error, so a
         mistyped ``--store`` does not silently create a new empty store.
+        ``busy_timeout``: seconds to wait for another process's write
+        transaction before giving up with a :class:`StoreError`.
         """
         path = Path(path).expanduser()
         folder = path.parent
@@ -331,22 +477,20 @@ class Store:
             except FileExistsError:
                 pass  # another process created it a moment ago
             except OSError as exc:
-                raise StoreError(f"cannot create store {path}: {exc.strerror}") from None
+                raise StoreError(
+                    f"cannot create store {path}: {exc.strerror}",
+                    hint=f"let this user write to {folder}, or point --store elsewhere",
+                ) from None
         try:
-            conn = sqlite3.connect(path, isolation_level=None, timeout=30)
+            conn = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout)
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot open store {path}: {exc}") from None
-        store = cls(path, conn)
+            raise store_error(exc, path, busy_timeout=busy_timeout) from None
+        store = cls(path, conn, busy_timeout=busy_timeout)
         try:
             store._prepare()
-        except sqlite3.DatabaseError as exc:
+        except sqlite3.Error as exc:
             conn.close()
-            if "not a database" in str(exc) or "malformed" in str(exc):
-                raise StoreError(
-                    f"{path} is not an ecomsend store (not a SQLite database)",
-                    hint="point --store at another file, or move this one away",
-                ) from None
-            raise StoreError(f"cannot open store {path}: {exc}") from None
+            raise store.error(exc) from None
         except StoreError:
             conn.close()
             raise
@@ -381,6 +525,18 @@ class Store:
         self.conn.execute("PRAGMA cache_size=-65536")
         if pending:
             self._migrate()
+
+    def quick_check(self) -> None:
+        """Raise :class:`StoreError` if SQLite's ``PRAGMA quick_check`` finds the file damaged."""
+        try:
+            problems = [r[0] for r in self.conn.execute("PRAGMA quick_check(5)")]
+        except sqlite3.Error as exc:
+            raise self.error(exc) from None
+        if problems != ["ok"]:
+            raise StoreError(
+                f"the store file {self.path} is damaged (quick_check: {'; '.join(problems)})",
+                hint=_DAMAGED_HINT,
+            )
 
     def _migrate(self) -> None:
         # One transaction for all: a second process opening a new store at the
@@ -425,13 +581,23 @@ class Store:
         if self.conn.in_transaction:  # nested: join the outer transaction
             yield self.conn
             return
-        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")  # waits up to busy_timeout for another writer
+        except sqlite3.Error as exc:
+            raise self.error(exc) from None
         try:
             yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
+            self.conn.execute("COMMIT")
+        except BaseException as exc:
+            # A failed write (disk full, I/O error) may have rolled back already.
+            if self.conn.in_transaction:
+                try:
+                    self.conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass  # the error that brought us here is the one to report
+            if isinstance(exc, sqlite3.Error):
+                raise self.error(exc) from None
             raise
-        self.conn.execute("COMMIT")
 
     # -- key/value state and tokens (TokenCache) ---------------------------------
 

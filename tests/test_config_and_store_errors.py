@@ -47,6 +47,7 @@ def one_line_error(r, *needles):
         ("shopify:\n  shop: a.myshopify.com\n  api_version: '2026-07'\n  shop: b.myshopify.com\n",
          ["duplicate key 'shopify.shop' at line 4 (first at line 2)"]),
         ("sync: {concurrency: 2, tags: [x], concurrency: 3}\n", ["duplicate key 'sync.concurrency' at line 1"]),
+        ("store_busy_timeout_seconds: -1\n", ["'store_busy_timeout_seconds' must not be negative"]),
     ],
 )
 def test_bad_config_is_one_line_error_and_writes_nothing(cli, tmp_path, store_path, text, needles):

@@ -15,6 +15,7 @@ def test_example_loads_with_its_env_vars(tmp_path):
     config = load_config(EXAMPLE, env=env)
     assert config.sync.concurrency == 4
     assert config.shopify.api_version == "2026-07"
+    assert config.store_busy_timeout_seconds == 10
 
 
 def test_example_mentions_every_key():
