@@ -80,7 +80,15 @@ class Session:
             config = self.config
             self._store = Store.open(config.store, create_folder=config.store_is_default,
                                      busy_timeout=config.store_busy_timeout_seconds)
+            self.store_warnings()
         return self._store
+
+    def store_warnings(self) -> None:
+        """Say what the store has to say (a store readable by others holding tokens), once."""
+        if self._store is not None:
+            for warning in self._store.warnings:
+                self.out.warn(warning)
+            self._store.warnings.clear()
 
     def shopify(self) -> Any:
         """A Shopify client for the configured shop, its token cached in the store."""
@@ -140,6 +148,7 @@ class Session:
             client.close()
         self._clients.clear()
         if self._store is not None:
+            self.store_warnings()  # raised after opening, e.g. by a refreshed token
             self._store.close()
             self._store = None
 

@@ -15,7 +15,8 @@ would break the all-or-nothing rule of DESIGN §4.1.
 A SQLite failure (busy, disk full, damaged file, no permission) becomes one
 :class:`StoreError` saying what happened and what to do, in
 :func:`store_error`: at :meth:`Store.open`, in :meth:`Store.transaction`, and
-(for plain reads) in the CLI's last-resort handler.
+(for plain reads) in the CLI's last-resort handler. The store keeps API tokens,
+so it stays private: see :meth:`Store.keep_private`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import stat
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -344,6 +346,13 @@ def _sibling(path: Path, suffix: str) -> Path:
     return path.with_name(path.name + suffix)
 
 
+def _others_can_read(path: Path) -> bool:
+    try:
+        return bool(os.stat(path).st_mode & (stat.S_IRGRP | stat.S_IROTH))
+    except OSError:
+        return False
+
+
 # --- the store --------------------------------------------------------------
 
 
@@ -422,13 +431,21 @@ class LinkChange:
     old: str | None = None
 
 
+CREATED_KEY = "store.created_at"  # state row: ecomsend created this file (so it may chmod it)
+
+
 class Store:
-    """An open link store. Use :meth:`open`; close with :meth:`close` or ``with``."""
+    """An open link store. Use :meth:`open`; close with :meth:`close` or ``with``.
+
+    ``warnings`` collects what the operator should hear about the store (it is
+    readable by others while holding tokens); the core never prints, the CLI does.
+    """
 
     def __init__(self, path: Path, conn: sqlite3.Connection, *, busy_timeout: float = 10) -> None:
         self.path = path
         self.conn = conn
         self.busy_timeout = busy_timeout
+        self.warnings: list[str] = []
 
     def error(self, exc: sqlite3.Error) -> StoreError:
         """``exc`` as the operator should read it (see :func:`store_error`)."""
@@ -469,11 +486,13 @@ class Store:
                 )
         if path.is_dir():
             raise StoreError(f"store path {path} is a folder", hint="give a file path to --store")
+        created = False
         if not path.exists():
             # The store keeps refreshed API tokens: private from the start (SQLite
             # gives its -wal and -shm files the same mode).
             try:
                 os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+                created = True
             except FileExistsError:
                 pass  # another process created it a moment ago
             except OSError as exc:
@@ -487,7 +506,8 @@ class Store:
             raise store_error(exc, path, busy_timeout=busy_timeout) from None
         store = cls(path, conn, busy_timeout=busy_timeout)
         try:
-            store._prepare()
+            store._prepare(created=created)
+            store.keep_private()
         except sqlite3.Error as exc:
             conn.close()
             raise store.error(exc) from None
@@ -496,7 +516,7 @@ class Store:
             raise
         return store
 
-    def _prepare(self) -> None:
+    def _prepare(self, *, created: bool = False) -> None:
         # Any read fails fast on a file that is not SQLite, before we write anything.
         tables = self.table_names()
         applied = self._applied_migrations(tables)
@@ -525,6 +545,40 @@ class Store:
         self.conn.execute("PRAGMA cache_size=-65536")
         if pending:
             self._migrate()
+        if created:
+            # Only a file we made may be chmod-ed back to private (keep_private);
+            # one the operator made, perhaps shared on purpose, only draws a warning.
+            self.set_state(CREATED_KEY, now_iso())
+
+    def keep_private(self) -> None:
+        """Keep the store (and its -wal and -shm) unreadable by other users while it holds tokens.
+
+        A file ecomsend created is chmod-ed back to 0600; any other draws a
+        warning in :attr:`warnings` with the command that fixes it.
+        """
+        if os.name == "nt":
+            return  # no Unix permission bits to read
+        exposed = [p for p in (self.path, _sibling(self.path, "-wal"), _sibling(self.path, "-shm"))
+                   if _others_can_read(p)]
+        if not exposed:
+            return
+        if self.get_state(CREATED_KEY) is not None:
+            try:
+                for p in exposed:
+                    os.chmod(p, 0o600)
+                self._warn(f"{self.path} could be read by other users; ecomsend created it, so it made "
+                           "it private again (chmod 600)")
+                return
+            except OSError:
+                pass  # not ours to chmod after all (another owner): warn instead
+        if self.conn.execute("SELECT 1 FROM tokens LIMIT 1").fetchone() is None:
+            return
+        self._warn(f"{self.path} holds API tokens and can be read by other users; "
+                   f"run: chmod 600 {' '.join(str(p) for p in exposed)}")
+
+    def _warn(self, message: str) -> None:
+        if message not in self.warnings:
+            self.warnings.append(message)
 
     def quick_check(self) -> None:
         """Raise :class:`StoreError` if SQLite's ``PRAGMA quick_check`` finds the file damaged."""
@@ -626,6 +680,7 @@ class Store:
                 "updated_at = excluded.updated_at",
                 (name, json.dumps(data), now_iso()),
             )
+        self.keep_private()
 
     # -- Shopify variant cache --------------------------------------------------
 

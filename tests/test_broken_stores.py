@@ -1,4 +1,4 @@
-"""Broken stores (issue 9, item 4): one clear line, never a traceback.
+"""Broken stores (issue 9, item 4) and private stores (item 5): one clear line, never a traceback.
 
 Each failure is produced for real on a real store file: another process holding
 a write transaction, a file-size limit that makes writes fail as a full disk
@@ -13,13 +13,14 @@ import re
 import resource
 import signal
 import sqlite3
+import stat
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from ecomsend_cli.store import LinkChange, Store
+from ecomsend_cli.store import CREATED_KEY, LinkChange, Store
 from tests.conftest import python_cmd
 from tests.factory import links_of, sku, variant
 
@@ -257,3 +258,52 @@ def test_a_read_only_store_file_is_one_line(store_path):
     os.chmod(store_path, 0o400)
     r = run_unprivileged("--store", str(store_path), "link", "t0", V + "100")
     one_line_error(r, f"cannot write to the store {store_path}: permission denied")
+
+
+# --- private stores (item 5) ---------------------------------------------------------------------
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_a_store_ecomsend_created_is_made_private_again(cli, store_path):
+    assert cli("links").exit_code == 0
+    with Store.open(store_path) as store:
+        assert store.get_state(CREATED_KEY)
+        store.save_token("tiktok", {"access_token": "TTAT-SECRET-1"})
+        os.chmod(store_path, 0o644)
+        os.chmod(f"{store_path}-wal", 0o644)
+        r = cli("links")  # opened while our own connection keeps the -wal and -shm in place
+        assert r.exit_code == 0, r.stderr
+        assert mode(store_path) == 0o600 and mode(Path(f"{store_path}-wal")) == 0o600
+    assert "made it private again" in r.stderr and "TTAT-SECRET" not in r.output
+
+
+def test_a_readable_store_ecomsend_did_not_create_warns_when_it_holds_tokens(cli, store_path):
+    store_path.touch()
+    os.chmod(store_path, 0o644)  # made by the operator (say, restored from a backup)
+    r = cli("links")
+    assert r.exit_code == 0 and "chmod" not in r.stderr  # no tokens in it yet: nothing to warn about
+    with Store.open(store_path) as store:
+        assert store.get_state(CREATED_KEY) is None
+        store.save_token("tiktok", {"access_token": "TTAT-SECRET-2"})
+    r = cli("links")
+    assert r.exit_code == 0
+    assert (f"warning: {store_path} holds API tokens and can be read by other users; "
+            f"run: chmod 600 {store_path}") in r.stderr
+    assert "TTAT-SECRET" not in r.output
+    assert mode(store_path) == 0o644  # not ours to change
+
+
+def test_a_refreshed_token_saved_into_a_readable_store_draws_the_warning(sandbox, sb_cli):
+    sandbox.store_path.touch()
+    os.chmod(sandbox.store_path, 0o644)
+    sandbox.tiktok.expire_access_token()
+    r = sb_cli("doctor")  # the TikTok check refreshes the token and keeps the new pair in the store
+    assert r.exit_code == 0, r.output
+    assert f"{sandbox.store_path} holds API tokens and can be read by other users" in r.stderr
+    with Store.open(sandbox.store_path) as store:
+        saved = store.load_token("tiktok")
+    assert saved and saved["access_token"] and saved["access_token"] not in r.output
+    assert saved["refresh_token"] not in r.output
