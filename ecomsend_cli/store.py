@@ -551,10 +551,11 @@ class Store:
             self.set_state(CREATED_KEY, now_iso())
 
     def keep_private(self) -> None:
-        """Keep the store (and its -wal and -shm) unreadable by other users while it holds tokens.
+        """Keep the store (and its -wal and -shm) unreadable by other users: it keeps API tokens.
 
-        A file ecomsend created is chmod-ed back to 0600; any other draws a
-        warning in :attr:`warnings` with the command that fixes it.
+        A file ecomsend created is chmod-ed back to 0600 (and says so); any
+        other, once it holds a token, draws a warning in :attr:`warnings` with
+        the command that fixes it. Called at open and after each saved token.
         """
         if os.name == "nt":
             return  # no Unix permission bits to read
