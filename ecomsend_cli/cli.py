@@ -78,8 +78,17 @@ class Session:
             from .store import Store
 
             config = self.config
-            self._store = Store.open(config.store, create_folder=config.store_is_default)
+            self._store = Store.open(config.store, create_folder=config.store_is_default,
+                                     busy_timeout=config.store_busy_timeout_seconds)
+            self.store_warnings()
         return self._store
+
+    def store_warnings(self) -> None:
+        """Say what the store has to say (a store readable by others holding tokens), once."""
+        if self._store is not None:
+            for warning in self._store.warnings:
+                self.out.warn(warning)
+            self._store.warnings.clear()
 
     def shopify(self) -> Any:
         """A Shopify client for the configured shop, its token cached in the store."""
@@ -139,6 +148,7 @@ class Session:
             client.close()
         self._clients.clear()
         if self._store is not None:
+            self.store_warnings()  # raised after opening, e.g. by a refreshed token
             self._store.close()
             self._store = None
 
@@ -167,11 +177,33 @@ def _run(fn: F) -> F:
         except KeyboardInterrupt:
             session().out.error("interrupted; nothing more was written")
             raise typer.Exit(130) from None
+        except Exception as exc:
+            error = _store_error(exc)
+            if error is None:
+                raise
+            session().out.error(str(error))
+            raise typer.Exit(error.exit_code) from None
         finally:
             if _session is not None:
                 _session.close()
 
     return wrapper  # type: ignore[return-value]
+
+
+def _store_error(exc: Exception) -> EcomsendError | None:
+    """A SQLite error that escaped the store (a plain read of a busy or damaged file) as a StoreError."""
+    import sqlite3
+
+    if not isinstance(exc, sqlite3.Error):
+        return None
+    from .store import store_error
+
+    s = session()
+    if s._store is not None:
+        return s._store.error(exc)
+    config = s._config
+    return store_error(exc, config.store if config else Path("store"),
+                       busy_timeout=config.store_busy_timeout_seconds if config else 10)
 
 
 def command(target: typer.Typer, name: str | None = None, **kwargs: Any) -> Callable[[F], F]:
@@ -1093,9 +1125,10 @@ def doctor(as_json: bool = JSON_OPT) -> None:
 
     def store_check() -> str:
         store = s.store
+        store.quick_check()
         counts = store.order_counts()
         age = store.get_state("catalog.refreshed_at") or "never"
-        return (f"{store.path} (schema {store.schema_version}); {len(store.links())} link(s), "
+        return (f"{store.path} (schema {store.schema_version}, quick_check ok); {len(store.links())} link(s), "
                 f"{sum(counts.values())} order(s), {store.variant_count()} cached variant(s), "
                 f"catalog refreshed {age}")
 

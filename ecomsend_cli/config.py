@@ -136,6 +136,9 @@ class Config:
     tiktok: TikTokConfig = field(default_factory=TikTokConfig)
     sync: SyncConfig = field(default_factory=SyncConfig)
     catalog: CatalogConfig = field(default_factory=CatalogConfig)
+    # How long a command waits for another process's write transaction on the
+    # store before giving up with a message naming it (DESIGN §7).
+    store_busy_timeout_seconds: int = 10
     source: Path | None = None  # the file it came from, if any
     warnings: tuple[str, ...] = ()
     store_is_default: bool = True  # no flag, env var or config key chose the store
@@ -151,6 +154,7 @@ class Config:
             "tiktok": _section_dict(self.tiktok),
             "sync": _section_dict(self.sync),
             "catalog": _section_dict(self.catalog),
+            "store_busy_timeout_seconds": self.store_busy_timeout_seconds,
         }
 
 
@@ -205,6 +209,14 @@ _SECTIONS = {
     "sync": SyncConfig,
     "catalog": CatalogConfig,
 }
+# Top-level keys that are not sections: key -> kind.
+_TOP_LEVEL: dict[str, str] = {"store": "path", "store_busy_timeout_seconds": "int"}
+# Keys holding a URL (or a bare host): no credentials in them, no plain http off this machine.
+_URL_KEYS: dict[str, str] = {
+    "shopify.shop": "shopify.access_token (or shopify.client_id and shopify.client_secret)",
+    "tiktok.api_base_url": "tiktok.app_key, tiktok.app_secret and tiktok.access_token",
+    "tiktok.auth_base_url": "tiktok.app_key, tiktok.app_secret and tiktok.refresh_token",
+}
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -247,10 +259,10 @@ def load_config(
 
     kwargs: dict[str, Any] = {}
     for key in raw:
-        if key != "store" and key not in _SCHEMA:
+        if key not in _TOP_LEVEL and key not in _SCHEMA:
             raise ConfigError(
                 f"{where}: unknown key '{key}'",
-                hint=f"valid top-level keys: store, {', '.join(_SCHEMA)}",
+                hint=f"valid top-level keys: {', '.join([*_TOP_LEVEL, *_SCHEMA])}",
             )
     has_secret = False
     for section, spec in _SCHEMA.items():
@@ -276,9 +288,17 @@ def load_config(
                 item = Secret(item)
             elif kind == "strlist":
                 item = tuple(item)
+            if f"{section}.{key}" in _URL_KEYS:
+                _check_url(f"{section}.{key}", item, where)
             values[key] = item
         kwargs[section] = _SECTIONS[section](**values)
     _validate(kwargs, where)
+    timeout = raw.get("store_busy_timeout_seconds")
+    if timeout is not None:
+        kwargs["store_busy_timeout_seconds"] = _coerce(
+            "store_busy_timeout_seconds", "int",
+            _interpolate(timeout, env, where, "store_busy_timeout_seconds"), where,
+        )
 
     store_value: Any = store or env.get("ECOMSEND_STORE") or raw.get("store")
     if store_value is not None:
@@ -307,7 +327,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot be read ({exc.strerror})") from None
     try:
-        data = yaml.safe_load(text)
+        data = _load_yaml(text, path)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -321,6 +341,97 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of keys, not {_kind(data)}")
     return data
+
+
+def _load_yaml(text: str, path: Path) -> Any:
+    """``yaml.safe_load``, refusing a key given twice in one mapping (YAML would keep the last, silently)."""
+    import yaml
+
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _refuse_duplicate_keys(node, "", path, set())
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _refuse_duplicate_keys(node: Any, prefix: str, path: Path, visited: set[int]) -> None:
+    import yaml
+
+    if id(node) in visited:  # an alias: checked already (and it may refer to itself)
+        return
+    visited.add(id(node))
+    if isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            _refuse_duplicate_keys(item, prefix, path, visited)
+        return
+    if not isinstance(node, yaml.MappingNode):
+        return
+    seen: dict[tuple[str, str], int] = {}
+    for key_node, value_node in node.value:
+        if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+            name = f"{prefix}{key_node.value}"
+            line = key_node.start_mark.line + 1
+            first = seen.get((key_node.tag, key_node.value))
+            if first is not None:
+                raise ConfigError(
+                    f"{path}: duplicate key '{name}' at line {line} (first at line {first})",
+                    hint="keep one of them: YAML would silently use the last",
+                )
+            seen[(key_node.tag, key_node.value)] = line
+            child = f"{name}."
+        else:
+            child = prefix
+        _refuse_duplicate_keys(value_node, child, path, visited)
+
+
+def _check_url(key: str, value: str, where: str) -> None:
+    """Refuse credentials in a URL-valued key, and plain http:// to anything but this machine.
+
+    The message never repeats the value: it may hold a password.
+    """
+    from urllib.parse import urlsplit
+
+    if not value:
+        return
+    parts = urlsplit(value if "://" in value else f"https://{value}")
+    if "@" in parts.netloc:
+        raise ConfigError(
+            f"{where}: '{key}' holds a user name or password; credentials do not belong in a URL",
+            hint=f"remove the 'user:password@' part and put the credential in {_URL_KEYS[key]}",
+        )
+    try:
+        host = parts.hostname or ""
+    except ValueError:
+        host = ""
+    if parts.scheme == "https" and host:
+        return
+    if parts.scheme == "http" and host and _is_loopback(host):
+        return
+    if parts.scheme == "http" and host:
+        raise ConfigError(
+            f"{where}: '{key}' uses plain http:// to {host}, which sends tokens unencrypted; "
+            "only this machine (127.0.0.1, ::1, localhost) may use http://",
+            hint=f"use https://{host}",
+        )
+    raise ConfigError(
+        f"{where}: '{key}' must be an https:// URL or a host name",
+        hint="e.g. https://open-api.tiktokglobalshop.com, or my-store.myshopify.com for shopify.shop",
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _interpolate(value: Any, env: dict[str, str], where: str, key: str) -> Any:
@@ -368,6 +479,12 @@ def _coerce(key: str, kind: str, value: Any, where: str) -> Any:
 def _validate(kwargs: dict[str, Any], where: str) -> None:
     sync: SyncConfig | None = kwargs.get("sync")
     if sync is not None:
+        if not sync.statuses:
+            raise ConfigError(
+                f"{where}: 'sync.statuses' is empty, so sync-orders would pull no orders at all",
+                hint=f"list the statuses to copy (default: {', '.join(DEFAULT_STATUSES)}), "
+                "or remove the key for the default",
+            )
         unknown = [s for s in sync.statuses if s not in ALL_STATUSES]
         if unknown:
             raise ConfigError(

@@ -11,6 +11,12 @@ do not know) is refused rather than guessed at.
 Writes go through :meth:`Store.transaction` (``BEGIN IMMEDIATE`` … ``COMMIT``)
 with plain ``executemany``: sqlite-utils' own writers commit as they go, which
 would break the all-or-nothing rule of DESIGN §4.1.
+
+A SQLite failure (busy, disk full, damaged file, no permission) becomes one
+:class:`StoreError` saying what happened and what to do, in
+:func:`store_error`: at :meth:`Store.open`, in :meth:`Store.transaction`, and
+(for plain reads) in the CLI's last-resort handler. The store keeps API tokens,
+so it stays private: see :meth:`Store.keep_private`.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import stat
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -215,6 +222,147 @@ class VariantInfo(NamedTuple):
     variant_title: str
 
 
+# --- SQLite errors as the operator should read them ---------------------------
+
+# Primary result codes (https://sqlite.org/rescode.html); Python gives the extended
+# code in `sqlite_errorcode`, whose low byte is the primary one.
+_SQLITE_PERM, _SQLITE_BUSY, _SQLITE_READONLY, _SQLITE_IOERR = 3, 5, 8, 10
+_SQLITE_CORRUPT, _SQLITE_FULL, _SQLITE_CANTOPEN, _SQLITE_NOTADB = 11, 13, 14, 26
+_SQLITE_IOERR_READ = 266
+_DAMAGED_HINT = (
+    "restore it from a backup, or move it away to start an empty store (links and order states "
+    "would be lost); `ecomsend doctor` checks it"
+)
+
+
+def store_error(exc: sqlite3.Error, path: Path, *, busy_timeout: float) -> StoreError:
+    """The :class:`StoreError` an operator should read for a SQLite failure on the store at ``path``.
+
+    ``busy_timeout`` is how long SQLite waited for another writer (it waits the
+    whole of it before giving up), said in the message of a busy store.
+    """
+    code = getattr(exc, "sqlite_errorcode", None) or _code_from_text(str(exc))
+    primary = code & 0xFF
+    if primary == _SQLITE_BUSY:
+        holders = lock_holders(path)
+        who = ", ".join(f"pid {pid} ({cmd})" if cmd else f"pid {pid}" for pid, cmd in holders)
+        return StoreError(
+            f"the store {path} is busy: {who or 'another process'} is writing to it; "
+            f"gave up after waiting {busy_timeout:g} s",
+            hint="let it finish and run the command again, or wait longer: raise "
+            "store_busy_timeout_seconds in the config",
+        )
+    if primary == _SQLITE_FULL or (primary == _SQLITE_IOERR and code != _SQLITE_IOERR_READ):
+        full = "the disk is full" if primary == _SQLITE_FULL else "a write failed (disk full or a file-size limit?)"
+        return StoreError(
+            f"cannot write to the store {path}: {full}; the change was rolled back, nothing was half-written",
+            hint=f"free some space on the disk that holds {path.parent}, then run the command again",
+        )
+    if primary == _SQLITE_CORRUPT or code == _SQLITE_IOERR_READ:
+        return StoreError(f"the store file {path} is damaged ({exc})", hint=_DAMAGED_HINT)
+    if primary == _SQLITE_NOTADB:
+        return StoreError(
+            f"{path} is not an ecomsend store (not a SQLite database)",
+            hint="point --store at another file, or move this one away",
+        )
+    if primary in (_SQLITE_READONLY, _SQLITE_CANTOPEN, _SQLITE_PERM):
+        return _access_error(path, primary == _SQLITE_READONLY, exc)
+    return StoreError(
+        f"the store {path} failed: {exc}",
+        hint="run `ecomsend doctor`; if it finds nothing wrong, please report this as a bug",
+    )
+
+
+def _code_from_text(message: str) -> int:
+    # Errors raised without a code (older Pythons, or raised by the module itself).
+    for text, code in (("locked", _SQLITE_BUSY), ("malformed", _SQLITE_CORRUPT),
+                       ("is full", _SQLITE_FULL), ("not a database", _SQLITE_NOTADB),
+                       ("readonly", _SQLITE_READONLY), ("unable to open", _SQLITE_CANTOPEN)):
+        if text in message:
+            return code
+    return 0
+
+
+def _access_error(path: Path, writing: bool, exc: sqlite3.Error) -> StoreError:
+    """Why the store cannot be opened or written, found by trying what SQLite needs."""
+    folder = path.parent
+    try:
+        os.close(os.open(path, os.O_RDWR))
+    except OSError as err:
+        what = f"{path}: {err.strerror.lower() if err.strerror else err}"
+        return StoreError(
+            f"cannot {'write to' if writing else 'open'} the store {what}",
+            hint=f"let this user read and write it (ls -l {path}; chmod u+rw {path}), "
+            "or point --store elsewhere",
+        )
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return StoreError(
+            f"cannot use the store {path}: its folder {folder} is not writable, and SQLite needs "
+            f"to create {path.name}-wal and {path.name}-shm beside it, even to read",
+            hint=f"let this user write to {folder}, or point --store elsewhere",
+        )
+    return StoreError(
+        f"cannot {'write to' if writing else 'open'} the store {path} ({exc})",
+        hint=f"check that {path}, its -wal and -shm files and {folder} are writable by this user "
+        "and not on a read-only mount",
+    )
+
+
+def lock_holders(path: Path) -> list[tuple[int, str]]:
+    """``(pid, command)`` of other processes holding a write lock on the store.
+
+    SQLite takes POSIX locks on the store file and, in WAL mode, on its ``-shm``
+    file; Linux lists them by inode in ``/proc/locks``. Elsewhere, or when that
+    cannot be read, the list is empty.
+    """
+    # Inodes only: /proc/locks gives the device of the superblock, which is not
+    # always the st_dev that stat reports (overlayfs, btrfs subvolumes).
+    inodes = set()
+    for name in (path, _sibling(path, "-wal"), _sibling(path, "-shm")):
+        try:
+            inodes.add(os.stat(name).st_ino)
+        except OSError:
+            continue
+    try:
+        text = Path("/proc/locks").read_text()
+    except OSError:
+        return []
+    pids: list[int] = []
+    for line in text.splitlines():
+        # "1: POSIX  ADVISORY  WRITE 14209 fe:00:2211922 120 120"; a waiting lock has "->" after the id
+        parts = line.split()
+        if len(parts) < 6 or parts[1] == "->" or parts[3] != "WRITE":
+            continue
+        try:
+            pid, inode = int(parts[4]), int(parts[5].rsplit(":", 1)[1])
+        except (ValueError, IndexError):
+            continue
+        if inode in inodes and pid > 0 and pid != os.getpid() and pid not in pids:
+            pids.append(pid)
+    return [(pid, _command_of(pid)) for pid in pids]
+
+
+def _command_of(pid: int, limit: int = 80) -> str:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return ""
+    text = " ".join(raw.decode("utf-8", "replace").split("\0")).strip()
+    text = "".join(ch if ch.isprintable() else " " if ch.isspace() else "?" for ch in text)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _sibling(path: Path, suffix: str) -> Path:
+    return path.with_name(path.name + suffix)
+
+
+def _others_can_read(path: Path) -> bool:
+    try:
+        return bool(os.stat(path).st_mode & (stat.S_IRGRP | stat.S_IROTH))
+    except OSError:
+        return False
+
+
 # --- the store --------------------------------------------------------------
 
 
@@ -319,12 +467,25 @@ class LinkChange:
     old: str | None = None
 
 
-class Store:
-    """An open link store. Use :meth:`open`; close with :meth:`close` or ``with``."""
+CREATED_KEY = "store.created_at"  # state row: ecomsend created this file (so it may chmod it)
 
-    def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
+
+class Store:
+    """An open link store. Use :meth:`open`; close with :meth:`close` or ``with``.
+
+    ``warnings`` collects what the operator should hear about the store (it is
+    readable by others while holding tokens); the core never prints, the CLI does.
+    """
+
+    def __init__(self, path: Path, conn: sqlite3.Connection, *, busy_timeout: float = 10) -> None:
         self.path = path
         self.conn = conn
+        self.busy_timeout = busy_timeout
+        self.warnings: list[str] = []
+
+    def error(self, exc: sqlite3.Error) -> StoreError:
+        """``exc`` as the operator should read it (see :func:`store_error`)."""
+        return store_error(exc, self.path, busy_timeout=self.busy_timeout)
 
     @property
     def db(self) -> sqlite_utils.Database:
@@ -340,12 +501,14 @@ class Store:
     # -- opening ---------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: str | Path, *, create_folder: bool = False) -> Store:
+    def open(cls, path: str | Path, *, create_folder: bool = False, busy_timeout: float = 10) -> Store:
         """Open (and migrate) the store at ``path``.
 
         ``create_folder`` creates a missing parent folder (used for the
         default location); otherwise a missing folder is an error, so a
         mistyped ``--store`` does not silently create a new empty store.
+        ``busy_timeout``: seconds to wait for another process's write
+        transaction before giving up with a :class:`StoreError`.
         """
         path = Path(path).expanduser()
         folder = path.parent
@@ -359,36 +522,37 @@ class Store:
                 )
         if path.is_dir():
             raise StoreError(f"store path {path} is a folder", hint="give a file path to --store")
+        created = False
         if not path.exists():
             # The store keeps refreshed API tokens: private from the start (SQLite
             # gives its -wal and -shm files the same mode).
             try:
                 os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+                created = True
             except FileExistsError:
                 pass  # another process created it a moment ago
             except OSError as exc:
-                raise StoreError(f"cannot create store {path}: {exc.strerror}") from None
-        try:
-            conn = sqlite3.connect(path, isolation_level=None, timeout=30)
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open store {path}: {exc}") from None
-        store = cls(path, conn)
-        try:
-            store._prepare()
-        except sqlite3.DatabaseError as exc:
-            conn.close()
-            if "not a database" in str(exc) or "malformed" in str(exc):
                 raise StoreError(
-                    f"{path} is not an ecomsend store (not a SQLite database)",
-                    hint="point --store at another file, or move this one away",
+                    f"cannot create store {path}: {exc.strerror}",
+                    hint=f"let this user write to {folder}, or point --store elsewhere",
                 ) from None
-            raise StoreError(f"cannot open store {path}: {exc}") from None
+        try:
+            conn = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout)
+        except sqlite3.Error as exc:
+            raise store_error(exc, path, busy_timeout=busy_timeout) from None
+        store = cls(path, conn, busy_timeout=busy_timeout)
+        try:
+            store._prepare(created=created)
+            store.keep_private()
+        except sqlite3.Error as exc:
+            conn.close()
+            raise store.error(exc) from None
         except StoreError:
             conn.close()
             raise
         return store
 
-    def _prepare(self) -> None:
+    def _prepare(self, *, created: bool = False) -> None:
         # Any read fails fast on a file that is not SQLite, before we write anything.
         tables = self.table_names()
         applied = self._applied_migrations(tables)
@@ -417,6 +581,53 @@ class Store:
         self.conn.execute("PRAGMA cache_size=-65536")
         if pending:
             self._migrate()
+        if created:
+            # Only a file we made may be chmod-ed back to private (keep_private);
+            # one the operator made, perhaps shared on purpose, only draws a warning.
+            self.set_state(CREATED_KEY, now_iso())
+
+    def keep_private(self) -> None:
+        """Keep the store (and its -wal and -shm) unreadable by other users: it keeps API tokens.
+
+        A file ecomsend created is chmod-ed back to 0600 (and says so); any
+        other, once it holds a token, draws a warning in :attr:`warnings` with
+        the command that fixes it. Called at open and after each saved token.
+        """
+        if os.name == "nt":
+            return  # no Unix permission bits to read
+        exposed = [p for p in (self.path, _sibling(self.path, "-wal"), _sibling(self.path, "-shm"))
+                   if _others_can_read(p)]
+        if not exposed:
+            return
+        if self.get_state(CREATED_KEY) is not None:
+            try:
+                for p in exposed:
+                    os.chmod(p, 0o600)
+                self._warn(f"{self.path} could be read by other users; ecomsend created it, so it made "
+                           "it private again (chmod 600)")
+                return
+            except OSError:
+                pass  # not ours to chmod after all (another owner): warn instead
+        if self.conn.execute("SELECT 1 FROM tokens LIMIT 1").fetchone() is None:
+            return
+        self._warn(f"{self.path} holds API tokens and can be read by other users; "
+                   f"run: chmod 600 {' '.join(str(p) for p in exposed)}")
+
+    def _warn(self, message: str) -> None:
+        if message not in self.warnings:
+            self.warnings.append(message)
+
+    def quick_check(self) -> None:
+        """Raise :class:`StoreError` if SQLite's ``PRAGMA quick_check`` finds the file damaged."""
+        try:
+            problems = [r[0] for r in self.conn.execute("PRAGMA quick_check(5)")]
+        except sqlite3.Error as exc:
+            raise self.error(exc) from None
+        if problems != ["ok"]:
+            raise StoreError(
+                f"the store file {self.path} is damaged (quick_check: {'; '.join(problems)})",
+                hint=_DAMAGED_HINT,
+            )
 
     def _migrate(self) -> None:
         # One transaction for all: a second process opening a new store at the
@@ -461,13 +672,23 @@ class Store:
         if self.conn.in_transaction:  # nested: join the outer transaction
             yield self.conn
             return
-        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")  # waits up to busy_timeout for another writer
+        except sqlite3.Error as exc:
+            raise self.error(exc) from None
         try:
             yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
+            self.conn.execute("COMMIT")
+        except BaseException as exc:
+            # A failed write (disk full, I/O error) may have rolled back already.
+            if self.conn.in_transaction:
+                try:
+                    self.conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass  # the error that brought us here is the one to report
+            if isinstance(exc, sqlite3.Error):
+                raise self.error(exc) from None
             raise
-        self.conn.execute("COMMIT")
 
     # -- key/value state and tokens (TokenCache) ---------------------------------
 
@@ -496,6 +717,7 @@ class Store:
                 "updated_at = excluded.updated_at",
                 (name, json.dumps(data), now_iso()),
             )
+        self.keep_private()
 
     # -- Shopify variant cache --------------------------------------------------
 

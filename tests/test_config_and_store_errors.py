@@ -39,6 +39,15 @@ def one_line_error(r, *needles):
         ("sync:\n  statuses: [PAID]\n", ["sync.statuses", "PAID"]),
         ("catalog: 5\n", ["'catalog' must be a mapping"]),
         ("shopify:\n  access_token: ${NOT_SET_ANYWHERE}\n", ["NOT_SET_ANYWHERE", "not set"]),
+        # Item 6: an empty status list would sync nothing, silently.
+        ("sync:\n  statuses: []\n", ["'sync.statuses' is empty", "remove the key"]),
+        # Item 6: a key given twice, at any level, would keep the last one silently.
+        ("shopify:\n  shop: a.myshopify.com\ncatalog: {}\nshopify:\n  shop: b.myshopify.com\n",
+         ["duplicate key 'shopify' at line 4 (first at line 1)"]),
+        ("shopify:\n  shop: a.myshopify.com\n  api_version: '2026-07'\n  shop: b.myshopify.com\n",
+         ["duplicate key 'shopify.shop' at line 4 (first at line 2)"]),
+        ("sync: {concurrency: 2, tags: [x], concurrency: 3}\n", ["duplicate key 'sync.concurrency' at line 1"]),
+        ("store_busy_timeout_seconds: -1\n", ["'store_busy_timeout_seconds' must not be negative"]),
     ],
 )
 def test_bad_config_is_one_line_error_and_writes_nothing(cli, tmp_path, store_path, text, needles):
@@ -203,3 +212,46 @@ def test_a_new_store_is_private_because_it_keeps_tokens(store_path):
         for path in (store_path, store_path.with_name(store_path.name + "-wal")):
             if path.exists():
                 assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+
+
+@pytest.mark.parametrize(
+    "key, url, use_instead",
+    [
+        ("shopify.shop", "https://owner:hunter2pw@my-store.myshopify.com/", "shopify.access_token"),
+        ("shopify.shop", "owner:hunter2pw@my-store.myshopify.com", "client_secret"),
+        ("tiktok.api_base_url", "https://k:hunter2pw@open-api.tiktokglobalshop.com", "tiktok.app_secret"),
+        ("tiktok.auth_base_url", "https://hunter2pw@auth.tiktok-shops.com", "tiktok.refresh_token"),
+    ],
+)
+def test_credentials_in_a_url_are_refused_without_echoing_them(cli, tmp_path, store_path, key, url, use_instead):
+    section, name = key.split(".")
+    cfg = write(tmp_path / "c.yaml", f"{section}:\n  {name}: ${{URL}}\n")
+    r = cli("--config", str(cfg), "config", "show", env={"URL": url})
+    one_line_error(r, f"'{key}' holds a user name or password", use_instead)
+    assert "hunter2pw" not in r.output
+    r = cli("--config", str(cfg), "doctor", "--json", env={"URL": url})
+    assert r.exit_code == 1 and "hunter2pw" not in r.output
+    config_check = json.loads(r.stdout)["checks"][0]
+    assert config_check["ok"] is False and "holds a user name or password" in config_check["detail"]
+    assert not store_path.exists()
+
+
+@pytest.mark.parametrize("url", ["http://my-store.myshopify.com", "http://10.0.0.5:8081", "ftp://x.example"])
+def test_plain_http_is_refused_off_this_machine(cli, tmp_path, url):
+    cfg = write(tmp_path / "c.yaml", f"shopify:\n  shop: {url}\n")
+    r = cli("--config", str(cfg), "config", "show")
+    if url.startswith("http://"):
+        host = url.split("//")[1].split(":")[0]
+        one_line_error(r, "'shopify.shop' uses plain http://", f"use https://{host}")
+    else:
+        one_line_error(r, "'shopify.shop' must be an https:// URL")
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:8081", "http://127.1.2.3:9", "http://localhost:8081", "http://[::1]:8081",
+            "https://my-store.myshopify.com", "my-store.myshopify.com"],
+)
+def test_loopback_http_and_https_are_accepted(tmp_path, url):
+    cfg = write(tmp_path / "c.yaml", f"tiktok:\n  api_base_url: '{url}'\nshopify:\n  shop: '{url}'\n")
+    config = load_config(cfg, env={})
+    assert config.shopify.shop == url and config.tiktok.api_base_url == url
