@@ -516,7 +516,13 @@ def _link_from_csv(
     yes: bool, as_json: bool, skip_invalid: bool,
 ) -> None:
     """`link --csv` (DESIGN §6): check the whole file, show or confirm the plan, write it at once."""
-    from .csvlinks import apply_csv_plan, describe_csv_plan, plan_link_csv, read_link_csv
+    from .csvlinks import (
+        apply_csv_plan,
+        describe_csv_plan,
+        open_link_csv,
+        plan_link_csv,
+        read_link_csv,
+    )
     from .errors import InputError, LinkExistsError
 
     if csv_file is None:
@@ -530,15 +536,14 @@ def _link_from_csv(
         raise typer.BadParameter("--csv FILE links in bulk: give no TIKTOK or SHOPIFY with it",
                                  param_hint="TIKTOK")
     s = session()
+    # A broken file fails before the store is touched.
     if csv_file == "-":
-        data, name = sys.stdin.buffer.read(), "stdin"
+        name = "stdin"
+        parsed = read_link_csv(sys.stdin.buffer, name=name)
     else:
-        try:
-            data = Path(csv_file).read_bytes()
-        except OSError as exc:
-            raise InputError(f"cannot read {csv_file}: {exc.strerror or exc}") from None
         name = csv_file
-    parsed = read_link_csv(data, name=name)  # a broken file fails before the store is touched
+        with open_link_csv(csv_file) as stream:
+            parsed = read_link_csv(stream, name=name)
     store = s.store
     s.ensure_catalog(dry_run=dry_run)
     plan = plan_link_csv(store, parsed)
