@@ -267,7 +267,7 @@ def list_unlinked(
         from .csvlinks import write_csv
 
         write_csv(
-            sys.stdout,
+            s.out.data_stream(),  # exact when redirected: the file is for `link --csv`
             (
                 _csv_row(r.sku, r.link, variants, _suggestion_text(sg, variants))
                 for r, sg in zip(rows, suggestions, strict=True)
@@ -757,7 +757,7 @@ def links_export(
     skus = store.tiktok_skus(x.tiktok_sku_id for x in links)  # one batched read, not one per link
     rows = (_csv_row(skus[x.tiktok_sku_id], x, variants, x.source) for x in links)
     if output is None:
-        write_csv(sys.stdout, rows)
+        write_csv(s.out.data_stream(), rows)  # exact when redirected: the file is for `link --csv`
         return
     with open(output, "w", encoding="utf-8", newline="") as fh:
         n = write_csv(fh, rows)
@@ -810,7 +810,7 @@ def config_show(as_json: bool = JSON_OPT) -> None:
     if as_json:
         s.out.json(data)
         return
-    s.out.out.print(yaml.safe_dump(data, sort_keys=False).rstrip(), markup=False, highlight=False)
+    s.out.text(yaml.safe_dump(data, sort_keys=False).rstrip())
 
 
 # --- sync-orders, orders ---------------------------------------------------------------------
@@ -1155,8 +1155,7 @@ def sandbox_serve(
     out = session().out
 
     def ready(config_yaml: str) -> None:
-        sys.stdout.write(config_yaml)
-        sys.stdout.flush()
+        out.text(config_yaml.rstrip("\n"))
         out.info(f"Sandbox running; config written to {folder / 'ecomsend.yaml'}. Ctrl-C stops it.")
 
     serve(folder, seed, shopify_port, tiktok_port, ready)
@@ -1187,5 +1186,7 @@ def main() -> None:
     try:
         app()
     except EcomsendError as exc:  # raised outside a command (should not happen)
-        print(f"error: {exc}", file=sys.stderr)
+        from .output import terminal_safe
+
+        print(f"error: {terminal_safe(str(exc))}", file=sys.stderr)
         raise SystemExit(EXIT_ERROR) from None
