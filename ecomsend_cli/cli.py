@@ -299,7 +299,7 @@ def list_unlinked(
         from .csvlinks import write_csv
 
         write_csv(
-            sys.stdout,
+            s.out.data_stream(),  # exact when redirected: the file is for `link --csv`
             (
                 _csv_row(r.sku, r.link, variants, _suggestion_text(sg, variants))
                 for r, sg in zip(rows, suggestions, strict=True)
@@ -548,7 +548,13 @@ def _link_from_csv(
     yes: bool, as_json: bool, skip_invalid: bool,
 ) -> None:
     """`link --csv` (DESIGN §6): check the whole file, show or confirm the plan, write it at once."""
-    from .csvlinks import apply_csv_plan, describe_csv_plan, plan_link_csv, read_link_csv
+    from .csvlinks import (
+        apply_csv_plan,
+        describe_csv_plan,
+        open_link_csv,
+        plan_link_csv,
+        read_link_csv,
+    )
     from .errors import InputError, LinkExistsError
 
     if csv_file is None:
@@ -562,15 +568,14 @@ def _link_from_csv(
         raise typer.BadParameter("--csv FILE links in bulk: give no TIKTOK or SHOPIFY with it",
                                  param_hint="TIKTOK")
     s = session()
+    # A broken file fails before the store is touched.
     if csv_file == "-":
-        data, name = sys.stdin.buffer.read(), "stdin"
+        name = "stdin"
+        parsed = read_link_csv(sys.stdin.buffer, name=name)
     else:
-        try:
-            data = Path(csv_file).read_bytes()
-        except OSError as exc:
-            raise InputError(f"cannot read {csv_file}: {exc.strerror or exc}") from None
         name = csv_file
-    parsed = read_link_csv(data, name=name)  # a broken file fails before the store is touched
+        with open_link_csv(csv_file) as stream:
+            parsed = read_link_csv(stream, name=name)
     store = s.store
     s.ensure_catalog(dry_run=dry_run)
     plan = plan_link_csv(store, parsed)
@@ -784,7 +789,7 @@ def links_export(
     skus = store.tiktok_skus(x.tiktok_sku_id for x in links)  # one batched read, not one per link
     rows = (_csv_row(skus[x.tiktok_sku_id], x, variants, x.source) for x in links)
     if output is None:
-        write_csv(sys.stdout, rows)
+        write_csv(s.out.data_stream(), rows)  # exact when redirected: the file is for `link --csv`
         return
     with open(output, "w", encoding="utf-8", newline="") as fh:
         n = write_csv(fh, rows)
@@ -837,7 +842,7 @@ def config_show(as_json: bool = JSON_OPT) -> None:
     if as_json:
         s.out.json(data)
         return
-    s.out.out.print(yaml.safe_dump(data, sort_keys=False).rstrip(), markup=False, highlight=False)
+    s.out.text(yaml.safe_dump(data, sort_keys=False).rstrip())
 
 
 # --- sync-orders, orders ---------------------------------------------------------------------
@@ -1219,8 +1224,7 @@ def sandbox_serve(
     out = session().out
 
     def ready(config_yaml: str) -> None:
-        sys.stdout.write(config_yaml)
-        sys.stdout.flush()
+        out.text(config_yaml.rstrip("\n"))
         out.info(f"Sandbox running; config written to {folder / 'ecomsend.yaml'}. Ctrl-C stops it.")
 
     serve(folder, seed, shopify_port, tiktok_port, ready)
@@ -1251,5 +1255,7 @@ def main() -> None:
     try:
         app()
     except EcomsendError as exc:  # raised outside a command (should not happen)
-        print(f"error: {exc}", file=sys.stderr)
+        from .output import terminal_safe
+
+        print(f"error: {terminal_safe(str(exc))}", file=sys.stderr)
         raise SystemExit(EXIT_ERROR) from None

@@ -3,14 +3,17 @@
 One column set serves ``links export``, ``list-unlinked --csv`` and
 ``link --csv``, so an operator can export, fill in a spreadsheet and import.
 
-Reading is two steps, both free of I/O beyond the store:
+Reading is two steps, neither of which writes anything:
 
-* :func:`read_link_csv` turns the file's bytes into rows: it decodes UTF-8
-  (with or without BOM; UTF-16 with a BOM, as Excel's "Unicode text"),
-  detects the separator (comma, semicolon or tab) from the header, matches
-  header names case-insensitively, keeps each row's physical line number and
-  undoes the exporter's formula neutralisation. A file that cannot be read as
-  a link CSV raises :class:`InputError`.
+* :func:`read_link_csv` turns the file's bytes, or a stream
+  (:func:`open_link_csv` opens a regular file or a pipe and refuses devices,
+  directories and sockets), into rows. It reads a row at a time, each bounded
+  by :data:`MAX_ROW_CHARS`, so memory never depends on the length of a row;
+  it decodes UTF-8 (with or without BOM; UTF-16 with a BOM, as Excel's
+  "Unicode text"), detects the separator (comma, semicolon or tab) from the
+  header, matches header names case-insensitively, keeps each row's physical
+  line number and undoes the exporter's formula neutralisation. A file that
+  cannot be read as a link CSV raises :class:`InputError`.
 * :func:`plan_link_csv` validates every row against the store with a few
   batched queries (never one per row) and returns a :class:`CsvPlan`: links to
   add, to change, already so, rows skipped for an empty Shopify column, and
@@ -28,11 +31,15 @@ from __future__ import annotations
 import codecs
 import csv
 import gc
+import io
+import itertools
+import os
 import re
+import stat
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import NamedTuple, TextIO
+from typing import Any, BinaryIO, NamedTuple, TextIO
 
 from .errors import InputError
 from .matching import sku_key
@@ -90,10 +97,10 @@ def write_csv(stream: TextIO, rows: Iterable[dict]) -> int:
 
 _SEPARATORS = (",", ";", "\t")
 _SEP_LINE = re.compile(r"sep=(.)(?:\r\n|\n|\r)", re.IGNORECASE)  # Excel's "sep=;" first line
-_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f]")
-_OTHER_BREAKS = re.compile("[\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
-_LINE = re.compile(r"[^\r\n]*(?:\r\n?|\n)|[^\r\n]+")
-_NOT_CONTROL = bytes(b for b in range(256) if not (b <= 0x08 or 0x0E <= b <= 0x1F))
+# C0 controls a text file never holds (tab, line breaks, VT and FF aside), and the
+# stand-ins of bytes that are not UTF-8 (surrogateescape).
+_UNREADABLE = re.compile("[\x00-\x08\x0e-\x1f\udc80-\udcff]")
+_NOT_UTF8 = re.compile("[\udc80-\udcff]")
 _EXPORT_HINT = "export a file to fill in with `ecomsend list-unlinked --csv > todo.csv`"
 _SIGNATURES = (
     (b"PK\x03\x04", "an Excel workbook or another zip file"),
@@ -101,6 +108,19 @@ _SIGNATURES = (
     (b"%PDF", "a PDF"),
     (b"SQLite format 3\x00", "a SQLite database"),
 )
+_HEAD_BYTES = max(len(magic) for magic, _ in _SIGNATURES)  # read before anything is decoded
+_BUFFER_BYTES = 1 << 16
+
+MAX_ROW_CHARS = 1 << 20
+"""The longest row (its cells and line breaks) that ``link --csv`` reads: 1 MB of text.
+
+A link CSV row is a few hundred characters, so no real file comes near it;
+without a bound, ``/dev/zero``, a binary file or a quote left open (which makes
+the rest of the file one cell) would be read into memory whole. Memory
+for one row stays under a few MB whatever is fed in.
+"""
+_TOO_LONG_HINT = ("a link CSV row is a few hundred characters: check that this is the right "
+                  "file, and that no quoted cell is left open")
 
 
 class CsvRow(NamedTuple):
@@ -151,28 +171,90 @@ def _bulk() -> Iterator[None]:
             gc.enable()
 
 
-def read_link_csv(data: bytes, *, name: str = "-") -> LinkCsv:
-    """Read a link CSV from its bytes. Raises InputError when it is not one.
+def open_link_csv(path: str) -> BinaryIO:
+    """Open ``path`` for :func:`read_link_csv`: a regular file or a pipe (FIFO), nothing else.
+
+    A character device (``/dev/zero``, a terminal), a directory or a socket is
+    refused with InputError before it is opened: none of them is a CSV, and
+    some never end.
+    """
+    try:
+        kind = _file_kind(os.stat(path).st_mode)
+        if kind is None:
+            handle = open(path, "rb")  # noqa: SIM115 — the caller closes it
+            # Checked again on what was opened: the name may now point elsewhere.
+            kind = _file_kind(os.fstat(handle.fileno()).st_mode)
+            if kind is None:
+                return handle
+            handle.close()
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+    raise InputError(f"cannot read {path}: it is {kind}, not a CSV file",
+                     hint="give a CSV file, a pipe, or - to read stdin")
+
+
+def _file_kind(mode: int) -> str | None:
+    """None for what a link CSV may come from (a regular file, a FIFO); else what it is."""
+    if stat.S_ISREG(mode) or stat.S_ISFIFO(mode):
+        return None
+    for test, what in ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISDIR, "a directory"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return what
+    return "a special file"
+
+
+def read_link_csv(source: bytes | BinaryIO, *, name: str = "-") -> LinkCsv:
+    """Read a link CSV from its bytes or a binary stream. Raises InputError when it is not one.
+
+    The stream is read as it comes, a row at a time, and a row longer than
+    :data:`MAX_ROW_CHARS` ends the reading with an error: memory depends on the
+    number of rows, never on the length of one (``/dev/zero`` on stdin stops
+    after 1 MB).
 
     Rows whose cells are all empty are ignored. A row that lacks a link
     column's cell, or has non-empty cells beyond the header, is reported as a
     problem; missing trailing context cells are not (Excel leaves out trailing
     empty cells on rows after the 16th).
     """
-    with _bulk():
-        return _read_link_csv(data, name)
+    stream = io.BytesIO(source) if isinstance(source, bytes | bytearray) else source
+    with _bulk(), _field_limit(MAX_ROW_CHARS):
+        return _read_link_csv(_LineSource(stream, name))
 
 
-def _read_link_csv(data: bytes, name: str) -> LinkCsv:
-    text = _decode(data, name)
-    first_line = 1
-    sep_match = _SEP_LINE.match(text)
+@contextmanager
+def _field_limit(limit: int) -> Iterator[None]:
+    """Let one cell be as long as a row may be: the row bound is the only limit a user meets.
+
+    (The csv module's own default, 128 KiB per cell, would otherwise fail a
+    long cell with a message about a "field limit" that means nothing here.)
+    """
+    old = csv.field_size_limit(limit)
+    try:
+        yield
+    finally:
+        csv.field_size_limit(old)
+
+
+def _read_link_csv(source: _LineSource) -> LinkCsv:
+    name = source.name
+    first = source.first_line()
     separator = None
-    if sep_match and sep_match.group(1) in _SEPARATORS:
-        separator = sep_match.group(1)
-        text = text[sep_match.end():]
-        first_line = 2
-    reader_sep, header, header_line, records = _open_records(text, name, separator, first_line)
+    if first is not None:
+        sep_match = _SEP_LINE.fullmatch(first)
+        if sep_match and sep_match.group(1) in _SEPARATORS:
+            separator = sep_match.group(1)
+            first = None
+    if first is None or not first.strip():
+        first = source.first_nonblank_line()
+    if first is None:
+        raise InputError(
+            f"{name} is empty: expected a header row naming {TIKTOK_ID} (or {TIKTOK_SKU}) "
+            f"and {SHOPIFY_ID} (or {SHOPIFY_SKU})",
+            hint=_EXPORT_HINT,
+        )
+    reader_sep = separator or _detect_separator(first)
+    reader_sep, header, header_line, records = _open_records(source, first, reader_sep, name)
     columns = _header_columns(header, name, header_line)
     wanted = [columns.get(c) for c in LINK_COLUMNS]
     width = len(header)
@@ -212,63 +294,149 @@ def _cell_count_message(n: int, width: int, needed: int, separator: str) -> str:
             f"(a {sep_name} inside an unquoted cell?)")
 
 
-def _decode(data: bytes, name: str) -> str:
-    for magic, what in _SIGNATURES:
-        if data.startswith(magic):
-            raise InputError(f"{name} is not a text file: it looks like {what}",
-                             hint="save it as CSV UTF-8 and import that")
-    utf16 = data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
-    if utf16:
+class _RowTooLong(Exception):
+    """A row passed :data:`MAX_ROW_CHARS`; the reader says on which line it starts."""
+
+
+class _LineSource:
+    """The physical lines of a link CSV, decoded and checked as they are read.
+
+    Lines end at CRLF, LF or CR only: form feeds, U+2028 and the like are cell
+    content in a CSV. Only a small prefix is read before the first line (to
+    spot a workbook or PDF and the byte-order mark); after that, every read is
+    bounded by what is left of the current row's :data:`MAX_ROW_CHARS`, which
+    the caller renews (:meth:`new_row`) when a row is complete, so a row spread
+    over many lines (quoted line breaks) is bounded as a whole.
+    """
+
+    def __init__(self, stream: BinaryIO, name: str) -> None:
+        self.name = name
+        head = _read_prefix(stream, _HEAD_BYTES)
+        for magic, what in _SIGNATURES:
+            if head.startswith(magic):
+                raise InputError(f"{name} is not a text file: it looks like {what}",
+                                 hint="save it as CSV UTF-8 and import that")
+        utf16 = head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
+        # Bytes that are not UTF-8 decode to U+DC80..U+DCFF (surrogateescape) and
+        # are reported with their line by _refuse; UTF-16 has no such mapping.
+        self.text = io.TextIOWrapper(
+            io.BufferedReader(_Rejoined(head, stream), _BUFFER_BYTES),
+            encoding="utf-16" if utf16 else "utf-8-sig",
+            errors="strict" if utf16 else "surrogateescape", newline="",
+        )
+        self.line = 0  # the number of the last line read
+        self.left = MAX_ROW_CHARS  # what the current row may still take
+
+    def new_row(self) -> None:
+        self.left = MAX_ROW_CHARS
+
+    def readline(self) -> str:
+        """The next line with its ending ('' at the end). Raises _RowTooLong, InputError."""
         try:
-            text = data.decode("utf-16")
-        except UnicodeDecodeError:
-            raise InputError(f"{name} is not valid UTF-16 text",
+            line = self.text.readline(self.left + 1)
+        except UnicodeDecodeError:  # UTF-16 only
+            raise InputError(f"{self.name} is not valid UTF-16 text",
                              hint="save it as CSV UTF-8 and import that") from None
-    else:
+        if not line:
+            return line
+        self.line += 1
+        self.left -= len(line)
+        if self.left < 0:
+            raise _RowTooLong
+        if _UNREADABLE.search(line):
+            self._refuse(line)
+        return line
+
+    def __iter__(self) -> Iterator[str]:
+        readline = self.readline
+        while line := readline():
+            yield line
+
+    def first_line(self) -> str | None:
+        """The first line, without a second byte-order mark (as some tools add)."""
+        line = self._line_alone()
+        if line and line[0] == "\ufeff":
+            line = line[1:]
+        return line or None
+
+    def first_nonblank_line(self) -> str | None:
+        """The next line that is not only white space (None at the end)."""
+        while line := self._line_alone():
+            if line.strip():
+                return line
+        return None
+
+    def _line_alone(self) -> str:
+        """The next line, as a row of its own (before the header)."""
+        self.new_row()
         try:
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            line = data[:exc.start].count(b"\n") + 1
+            return self.readline()
+        except _RowTooLong:
+            raise InputError(_too_long(self.line), hint=_TOO_LONG_HINT) from None
+
+    def _refuse(self, line: str) -> None:
+        """Raise the InputError for a line that _UNREADABLE found something in."""
+        # A byte that is not UTF-8 first: the likelier cause (a file saved as "CSV" in cp1252).
+        not_utf8 = _NOT_UTF8.search(line)
+        if not_utf8:
             raise InputError(
-                f"{name} is not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line})",
+                f"{self.name} is not UTF-8 text (byte 0x{ord(not_utf8.group()) - 0xDC00:02x} "
+                f"on line {self.line})",
                 hint="save it as \"CSV UTF-8\" (Excel: File › Save As › CSV UTF-8)",
-            ) from None
-    # In UTF-8 a byte below 0x20 is always that ASCII character, so the bytes are
-    # checked first (cheap); the text is searched only to say where.
-    control = _CONTROL.search(text) if utf16 or data.translate(None, _NOT_CONTROL) else None
-    if control:
-        line = text.count("\n", 0, control.start()) + 1
+            )
+        char = ord(_UNREADABLE.search(line).group())  # type: ignore[union-attr]
         raise InputError(
-            f"{name} is not a text file (control character U+{ord(control.group()):04X} on line {line})",
+            f"{self.name} is not a text file (control character U+{char:04X} on line {self.line})",
             hint="save it as CSV UTF-8 and import that",
         )
-    if text.startswith("\ufeff"):  # a second BOM, as some tools add
-        text = text[1:]
-    return text
 
 
-def _lines(text: str) -> Iterable[str]:
-    """The physical lines of ``text`` with their endings (CRLF, LF or CR), for csv.reader.
+class _Rejoined(io.RawIOBase):
+    """A prefix already read, then the rest of the stream: a pipe cannot be rewound."""
 
-    Not io.StringIO, which keeps a 4-bytes-per-character copy of the whole file.
-    ``str.splitlines`` also breaks at form feeds, U+2028 and the like, which are
-    cell content in a CSV, so it serves only texts that have none of them.
-    """
-    if _OTHER_BREAKS.search(text) is None:
-        return text.splitlines(keepends=True)
-    return (m.group() for m in _LINE.finditer(text))
+    def __init__(self, head: bytes, rest: BinaryIO) -> None:
+        self.head = head
+        self.rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self.head:
+            data, self.head = self.head[:len(buffer)], self.head[len(buffer):]
+        else:
+            read1 = getattr(self.rest, "read1", None)  # one read: a pipe gives what it has
+            data = read1(len(buffer)) if read1 else self.rest.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
 
 
-def _records(text: str, separator: str, first_line: int) -> Iterator[tuple[int, list[str]]]:
-    """``(first physical line, cells)`` per record; blank lines come out as empty lists.
+def _read_prefix(stream: BinaryIO, size: int) -> bytes:
+    """Up to ``size`` bytes from the start (fewer only at the end of the stream)."""
+    head = b""
+    while len(head) < size:
+        more = stream.read(size - len(head))
+        if not more:
+            break
+        head += more
+    return head
 
-    ``first_line`` is the file's line number of the first line of ``text``.
+
+def _too_long(line: int) -> str:
+    return f"line {line}: row is longer than 1 MB ({MAX_ROW_CHARS:,} characters)"
+
+
+def _records(
+    source: _LineSource, first: str, separator: str
+) -> Iterator[tuple[int, list[str]]]:
+    """``(first physical line, cells)`` per record from ``first`` on; blank lines give empty lists.
 
     ``strict`` makes a quote left open, or text after a closing quote, an error
     rather than a cell silently swallowing the rest of the file.
     """
-    reader = csv.reader(_lines(text), delimiter=separator, strict=True)
-    offset = first_line - 1
+    offset = source.line - 1  # the file's line number of `first`, less one
+    source.left = MAX_ROW_CHARS - len(first)
+    reader = csv.reader(itertools.chain((first,), source), delimiter=separator, strict=True)
     end = 0
     while True:
         start = end + 1
@@ -281,17 +449,18 @@ def _records(text: str, separator: str, first_line: int) -> Iterator[tuple[int, 
                 f"line {start + offset}: the CSV cannot be read here ({exc})",
                 hint="a quote inside a cell must be doubled (\"\"), and a quoted cell must be closed",
             ) from None
+        except _RowTooLong:
+            raise InputError(_too_long(start + offset), hint=_TOO_LONG_HINT) from None
+        source.new_row()
         end = reader.line_num
         yield start + offset, cells
 
 
 def _open_records(
-    text: str, name: str, separator: str | None, first_line: int
+    source: _LineSource, first: str, separator: str, name: str
 ) -> tuple[str, list[str], int, Iterator[tuple[int, list[str]]]]:
     """The separator, the header's cells and line, and an iterator over the data records."""
-    if separator is None:
-        separator = _detect_separator(text)
-    records = _records(text, separator, first_line)
+    records = _records(source, first, separator)
     for line, cells in records:
         if any(c.strip() for c in cells):
             return separator, cells, line, records
@@ -302,9 +471,8 @@ def _open_records(
     )
 
 
-def _detect_separator(text: str) -> str:
+def _detect_separator(first: str) -> str:
     """The separator whose split of the first non-blank line names the most link columns."""
-    first = next((m.group() for m in _LINE.finditer(text) if m.group().strip()), "")
     best, best_score = ",", (-1, -1)
     for sep in _SEPARATORS:
         try:

@@ -49,8 +49,7 @@ def run_demo(out: Any, *, keep: bool = False) -> int:
                 )
                 text = (result.stdout + result.stderr).rstrip()
                 if show and text:
-                    out.info(text)
-                    out.info("")
+                    out.relay(text + "\n")
                 if result.returncode not in expect:
                     raise _StepFailed(f"`ecomsend {' '.join(args)}` exited {result.returncode}: "
                                       f"{result.stderr.strip()[-300:]}")

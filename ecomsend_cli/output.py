@@ -4,25 +4,67 @@ One :class:`Output` owns both consoles. Tables are Rich tables on a terminal
 and tab-separated plain text when stdout is piped; JSON is one document on
 stdout. Colour is off under ``NO_COLOR`` or when not a terminal (Rich honours
 both). Prompts go to stderr and refuse to run without a terminal on stdin.
+
+Much of what is printed comes from outside: product titles, SKU names and
+seller SKUs from TikTok and Shopify, Shopify's error messages, CSV cells. An
+escape sequence in a product title could retitle the operator's window, clear
+the screen or rewrite a cron log, and a right-to-left override could reorder
+what they read. So every method here that writes text passes it through
+:func:`terminal_safe`, and Rich never reads it as markup or emoji codes: a
+new command that prints through :class:`Output` is safe without thinking of
+it. ``--json`` stays exact (it escapes those characters instead); CSV
+written for a re-import stays exact too (see :meth:`Output.data_stream`).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, TextIO
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from .errors import NeedsTerminalError
+
+# What a terminal acts on instead of showing: the control characters (Unicode
+# category Cc: C0, DEL and C1) other than tab and newline, and the bidirectional
+# embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069).
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# The same less C0, which json.dumps already writes as \u00XX escapes.
+_JSON_UNSAFE = re.compile("[\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# Colour and style codes (SGR) of a child ecomsend run: they only colour text.
+_SGR = re.compile("(\x1b\\[[0-9;]*m)")
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` without the characters a terminal would act on rather than show.
+
+    Removes control characters except tab and newline (C0, DEL, C1) and the
+    bidirectional embedding, override and isolate characters. Everything that
+    :class:`Output` prints goes through it.
+    """
+    # Every character removed is one str.isprintable() rejects: the usual text skips the regex.
+    if text.isprintable():
+        return text
+    return _UNSAFE.sub("", text)
+
+
+def _json_safe(text: str) -> str:
+    """JSON text with DEL, C1 and bidi controls as \\u escapes: the same document, inert on a terminal."""
+    if text.isascii() and "\x7f" not in text:
+        return text
+    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 class Output:
     def __init__(self, *, quiet: bool = False, verbose: bool = False) -> None:
-        self.out = Console(soft_wrap=True, highlight=False)
-        self.err = Console(stderr=True, highlight=False, soft_wrap=True)
+        # No emoji codes: ":fire:" in a product title prints as typed.
+        self.out = Console(soft_wrap=True, highlight=False, emoji=False)
+        self.err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
         self.quiet = quiet
         self.verbose = verbose
 
@@ -30,7 +72,8 @@ class Output:
 
     def _say(self, message: str, style: str | None = None) -> None:
         # Rich drops colours under NO_COLOR but keeps bold/dim; drop every style then.
-        self.err.print(message, markup=False, style=None if self.err.no_color else style)
+        self.err.print(terminal_safe(message), markup=False,
+                       style=None if self.err.no_color else style)
 
     def info(self, message: str) -> None:
         if not self.quiet:
@@ -51,6 +94,14 @@ class Output:
     def error(self, message: str) -> None:
         self._say(f"error: {message}", "bold red")
 
+    def relay(self, text: str) -> None:
+        """What a child ``ecomsend`` printed (the demo): its colours kept, nothing else let through."""
+        if not self.quiet:
+            parts = _SGR.split(text)
+            parts[::2] = [terminal_safe(p) for p in parts[::2]]
+            self.err.file.write("".join(parts) + "\n")
+            self.err.file.flush()
+
     # -- data (stdout) ------------------------------------------------------------
 
     @property
@@ -60,8 +111,23 @@ class Output:
     def json(self, data: Any) -> None:
         # Indented for a person at a terminal; compact (and C-encoded, ~10x faster) for scripts.
         indent = 2 if self.is_terminal else None
-        sys.stdout.write(json.dumps(data, indent=indent, ensure_ascii=False) + "\n")
+        sys.stdout.write(_json_safe(json.dumps(data, indent=indent, ensure_ascii=False)) + "\n")
         sys.stdout.flush()
+
+    def text(self, text: str) -> None:
+        """A plain text document on stdout (``config show``), as it is but for :func:`terminal_safe`."""
+        sys.stdout.write(terminal_safe(text) + "\n")
+        sys.stdout.flush()
+
+    def data_stream(self) -> TextIO:
+        """Where to write data that must stay byte-exact when redirected (CSV for a re-import).
+
+        A file or a pipe gets stdout itself: ``list-unlinked --csv > todo.csv``
+        and ``links export`` must give back every cell as the store holds it, or
+        an import of the file would change links. On a terminal a person reads
+        it and nothing re-imports it, so it is made :func:`terminal_safe`.
+        """
+        return _SafeStream(sys.stdout) if self.is_terminal else sys.stdout
 
     def json_array(self, items: Iterable[Any], *, chunk: int = 2000) -> None:
         """A JSON array written as it is produced: 100,000s of rows never sit in memory twice."""
@@ -75,10 +141,10 @@ class Output:
         for item in items:
             batch.append(item)
             if len(batch) == chunk:
-                write(("" if first else ",") + json.dumps(batch, ensure_ascii=False)[1:-1])
+                write(("" if first else ",") + _json_safe(json.dumps(batch, ensure_ascii=False)[1:-1]))
                 first, batch = False, []
         if batch:
-            write(("" if first else ",") + json.dumps(batch, ensure_ascii=False)[1:-1])
+            write(("" if first else ",") + _json_safe(json.dumps(batch, ensure_ascii=False)[1:-1]))
         write("]\n")
         sys.stdout.flush()
 
@@ -98,18 +164,20 @@ class Output:
         console = self.err if to_stderr else self.out
         if not console.is_terminal:
             stream = sys.stderr if to_stderr else sys.stdout
-            stream.write("\t".join(columns) + "\n")
+            stream.write("\t".join(_plain(c) for c in columns) + "\n")
             for row in rows:
                 stream.write("\t".join(_plain(c) for c in row) + "\n")
             stream.flush()
             return
         plain = console.no_color
-        table = Table(title=title, title_justify="left", header_style=None if plain else "bold",
+        # Text objects, never str: Rich would read "[red]" or "[link=…]" in a cell as markup.
+        table = Table(title=_cell(title) if title is not None else None, title_justify="left",
+                      header_style=None if plain else "bold",
                       title_style=None if plain else "italic")
         for column in columns:
-            table.add_column(column, overflow="fold")
+            table.add_column(_cell(column), overflow="fold")
         for row in rows:
-            table.add_row(*(_plain(c) for c in row))
+            table.add_row(*(_cell(c) for c in row))
         console.print(table)
 
     # -- prompts (stderr) ---------------------------------------------------------
@@ -128,7 +196,7 @@ class Output:
     def confirm(self, question: str, *, what: str) -> bool:
         """``question [y/N]`` on stderr; False unless the answer is y/yes."""
         self.require_terminal(what)
-        self.err.print(f"{question} [y/N] ", end="", markup=False)
+        self.err.print(f"{terminal_safe(question)} [y/N] ", end="", markup=False)
         answer = sys.stdin.readline()
         return answer.strip().lower() in ("y", "yes")
 
@@ -136,7 +204,7 @@ class Output:
         """A line of input (None at end of input)."""
         self.require_terminal(what)
         suffix = f" [{default}]" if default else ""
-        self.err.print(f"{question}{suffix}: ", end="", markup=False)
+        self.err.print(terminal_safe(f"{question}{suffix}: "), end="", markup=False)
         line = sys.stdin.readline()
         if not line:
             return None
@@ -144,8 +212,27 @@ class Output:
 
 
 def _plain(value: Any) -> str:
+    """A cell of piped, tab-separated output: one line, nothing a terminal would act on."""
     if value is None:
         return ""
     text = str(value)
     # Keep one record per line in piped output.
-    return text.replace("\t", " ").replace("\r", " ").replace("\n", " ")
+    return terminal_safe(text.replace("\t", " ").replace("\r", " ").replace("\n", " "))
+
+
+def _cell(value: Any) -> Text:
+    """A cell of a Rich table: literal text (no markup), line breaks kept."""
+    return Text("" if value is None else terminal_safe(str(value)))
+
+
+class _SafeStream:
+    """A text stream that writes through :func:`terminal_safe` (for csv.writer on a terminal)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        return self.stream.write(terminal_safe(text))
+
+    def flush(self) -> None:
+        self.stream.flush()
