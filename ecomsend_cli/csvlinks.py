@@ -45,6 +45,7 @@ from .errors import InputError
 from .matching import sku_key
 from .models import VARIANT_GID_PREFIX, variant_gid
 from .store import LinkChange, SkuInfo, Store, VariantInfo
+from .text import terminal_safe
 
 # Link columns first (what `link --csv` reads), then read-only context.
 COLUMNS = (
@@ -82,13 +83,22 @@ def unneutralise(cell: str) -> str:
     return cell
 
 
+# Columns a person reads and no import needs: outside text there is made inert,
+# so an export holding a hostile title still imports (the reader refuses control
+# characters as the mark of a binary file). Id and SKU columns stay exact.
+_DISPLAY_ONLY = frozenset({"product_title", "sku_name", "suggestion"})
+
+
 def write_csv(stream: TextIO, rows: Iterable[dict]) -> int:
     """Write rows (dicts keyed by :data:`COLUMNS`) with a header. Returns the row count."""
     writer = csv.writer(stream, lineterminator="\r\n")
     writer.writerow(COLUMNS)
     n = 0
     for row in rows:
-        writer.writerow([neutralise(str(row.get(c) or "")) for c in COLUMNS])
+        writer.writerow([
+            neutralise(terminal_safe(text) if c in _DISPLAY_ONLY else text)
+            for c in COLUMNS for text in (str(row.get(c) or ""),)
+        ])
         n += 1
     return n
 

@@ -29,28 +29,12 @@ from rich.table import Table
 from rich.text import Text
 
 from .errors import NeedsTerminalError
+from .text import terminal_safe
 
-# What a terminal acts on instead of showing: the control characters (Unicode
-# category Cc: C0, DEL and C1) other than tab and newline, and the bidirectional
-# embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069).
-_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-# The same less C0, which json.dumps already writes as \u00XX escapes.
+# DEL, C1 and bidi controls, which json.dumps writes raw (C0 it already escapes).
 _JSON_UNSAFE = re.compile("[\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 # Colour and style codes (SGR) of a child ecomsend run: they only colour text.
 _SGR = re.compile("(\x1b\\[[0-9;]*m)")
-
-
-def terminal_safe(text: str) -> str:
-    """``text`` without the characters a terminal would act on rather than show.
-
-    Removes control characters except tab and newline (C0, DEL, C1) and the
-    bidirectional embedding, override and isolate characters. Everything that
-    :class:`Output` prints goes through it.
-    """
-    # Every character removed is one str.isprintable() rejects: the usual text skips the regex.
-    if text.isprintable():
-        return text
-    return _UNSAFE.sub("", text)
 
 
 def _json_safe(text: str) -> str:

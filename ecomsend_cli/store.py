@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import stat
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -342,14 +343,25 @@ def lock_holders(path: Path) -> list[tuple[int, str]]:
     return [(pid, _command_of(pid)) for pid in pids]
 
 
-def _command_of(pid: int, limit: int = 80) -> str:
+_PLAIN_WORD = re.compile(r"[a-z][a-z-]{0,23}")
+
+
+def _command_of(pid: int) -> str:
+    """The program and its plain-word arguments (``python3 ecomsend sync-orders``).
+
+    Paths are shortened to their last part and every other argument is left
+    out: another program's command line may hold a secret.
+    """
     try:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return ""
-    text = " ".join(raw.decode("utf-8", "replace").split("\0")).strip()
-    text = "".join(ch if ch.isprintable() else " " if ch.isspace() else "?" for ch in text)
-    return text if len(text) <= limit else text[:limit - 1] + "…"
+    words = []
+    for n, arg in enumerate(raw.decode("utf-8", "replace").split("\0")):
+        name = arg.rsplit("/", 1)[-1] if n < 2 else arg
+        if _PLAIN_WORD.fullmatch(name) or (n < 2 and re.fullmatch(r"[\w.-]{1,32}", name)):
+            words.append(name)
+    return " ".join(words[:6])
 
 
 def _sibling(path: Path, suffix: str) -> Path:
@@ -544,6 +556,7 @@ class Store:
         try:
             store._prepare(created=created)
             store.keep_private()
+            store.check_links()
         except sqlite3.Error as exc:
             conn.close()
             raise store.error(exc) from None
@@ -612,6 +625,22 @@ class Store:
             return
         self._warn(f"{self.path} holds API tokens and can be read by other users; "
                    f"run: chmod 600 {' '.join(str(p) for p in exposed)}")
+
+    def check_links(self) -> None:
+        """Warn when the store file has more than one name (hard links).
+
+        SQLite names a database's -wal and -shm files after the name it was
+        opened by, so two names for one file give two write-ahead logs and
+        writes can be lost. ``sync-orders`` is safe (its lock belongs to the
+        file), but other commands are not.
+        """
+        try:
+            links = os.stat(self.path).st_nlink
+        except OSError:
+            return
+        if links > 1:
+            self._warn(f"{self.path} has {links} names (hard links); SQLite can lose writes when one "
+                       "store is opened by two names: keep one name, use a symlink for the others")
 
     def _warn(self, message: str) -> None:
         if message not in self.warnings:

@@ -18,6 +18,7 @@ import pytest
 
 from ecomsend_cli.sandbox import Sandbox, demo_seed
 from ecomsend_cli.store import LinkChange, Store
+from ecomsend_cli.text import terminal_safe
 from tests.factory import order, sku, variant
 from tests.terminal import Terminal
 
@@ -126,13 +127,19 @@ def test_rich_tables_on_a_terminal_show_outside_text_literally(hostile_store, ar
     assert "[bold]markup[/bold]" in seen
 
 
-def test_csv_is_exact_when_redirected_and_inert_on_a_terminal(cli, hostile_store):
+def test_csv_keeps_keys_exact_shows_titles_inert_and_imports_again(cli, hostile_store, tmp_path):
     r = cli("list-unlinked", "--csv")
     rows = {row["tiktok_sku_id"]: row for row in csv.DictReader(io.StringIO(r.stdout))}
-    assert (rows["t1"]["product_title"], rows["t1"]["sku_name"]) == (TITLE, NAME)
-    assert rows["t1"]["tiktok_seller_sku"] == SELLER
+    assert rows["t1"]["tiktok_seller_sku"] == SELLER  # a key: exact, as the import matches it
+    assert (rows["t1"]["product_title"], rows["t1"]["sku_name"]) == (terminal_safe(TITLE), terminal_safe(NAME))
     r = cli("links", "export")
-    assert next(csv.DictReader(io.StringIO(r.stdout)))["product_title"] == TITLE
+    for row in csv.DictReader(io.StringIO(r.stdout)):
+        assert all(row[c] == terminal_safe(row[c]) for c in ("product_title", "sku_name", "suggestion"))
+    exported = tmp_path / "links.csv"
+    exported.write_text(r.stdout, newline="")
+    back = cli("link", "--csv", str(exported), "--json")  # the round trip of §6 still works
+    assert back.exit_code == 0, back.stderr
+    assert json.loads(back.stdout)["invalid"] == []
     for args in (["list-unlinked", "--csv"], ["links", "export"]):
         term = Terminal("--store", str(hostile_store), *args, env=WIDE)
         assert term.wait() == 0, term.screen
