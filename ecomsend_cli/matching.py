@@ -1,10 +1,13 @@
 """The linking rules of DESIGN §4.1–§4.2, as pure functions (no I/O).
 
-* :func:`sku_key` is the one normalisation of a SKU code: NFKC, surrounding
-  white space (tabs, no-break spaces) trimmed, case folded, leading zeros
-  kept. An empty code has no key (``None``) and so matches nothing; the store
-  keeps these keys in indexed columns, where SQL's ``NULL <> NULL`` carries
-  the rule into every join.
+* :func:`sku_key` is the one normalisation of a SKU code: NFKC, format
+  characters (Unicode category Cf: zero-width spaces and joiners, BOM, soft
+  hyphen) removed, surrounding white space (tabs, no-break spaces) trimmed,
+  case folded, leading zeros kept. An empty code (also one that normalises to
+  empty) has no key (``None``) and so matches nothing; the store keeps these
+  keys in indexed columns, where SQL's ``NULL <> NULL`` carries the rule into
+  every join. A change to this rule needs a store migration that recomputes
+  the stored keys.
 * :func:`classify` decides, from the variants whose key equals a TikTok SKU's,
   whether that SKU is a match, ambiguous, or has none.
 * :func:`plan_autolink` turns candidates into the popup's three lists, never
@@ -29,15 +32,21 @@ NONE = "none"
 
 
 def sku_key(code: str | None) -> str | None:
-    """The comparison key of a SKU code, or None for an empty code.
+    """The comparison key of a SKU code, or None for an empty code (DESIGN §4.1).
 
-    ``str.strip()`` with no argument removes every Unicode white space,
-    including tabs and no-break spaces (which NFKC also turns into spaces).
+    Format characters are invisible where codes are typed and pasted (a
+    zero-width space copied from a web page, a BOM from a spreadsheet), so two
+    codes that look the same must not differ by them, and a code made only of
+    them is empty. ``str.strip()`` with no argument removes every Unicode white
+    space, including tabs and no-break spaces (which NFKC also turns into spaces).
     """
     if code is None:
         return None
-    key = unicodedata.normalize("NFKC", code).strip().casefold()
-    return key or None
+    if code.isascii():  # the usual case: NFKC changes nothing and there is no Cf character
+        return code.strip().casefold() or None
+    text = unicodedata.normalize("NFKC", code)
+    text = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
+    return text.strip().casefold() or None
 
 
 class Suggestion(NamedTuple):

@@ -176,12 +176,25 @@ def _m005_claims(db: sqlite_utils.Database) -> None:
         db.execute(f"ALTER TABLE orders ADD COLUMN {column}")
 
 
+def _m006_sku_keys_without_format_chars(db: sqlite_utils.Database) -> None:
+    # sku_key now drops format characters (zero-width space, BOM, soft hyphen,
+    # DESIGN §4.1): recompute the stored keys so old rows join by the new rule.
+    # Only a code with a non-ASCII character can have changed.
+    for table, id_col, raw_col, key_col in (("tiktok_skus", "sku_id", "seller_sku", "seller_sku_key"),
+                                            ("shopify_variants", "variant_id", "sku", "sku_key")):
+        rows = db.conn.execute(f"SELECT {id_col}, {raw_col}, {key_col} FROM {table}")  # streamed
+        changed = [(key, row_id) for row_id, raw, old in rows
+                   if not (raw or "").isascii() and (key := sku_key(raw)) != old]
+        db.conn.executemany(f"UPDATE {table} SET {key_col} = ? WHERE {id_col} = ?", changed)
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_initial", _m001_initial),
     ("002_product_checked", _m002_product_checked),
     ("003_unique_order_sku", _m003_unique_order_sku),
     ("004_drop_links_variant_index", _m004_drop_links_variant_index),
     ("005_claims", _m005_claims),
+    ("006_sku_keys_without_format_chars", _m006_sku_keys_without_format_chars),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -170,6 +170,42 @@ def test_autolink_writes_all_or_nothing(world):
         assert {x.tiktok_sku_id for x in store.links()} == {"t7", last}
 
 
+def _invisible_world(store_path):
+    with Store.open(store_path) as store:
+        store.replace_variants([variant(201, "\u200b", "Blank-looking", "A"),
+                                variant(202, "TEE-1", "Tee", "One")])
+        store.record_order(order("z1", [sku("z1", "\ufeff\u200d", "TT blank-looking", "B"),
+                                         sku("z2", "TEE\u200b-1", "TT Tee", "One")]), state="blocked")
+
+
+def test_autolink_ignores_invisible_format_characters(cli, store_path):
+    _invisible_world(store_path)
+    r = cli("autolink", "--dry-run", "--json")
+    assert r.exit_code == 0, r.stderr
+    data = json.loads(r.stdout)
+    # Two blank-looking codes are empty: they match nothing. A zero-width space inside a code is ignored.
+    assert [(x["tiktok_sku_id"], x["shopify_variant_id"]) for x in data["linked"]] == [("z2", V + "202")]
+    assert data["unmatched"] == [{"tiktok_sku_id": "z1"}]
+
+
+def test_a_store_keyed_by_the_old_rule_is_rekeyed_on_open(cli, store_path):
+    _invisible_world(store_path)
+    with Store.open(store_path) as store:
+        # As ecomsend before the format-character rule stored them (NFKC, trim, casefold only).
+        store.conn.execute("UPDATE shopify_variants SET sku_key = '\u200b' WHERE sku = '\u200b'")
+        store.conn.execute("UPDATE tiktok_skus SET seller_sku_key = '\ufeff\u200d' WHERE sku_id = 'z1'")
+        store.conn.execute("UPDATE tiktok_skus SET seller_sku_key = 'tee\u200b-1' WHERE sku_id = 'z2'")
+        store.conn.execute("DELETE FROM _migrations WHERE name = '006_sku_keys_without_format_chars'")
+    r = cli("autolink", "--dry-run", "--json")
+    assert r.exit_code == 0, r.stderr
+    assert [(x["tiktok_sku_id"], x["shopify_variant_id"]) for x in json.loads(r.stdout)["linked"]] == [
+        ("z2", V + "202")]
+    with Store.open(store_path) as store:
+        keys = dict(store.conn.execute("SELECT sku_id, seller_sku_key FROM tiktok_skus"))
+        assert keys == {"z1": None, "z2": "tee-1"}
+        assert store.variants_by_sku("\u200b") == []
+
+
 # --- link ------------------------------------------------------------------------------
 
 

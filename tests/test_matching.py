@@ -32,6 +32,24 @@ def test_empty_codes_have_no_key_and_match_nothing():
         assert classify(empty, ["gid://shopify/ProductVariant/1"]).status == NONE
 
 
+def test_sku_key_ignores_format_characters():
+    # Zero-width space, joiners, word joiner, BOM and soft hyphen: invisible, category Cf.
+    for invisible in ("\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad"):
+        assert sku_key(f"TEE{invisible}-1") == sku_key("TEE-1") == "tee-1"
+        assert sku_key(f"{invisible}TEE-1{invisible}") == "tee-1"
+    # Removed before trimming: white space hidden behind them is still surrounding space.
+    assert sku_key("\ufeff  TEE-1 \u200b ") == "tee-1"
+    # Removed after NFKC, before case folding: full-width forms still fold.
+    assert sku_key("ＴＥＥ\u200d－１") == "tee-1"
+    assert sku_key("TE\u200bE 1") == "tee 1"  # inner white space stays significant
+
+
+def test_codes_of_only_format_characters_are_empty_and_match_nothing():
+    for blank in ("\u200b", "\u200b\u200b", "\ufeff", "\u00ad", " \u200c\t\u200d "):
+        assert sku_key(blank) is None
+        assert classify(blank, ["gid://shopify/ProductVariant/1"]).status == NONE
+
+
 def test_classify_match_ambiguous_none():
     one = classify("AB-1", ["gid://shopify/ProductVariant/1"])
     assert (one.status, one.shopify_variant_id) == (MATCH, "gid://shopify/ProductVariant/1")
