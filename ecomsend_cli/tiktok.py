@@ -9,7 +9,8 @@ This module owns how ecomsend talks to TikTok Shop:
   ``x-tts-access-token`` header; the ``{code, message, request_id, data}``
   envelope turned into the typed errors of :mod:`ecomsend_cli.errors`;
   an expired access token (105002) refreshed with the refresh token and the
-  new pair saved in the token cache; throttling (36009002 / HTTP 429) backed
+  new pair saved in the token cache, and a pair saved there by another
+  process (TikTok rotates the refresh token) taken instead; throttling (36009002 / HTTP 429) backed
   off with jitter; 5xx answers and network errors retried (every call here is
   a read).
 
@@ -63,6 +64,9 @@ MAX_ORDER_IDS = 50  # per GET /order/202309/orders call
 MAX_PAGE_SIZE = 100
 # Refresh a little before the recorded expiry: the request may take a while.
 EXPIRY_MARGIN_S = 60
+# After a refused refresh, when to look for another process's new pair in the token cache
+# (seconds before each look): it saves it just after TikTok answered it.
+REFRESH_RACE_WAITS_S = (0.0, 0.1, 0.2, 0.4, 0.6, 0.8)
 
 _REAUTHORISE = (
     "re-authorise the shop in TikTok Shop Partner Center, then put the new tokens in "
@@ -190,12 +194,19 @@ class TikTokClient:
         refresh = self.config.refresh_token.get() if self.config.refresh_token else ""
         return _fingerprint(f"{self.config.app_key}\n{access}\n{refresh}")
 
-    def _initial_tokens(self) -> dict[str, Any]:
+    def _cached_tokens(self) -> dict[str, Any] | None:
+        """The token cache's entry when it belongs to the configured tokens, else None."""
         cached = self._cache.load_token(TOKEN_CACHE_NAME) or {}
         if cached.get("config") == self._config_fingerprint() and (
             cached.get("access_token") or cached.get("refresh_token")
         ):
             return dict(cached)
+        return None
+
+    def _initial_tokens(self) -> dict[str, Any]:
+        cached = self._cached_tokens()
+        if cached is not None:
+            return cached
         # No cache, or the operator put new tokens in the config since: start from the config.
         return {
             "config": self._config_fingerprint(),
@@ -205,25 +216,57 @@ class TikTokClient:
             "refresh_token_expire_in": None,
         }
 
+    def _adopt_newer_tokens(self) -> bool:
+        """Take the pair another process saved since we read ours; True if there was one.
+
+        TikTok rotates the refresh token on every refresh, so a pair in the
+        cache that differs from ours is a later one (ours is refused by now).
+        """
+        cached = self._cached_tokens()
+        if cached is None or (cached.get("access_token"), cached.get("refresh_token")) == (
+            self._tokens.get("access_token"), self._tokens.get("refresh_token")
+        ):
+            return False
+        # Keep what only we know (a shop cipher resolved by this process).
+        self._tokens = {**self._tokens, **cached}
+        return True
+
     def _save_tokens(self) -> None:
         self._cache.save_token(TOKEN_CACHE_NAME, dict(self._tokens))
+
+    def _access_token_stale(self) -> bool:
+        expires = self._tokens.get("access_token_expire_in")
+        if not self._tokens.get("access_token"):
+            return True
+        try:
+            return expires is not None and self._clock() >= float(expires) - EXPIRY_MARGIN_S
+        except (TypeError, ValueError):
+            return True  # an expiry we cannot read: refresh rather than guess
 
     def _access_token(self) -> str:
         """The access token to send, refreshed first when it is missing or past its expiry."""
         with self._lock:
-            expires = self._tokens.get("access_token_expire_in")
-            stale = expires is not None and self._clock() >= float(expires) - EXPIRY_MARGIN_S
-            if not self._tokens.get("access_token") or stale:
+            if self._access_token_stale():
                 self.refresh_access_token()
             return self._tokens["access_token"]
 
     def refresh_access_token(self) -> None:
         """Trade the refresh token for a new access/refresh pair and save both.
 
+        Several commands may refresh at once (cron's sync-orders and an
+        operator's doctor), and each refresh makes TikTok refuse the refresh
+        token it used. So a pair another process saved meanwhile is taken
+        instead of refreshing, and a refused refresh token is first checked
+        against the cache, where the process that used it first puts its new
+        pair (see :meth:`_await_winner`).
+
         Raises AuthError (saying to re-authorise) when TikTok refuses the
-        refresh token, NetworkError when the auth host cannot be reached.
+        refresh token and no other process refreshed with it, NetworkError
+        when the auth host cannot be reached.
         """
         with self._lock:
+            if self._adopt_newer_tokens() and not self._access_token_stale():
+                return
             refresh = self._tokens.get("refresh_token")
             if not refresh:
                 raise AuthError(
@@ -243,6 +286,8 @@ class TikTokClient:
             code = envelope.get("code")
             data = envelope.get("data") or {}
             if code != CODE_OK or not data.get("access_token"):
+                if self._await_winner(refresh):
+                    return
                 message = str(envelope.get("message") or "no access token in the answer")
                 raise AuthError(
                     f"TikTok refused to refresh the access token (code {code}: {message}; "
@@ -260,6 +305,22 @@ class TikTokClient:
             )
             self._save_tokens()
 
+    def _await_winner(self, used_refresh_token: str) -> bool:
+        """After TikTok refused ``used_refresh_token``: take another process's newer pair, if one comes.
+
+        The process whose refresh TikTok honoured first saves its pair a moment
+        after TikTok answered it, so the cache is read a few times over about
+        two seconds. True when a pair made from a later refresh was taken.
+        """
+        for delay in REFRESH_RACE_WAITS_S:
+            if delay:
+                self._sleep(delay)
+            cached = self._cached_tokens()
+            if cached is not None and cached.get("refresh_token") not in (None, "", used_refresh_token):
+                self._tokens = {**self._tokens, **cached}
+                return True
+        return False
+
     def resolve_shop_cipher(self) -> str:
         """The shop cipher: the config's, else the first authorised shop's (cached)."""
         if self.config.shop_cipher:
@@ -274,6 +335,8 @@ class TikTokClient:
                     "no TikTok shop is authorised for this app",
                     hint="authorise the shop in TikTok Shop Partner Center, or set tiktok.shop_cipher",
                 )
+            # Never save our pair over a newer one another process refreshed meanwhile.
+            self._adopt_newer_tokens()
             self._tokens["shop_cipher"] = shops[0]["cipher"]
             self._save_tokens()
             return shops[0]["cipher"]

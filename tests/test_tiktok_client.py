@@ -291,6 +291,103 @@ def test_only_a_refresh_token_configured_refreshes_first() -> None:
     assert rec.requests[0].url.path == "/api/v2/token/refresh"
 
 
+# -- two processes refreshing at once (the refresh token rotates) ---------------------------
+
+class RotatingTikTok:
+    """TikTok's token rules, for several clients at once: each refresh issues a new pair and
+    makes the refresh token it used unknown (36004005); an access token stays valid until it
+    expires (the configured one, AT-config, has expired)."""
+
+    def __init__(self) -> None:
+        self.valid: set[str] = set()
+        self.refresh, self.issued = "RT-config", 0
+        self.refreshes: list[tuple[str, int]] = []  # (refresh token presented, code answered)
+        self.before_refresh: Callable[[], None] | None = None  # runs as a refresh arrives
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/api/v2/token/refresh":
+            hook, self.before_refresh = self.before_refresh, None
+            if hook is not None:
+                hook()  # another process's refresh gets there first
+            presented = dict(parse_qsl(request.url.query.decode()))["refresh_token"]
+            if presented != self.refresh:
+                self.refreshes.append((presented, 36004005))
+                return httpx.Response(200, json=envelope(36004005, message="can not find related auth record"))
+            self.issued += 1
+            access, self.refresh = f"AT-{self.issued}", f"RT-{self.issued}"
+            self.valid.add(access)
+            self.refreshes.append((presented, 0))
+            return httpx.Response(200, json=envelope(data={
+                "access_token": access, "access_token_expire_in": NOW + 86400,
+                "refresh_token": self.refresh, "refresh_token_expire_in": NOW + 365 * 86400}))
+        if request.headers["x-tts-access-token"] not in self.valid:
+            return httpx.Response(401, json=envelope(105002, message="Expired credentials."))
+        return httpx.Response(200, json=envelope(data={"shops": [{"id": "1", "cipher": "C1"}]}))
+
+
+def rotating_client(tiktok: RotatingTikTok, cache: MemoryTokenCache, sleep=None, **config: object):
+    return TikTokClient(make_config(**config), cache, transport=httpx.MockTransport(tiktok),
+                        sleep=sleep or (lambda s: None), clock=lambda: NOW, rng=lambda: 0.5)
+
+
+def test_a_refresh_token_another_process_used_first_continues_with_its_pair() -> None:
+    tiktok, cache = RotatingTikTok(), MemoryTokenCache()
+    loser, winner = rotating_client(tiktok, cache), rotating_client(tiktok, cache)
+    # Both read the same pair; the winner's refresh reaches TikTok first and is saved at once.
+    tiktok.before_refresh = winner.refresh_access_token
+    assert loser.authorized_shops() == [{"id": "1", "cipher": "C1"}]
+    assert tiktok.refreshes == [("RT-config", 0), ("RT-config", 36004005)]
+    assert cache.load_token("tiktok")["refresh_token"] == "RT-1"  # type: ignore[index]
+    assert winner.authorized_shops() and loser.authorized_shops()  # no further refresh
+    assert len(tiktok.refreshes) == 2
+
+
+def test_a_refused_refresh_waits_for_the_winner_to_save_its_pair() -> None:
+    tiktok, cache = RotatingTikTok(), MemoryTokenCache()
+    winner_cache = MemoryTokenCache()  # the winner saves only once the loser has looked twice
+    winner = rotating_client(tiktok, winner_cache)
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        if len(sleeps) == 2:
+            cache.save_token("tiktok", winner_cache.load_token("tiktok"))  # type: ignore[arg-type]
+
+    loser = rotating_client(tiktok, cache, sleep=sleep)
+    tiktok.before_refresh = winner.refresh_access_token
+    assert loser.authorized_shops()
+    assert len(sleeps) == 2 and sum(sleeps) < 1
+    assert cache.load_token("tiktok")["access_token"] == "AT-1"  # type: ignore[index]
+
+
+def test_a_pair_another_process_saved_is_used_instead_of_refreshing() -> None:
+    tiktok, cache = RotatingTikTok(), MemoryTokenCache()
+    late, early = rotating_client(tiktok, cache), rotating_client(tiktok, cache)
+    assert early.authorized_shops()  # refreshes: RT-config is used up
+    assert late.authorized_shops()  # its stale token is refused; the saved pair is taken
+    assert tiktok.refreshes == [("RT-config", 0)]
+
+
+def test_a_refused_refresh_with_no_newer_pair_still_says_reauthorise() -> None:
+    tiktok, cache = RotatingTikTok(), MemoryTokenCache()
+    tiktok.refresh = "RT-issued-elsewhere"  # e.g. revoked in Partner Center: nobody saves a pair
+    sleeps: list[float] = []
+    client = rotating_client(tiktok, cache, sleep=sleeps.append)
+    with pytest.raises(AuthError, match="re-authorise"):
+        client.authorized_shops()
+    assert 1 <= sum(sleeps) <= 5  # looked in the cache for a couple of seconds, then gave up
+
+
+def test_resolving_the_shop_cipher_never_saves_an_older_pair_over_a_newer_one() -> None:
+    tiktok, cache = RotatingTikTok(), MemoryTokenCache()
+    tiktok.valid.add("AT-config")  # not expired yet
+    old = rotating_client(tiktok, cache, shop_cipher="")  # holds AT-config / RT-config
+    rotating_client(tiktok, cache).refresh_access_token()  # another process: RT-config -> RT-1
+    assert old.resolve_shop_cipher() == "C1"  # AT-config still works: no refresh of its own
+    saved = cache.load_token("tiktok")
+    assert saved is not None and saved["refresh_token"] == "RT-1" and saved["shop_cipher"] == "C1"
+
+
 def test_refresh_request_secrets_are_redacted_in_httpx_logs(caplog: pytest.LogCaptureFixture) -> None:
     rec = Recorder([(401, envelope(105002)), refresh_answer("AT-new", "RT-new"),
                     (200, envelope(data={"orders": []}))])
