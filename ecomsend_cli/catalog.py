@@ -23,8 +23,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from .models import Variant
+from .store import CATALOG_REFRESHED_KEY
 
-STATE_KEY = "catalog.refreshed_at"
+STATE_KEY = CATALOG_REFRESHED_KEY
 FULL = "full"
 INCREMENTAL = "incremental"
 # Shopify's search index trails writes by seconds to minutes; asking again for

@@ -288,8 +288,10 @@ def list_unlinked(
     s = session()
     s.ensure_catalog()
     rows = s.store.sku_rows(include_linked=all_)
+    stale = s.store.stale_link_details()
     if as_json:
-        s.out.json_array(_sku_row_json(r, classify(r.seller_sku, r.candidates)) for r in rows)
+        s.out.json_array(_sku_row_json(r, classify(r.seller_sku, r.candidates), stale.get(r.sku_id))
+                         for r in rows)
         return
     suggestions = [classify(r.seller_sku, r.candidates) for r in rows]
     matched = [sg.shopify_variant_id for sg in suggestions if sg.status == MATCH]
@@ -318,10 +320,12 @@ def list_unlinked(
                r.blocked_orders, _suggestion_text(sg, variants)]
         if all_:
             v = variants.get(r.link.shopify_variant_id) if r.link else None
-            row += [
-                (f"{v.sku} ({_variant_label(v)})" if v else r.link.shopify_variant_id) if r.link else "",
-                r.link.source if r.link else "",
-            ]
+            linked_to = ""
+            if r.link:
+                linked_to = f"{v.sku} ({_variant_label(v)})" if v else r.link.shopify_variant_id
+                if r.sku_id in stale:
+                    linked_to = f"STALE ({stale[r.sku_id].problem}): {linked_to}"
+            row += [linked_to, r.link.source if r.link else ""]
         table_rows.append(row)
     s.out.table(columns, table_rows)
     unlinked = sum(1 for r in rows if r.link is None)
@@ -329,9 +333,14 @@ def list_unlinked(
         f"{unlinked} unlinked SKU(s). Next: `ecomsend autolink --dry-run` to review SKU-equal "
         "pairs, or `ecomsend link TIKTOK` to pick a variant by hand."
     )
+    if all_:
+        _warn_stale(s.out, stale)
+    elif stale:
+        s.out.warn(f"{len(stale)} link(s) are stale (their Shopify variant was deleted or changed SKU); "
+                   "`ecomsend links` shows them with the fix.")
 
 
-def _sku_row_json(row: Any, suggestion: Any) -> dict:
+def _sku_row_json(row: Any, suggestion: Any, stale: Any = None) -> dict:
     linked = row.link_variant_id is not None
     return {
         "tiktok_sku_id": row.sku_id,
@@ -342,7 +351,8 @@ def _sku_row_json(row: Any, suggestion: Any) -> dict:
         "blocked_orders": row.blocked_orders,
         "linked": linked,
         "link": (
-            {"shopify_variant_id": row.link_variant_id, "source": row.link_source}
+            {"shopify_variant_id": row.link_variant_id, "source": row.link_source,
+             "stale": stale.reason if stale is not None else None}
             if linked
             else None
         ),
@@ -539,7 +549,7 @@ def link(
     ):
         raise Aborted("Nothing changed.")
     store.apply_links([change], source="manual", actor=s.config.actor)
-    verb = "Relinked" if change.old else "Linked"
+    verb = "Confirmed" if change.old == change.new else "Relinked" if change.old else "Linked"
     s.out.success(f"{verb} {sku.sku_id} → {variant.variant_id} ({_variant_label(variant)}).")
 
 
@@ -743,11 +753,13 @@ def links_list(ctx: typer.Context, as_json: bool = JSON_OPT) -> None:
 def _links_list(as_json: bool) -> None:
     s = session()
     links = s.store.links()
+    stale = s.store.stale_link_details()
     if as_json:
         s.out.json(
             [
                 {"tiktok_sku_id": x.tiktok_sku_id, "shopify_variant_id": x.shopify_variant_id,
-                 "source": x.source, "linked_at": x.linked_at}
+                 "source": x.source, "linked_at": x.linked_at,
+                 "stale": stale[x.tiktok_sku_id].reason if x.tiktok_sku_id in stale else None}
                 for x in links
             ]
         )
@@ -760,14 +772,28 @@ def _links_list(as_json: bool) -> None:
 
     def row(x: Any) -> list:
         v = variants.get(x.shopify_variant_id)
+        problem = stale[x.tiktok_sku_id].problem if x.tiktok_sku_id in stale else ""
         return [x.tiktok_sku_id, skus[x.tiktok_sku_id].seller_sku, x.shopify_variant_id,
-                v.sku if v else "", _variant_label(v), x.source, x.linked_at]
+                v.sku if v else "", _variant_label(v), x.source, x.linked_at, problem]
 
     s.out.table(
         ["TikTok SKU id", "Seller SKU", "Shopify variant", "Shopify SKU", "Product", "Source",
-         "Linked at"],
+         "Linked at", "Stale"],
         (row(x) for x in links),
     )
+    _warn_stale(s.out, stale)
+
+
+def _warn_stale(out: Output, stale: dict[str, Any], *, limit: int = 20) -> None:
+    """Say which links are stale and how to fix each (stderr), at most ``limit`` of them."""
+    if not stale:
+        return
+    out.warn(f"{len(stale)} link(s) are stale: their Shopify variant was deleted or changed SKU, "
+             "and orders needing them wait (blocked) until they are fixed:")
+    for item in list(stale.values())[:limit]:
+        out.info(f"  {item.tiktok_sku_id}: {item.reason}")
+    if len(stale) > limit:
+        out.info(f"  … and {len(stale) - limit} more; `ecomsend links --json` lists them all.")
 
 
 @command(links_app, "export")
@@ -1104,6 +1130,7 @@ def catalog_refresh(
         + (f" from {result.products} changed product(s)" if result.mode == "incremental" else "")
         + f", {s.store.variant_count()} in the cache, in {result.seconds:.1f}s."
     )
+    _warn_stale(s.out, s.store.stale_link_details())
 
 
 REQUIRED_SCOPES = ("read_products", "read_orders", "write_orders")
@@ -1132,7 +1159,9 @@ def doctor(as_json: bool = JSON_OPT) -> None:
         store = s.store
         store.quick_check()
         counts = store.order_counts()
-        age = store.get_state("catalog.refreshed_at") or "never"
+        from .store import CATALOG_REFRESHED_KEY
+
+        age = store.get_state(CATALOG_REFRESHED_KEY) or "never"
         return (f"{store.path} (schema {store.schema_version}, quick_check ok); {len(store.links())} link(s), "
                 f"{sum(counts.values())} order(s), {store.variant_count()} cached variant(s), "
                 f"catalog refreshed {age}")
@@ -1176,11 +1205,29 @@ def doctor(as_json: bool = JSON_OPT) -> None:
         names = ", ".join(str(x.get("name") or x.get("id")) for x in shops) or "no shops"
         return f"authorised for {names}; shop cipher {'set' if cipher else 'missing'}"
 
+    def links_check() -> str:
+        from .errors import StoreError
+
+        store = s.store
+        stale = store.stale_link_details()
+        if stale:
+            deleted = sum(1 for x in stale.values() if x.deleted)
+            examples = "; ".join(f"{x.tiktok_sku_id}: {x.problem}" for x in list(stale.values())[:3])
+            raise StoreError(
+                f"{len(stale)} link(s) are stale ({deleted} variant(s) deleted in Shopify, "
+                f"{len(stale) - deleted} changed SKU), so orders needing them wait: {examples}"
+                + (" …" if len(stale) > 3 else ""),
+                hint="relink each with `ecomsend link TIKTOK VARIANT --force` (the same variant "
+                "confirms a changed SKU), or `ecomsend unlink TIKTOK`; `ecomsend links` lists them",
+            )
+        return f"{len(store.links())} link(s), none stale"
+
     check("config", config_check)
     if checks[-1]["ok"]:
         check("store", store_check)
         if checks[-1]["ok"]:
             check("sync cursor", cursor_check)
+            check("links", links_check)
         check("shopify", shopify_check)
         check("tiktok", tiktok_check)
     ok = all(c["ok"] for c in checks)

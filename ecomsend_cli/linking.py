@@ -128,11 +128,16 @@ def _is_id(value: str) -> bool:
 def plan_manual_link(store: Store, sku: TikTokSku, variant: Variant, *, force: bool) -> LinkChange | None:
     """The change a manual link makes; None if it is already so.
 
-    Raises LinkExistsError when it would replace another link and ``force``
-    is not given (the CLI asks for confirmation instead, on a terminal).
+    Linking a SKU again to the variant it is linked to confirms a stale link
+    (the variant's SKU changed in Shopify, §4.1): the link is written again
+    with the variant's current SKU. Raises LinkExistsError when it would
+    replace another link and ``force`` is not given (the CLI asks for
+    confirmation instead, on a terminal).
     """
     current: Link | None = store.link(sku.sku_id)
     if current and current.shopify_variant_id == variant.variant_id:
+        if sku.sku_id in store.stale_links([sku.sku_id]):
+            return LinkChange(sku.sku_id, variant.variant_id, variant.variant_id)
         return None
     if current and not force:
         raise LinkExistsError(

@@ -188,6 +188,15 @@ def _m006_sku_keys_without_format_chars(db: sqlite_utils.Database) -> None:
         db.conn.executemany(f"UPDATE {table} SET {key_col} = ? WHERE {id_col} = ?", changed)
 
 
+def _m007_link_variant_sku(db: sqlite_utils.Database) -> None:
+    # The variant's SKU when the link was made: a link whose variant later
+    # changes SKU in Shopify is stale (DESIGN §4.1). Existing links take the
+    # SKU the cache holds now (NULL when the variant is not cached).
+    db.execute("ALTER TABLE links ADD COLUMN variant_sku TEXT")
+    db.execute("UPDATE links SET variant_sku = (SELECT v.sku FROM shopify_variants v "
+               "WHERE v.variant_id = links.shopify_variant_id)")
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_initial", _m001_initial),
     ("002_product_checked", _m002_product_checked),
@@ -195,6 +204,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("004_drop_links_variant_index", _m004_drop_links_variant_index),
     ("005_claims", _m005_claims),
     ("006_sku_keys_without_format_chars", _m006_sku_keys_without_format_chars),
+    ("007_link_variant_sku", _m007_link_variant_sku),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -492,6 +502,41 @@ class LinkChange:
     old: str | None = None
 
 
+class StaleLink(NamedTuple):
+    """A link whose Shopify variant was deleted, or changed SKU, since it was made (DESIGN §4.1)."""
+
+    tiktok_sku_id: str
+    shopify_variant_id: str
+    linked_sku: str | None  # the variant's SKU when linked; None when it was not cached then
+    current_sku: str | None  # None: the variant is gone from the refreshed catalog
+
+    @property
+    def deleted(self) -> bool:
+        return self.current_sku is None
+
+    @property
+    def problem(self) -> str:
+        """What happened, in a few words (a table cell)."""
+        if self.deleted:
+            return "variant deleted in Shopify"
+        return f"variant SKU changed {self.linked_sku!r} → {self.current_sku!r}"
+
+    @property
+    def reason(self) -> str:
+        """What happened and the fix, in one line (an order's reason, a listing's ``stale`` field)."""
+        sku, variant = self.tiktok_sku_id, self.shopify_variant_id
+        unlink = f"or `ecomsend unlink {sku}`"
+        if self.deleted:
+            was = f" ({self.linked_sku!r})" if self.linked_sku else ""
+            return (f"stale link: linked variant {variant}{was} was deleted in Shopify: relink it with "
+                    f"`ecomsend link {sku} VARIANT --force`, {unlink}")
+        return (f"stale link: the SKU of linked variant {variant} changed in Shopify from "
+                f"{self.linked_sku!r} to {self.current_sku!r}: if it is still the right variant, "
+                f"confirm it with `ecomsend link {sku} {variant} --force`; else relink it to "
+                f"another variant, {unlink}")
+
+
+CATALOG_REFRESHED_KEY = "catalog.refreshed_at"  # state row: when the last catalog refresh started
 CREATED_KEY = "store.created_at"  # state row: ecomsend created this file (so it may chmod it)
 
 
@@ -996,8 +1041,12 @@ class Store:
 
         Each change must state the link it replaces (``old``); if the store
         holds something else by the time we write (another process changed
-        it), nothing is written and StoreError is raised. Batched: one read of
-        the current links, then two ``executemany`` (100,000 links in ~1 s).
+        it), nothing is written and StoreError is raised. A change whose
+        ``old`` equals its ``new`` writes the link again (the operator confirms
+        a stale link whose variant changed SKU). Every link records the
+        variant's SKU in the catalog cache now, to notice when it goes stale
+        (:meth:`stale_links`). Batched: one read of the current links, then
+        two ``executemany`` (100,000 links in ~1 s).
         """
         changes = list(changes)
         now = now_iso()
@@ -1013,16 +1062,19 @@ class Store:
                         "command ran; nothing was written",
                         hint="run the command again",
                     )
-                if held != change.new:
+                if held != change.new or change.old == change.new:
                     writes.append((change, held))
                     current[change.tiktok_sku_id] = change.new
             writes.sort(key=lambda w: w[0].tiktok_sku_id)  # B-tree inserts in key order: ~15 % faster
             conn.executemany(
                 "INSERT INTO links (tiktok_sku_id, shopify_variant_id, source, linked_at, "
-                "linked_by) VALUES (?,?,?,?,?) ON CONFLICT(tiktok_sku_id) DO UPDATE SET "
+                "linked_by, variant_sku) VALUES (?,?,?,?,?,"
+                "(SELECT v.sku FROM shopify_variants v WHERE v.variant_id = ?)) "
+                "ON CONFLICT(tiktok_sku_id) DO UPDATE SET "
                 "shopify_variant_id = excluded.shopify_variant_id, source = excluded.source, "
-                "linked_at = excluded.linked_at, linked_by = excluded.linked_by",
-                [(c.tiktok_sku_id, c.new, source, now, actor) for c, _ in writes],
+                "linked_at = excluded.linked_at, linked_by = excluded.linked_by, "
+                "variant_sku = excluded.variant_sku",
+                [(c.tiktok_sku_id, c.new, source, now, actor, c.new) for c, _ in writes],
             )
             conn.executemany(
                 "INSERT INTO link_history (at, tiktok_sku_id, action, old_variant_id, "
@@ -1031,6 +1083,45 @@ class Store:
                  for c, held in writes],
             )
         return len(writes)
+
+    def stale_links(self, sku_ids: Iterable[str] | None = None) -> dict[str, str]:
+        """``{tiktok_sku_id: reason with the fix}`` for the stale links among ``sku_ids`` (None: all).
+
+        The one test of DESIGN §4.1's stale rule, for the sync engine (an
+        order needing a stale link is blocked with this reason) and the
+        listings; :meth:`stale_link_details` gives the parts.
+        """
+        return {sku_id: stale.reason for sku_id, stale in self.stale_link_details(sku_ids).items()}
+
+    def stale_link_details(self, sku_ids: Iterable[str] | None = None) -> dict[str, StaleLink]:
+        """The stale links among ``sku_ids`` (None: all), by TikTok sku_id.
+
+        A link is stale when its variant is absent from a catalog cache
+        refreshed since the link was made (deleted in Shopify), or when the
+        variant's cached SKU no longer equals, by :func:`sku_key`, the SKU it
+        had when linked. A link to a variant that was not cached when it was
+        made has no SKU to compare (only its deletion is noticed).
+        """
+        refreshed = self.get_state(CATALOG_REFRESHED_KEY)
+        sql = (
+            "SELECT l.tiktok_sku_id, l.shopify_variant_id, l.variant_sku, v.variant_id IS NOT NULL, v.sku "
+            "FROM links l LEFT JOIN shopify_variants v ON v.variant_id = l.shopify_variant_id "
+            "WHERE ((v.variant_id IS NULL AND l.linked_at <= ?) "
+            "OR (v.variant_id IS NOT NULL AND l.variant_sku IS NOT NULL AND v.sku IS NOT l.variant_sku))"
+        )
+        # A cache never refreshed proves no deletion: no link is older than it.
+        params = [refreshed or ""]
+        if sku_ids is None:
+            rows: Iterable[tuple] = self.conn.execute(sql, params)
+        else:
+            rows = (row for chunk in _chunks(dict.fromkeys(sku_ids)) for row in self.conn.execute(
+                sql + f" AND l.tiktok_sku_id IN ({','.join('?' * len(chunk))})", [*params, *chunk]))
+        out: dict[str, StaleLink] = {}
+        for sku_id, variant_id, linked_sku, cached, current_sku in rows:
+            if cached and sku_key(current_sku) == sku_key(linked_sku):
+                continue  # only case or invisible characters changed: the same code (§4.1)
+            out[sku_id] = StaleLink(sku_id, variant_id, linked_sku, current_sku if cached else None)
+        return out
 
     def remove_link(self, sku_id: str, *, actor: str) -> Link | None:
         """Remove a link, with a history row. Returns the removed link, or None."""

@@ -76,7 +76,7 @@ def test_list_unlinked_json_fields_and_suggestions(cli, world):
 def test_list_unlinked_all_adds_linked_skus_with_link(cli, world):
     rows = {row["tiktok_sku_id"]: row for row in json.loads(cli("list-unlinked", "--all", "--json").stdout)}
     assert rows["t7"]["linked"] is True
-    assert rows["t7"]["link"] == {"shopify_variant_id": V + "101", "source": "manual"}
+    assert rows["t7"]["link"] == {"shopify_variant_id": V + "101", "source": "manual", "stale": None}
 
 
 def test_list_unlinked_piped_is_tab_separated(cli, world):
@@ -282,7 +282,8 @@ def test_links_json_export_and_history(cli, world):
     cli("autolink", "--yes")
     data = json.loads(cli("links", "--json").stdout)
     assert {x["tiktok_sku_id"] for x in data} == {"t1", "t5", "t6", "t7", "t8"}
-    assert set(data[0]) == {"tiktok_sku_id", "shopify_variant_id", "source", "linked_at"}
+    assert set(data[0]) == {"tiktok_sku_id", "shopify_variant_id", "source", "linked_at", "stale"}
+    assert all(x["stale"] is None for x in data)
     exported = list(csv.DictReader(io.StringIO(cli("links", "export").stdout)))
     assert {(r["tiktok_sku_id"], r["shopify_variant_id"]) for r in exported} == {
         (x["tiktok_sku_id"], x["shopify_variant_id"]) for x in data}

@@ -1,0 +1,131 @@
+"""Stale links (DESIGN §4.1, issue 15 item 6): a linked variant deleted in Shopify, or whose SKU
+changed, is shown as stale with the fix by `links`, `list-unlinked --all` and `doctor`."""
+
+from __future__ import annotations
+
+import json
+
+from ecomsend_cli.store import LinkChange, Store
+from tests.factory import order, sku, variant
+
+V = "gid://shopify/ProductVariant/"
+
+
+def _tee(variants: list[tuple[int, str, str]]) -> dict:
+    """Shopify product 9001 (the demo's Classic Tee) with exactly ``variants``: (id, title, sku)."""
+    return {"id": 9001, "title": "Classic Tee", "status": "ACTIVE", "variants": [
+        {"id": vid, "title": title, "sku": code, "price": "19.00", "inventory_item_id": vid,
+         "inventory_quantity": 20, "inventory_policy": "DENY"} for vid, title, code in variants]}
+
+
+def _sku_id(store_path, seller_sku: str) -> str:
+    with Store.open(store_path) as store:
+        (found,) = store.tiktok_skus_by_seller_sku(seller_sku)
+        return found.sku_id
+
+
+def test_deleted_and_resku_variants_are_stale_with_the_fix(sandbox, sb_cli):
+    assert sb_cli("sync-orders").exit_code == 3  # pulls the orders and fills the catalog cache
+    assert sb_cli("autolink", "--yes").exit_code == 0
+    tee_s, tee_m, tee_l = (_sku_id(sandbox.store_path, f"TEE-BLK-{size}") for size in "SML")
+    assert json.loads(sb_cli("doctor", "--json").stdout)["ok"] is True
+
+    # Black / M is deleted in Shopify; an incremental refresh sees its product changed.
+    sandbox.shopify.add_products([_tee([(44011, "Black / S", "TEE-BLK-S"), (44013, "Black / L", "TEE-BLK-L")])])
+    r = sb_cli("catalog", "refresh")
+    assert r.exit_code == 0 and "1 link(s) are stale" in r.stderr, r.stderr
+    links = {x["tiktok_sku_id"]: x for x in json.loads(sb_cli("links", "--json").stdout)}
+    assert links[tee_m]["stale"] == (
+        f"stale link: linked variant {V}44012 ('TEE-BLK-M') was deleted in Shopify: relink it with "
+        f"`ecomsend link {tee_m} VARIANT --force`, or `ecomsend unlink {tee_m}`")
+    assert links[tee_s]["stale"] is None and links[tee_l]["stale"] is None
+
+    # Black / S changes SKU, Black / L only its case (the same code, §4.1); a full refresh sees both.
+    sandbox.shopify.add_products([_tee([(44011, "Black / S", "TEE-BLACK-S"), (44013, "Black / L", "tee-blk-l")])])
+    assert sb_cli("catalog", "refresh", "--full").exit_code == 0
+    with Store.open(sandbox.store_path) as store:
+        stale = store.stale_links()
+        assert set(stale) == {tee_s, tee_m}
+        assert "changed in Shopify from 'TEE-BLK-S' to 'TEE-BLACK-S'" in stale[tee_s]
+        assert f"`ecomsend link {tee_s} {V}44011 --force`" in stale[tee_s]
+        assert set(store.stale_links([tee_l, tee_m, "no-such-sku"])) == {tee_m}
+
+    links = {x["tiktok_sku_id"]: x for x in json.loads(sb_cli("links", "--json").stdout)}
+    assert {k for k, x in links.items() if x["stale"]} == {tee_s, tee_m}
+    table = sb_cli("links")
+    assert table.stdout.splitlines()[0].split("\t")[-1] == "Stale"
+    cells = {line.split("\t")[0]: line.split("\t")[-1] for line in table.stdout.splitlines()[1:]}
+    assert cells[tee_m] == "variant deleted in Shopify"
+    assert cells[tee_s] == "variant SKU changed 'TEE-BLK-S' → 'TEE-BLACK-S'"
+    assert cells[tee_l] == ""
+    assert "2 link(s) are stale" in table.stderr and f"ecomsend unlink {tee_m}" in table.stderr
+
+    rows = {x["tiktok_sku_id"]: x for x in json.loads(sb_cli("list-unlinked", "--all", "--json").stdout)}
+    assert rows[tee_m]["link"]["stale"] == links[tee_m]["stale"]
+    assert rows[tee_m]["link"]["shopify_variant_id"] == V + "44012"
+    assert rows[tee_l]["link"]["stale"] is None
+    listing = sb_cli("list-unlinked", "--all")
+    linked_to = {line.split("\t")[0]: line.split("\t")[6] for line in listing.stdout.splitlines()[1:]}
+    assert linked_to[tee_m].startswith("STALE (variant deleted in Shopify)")
+    assert linked_to[tee_s].startswith("STALE (variant SKU changed")
+    assert not linked_to[tee_l].startswith("STALE")
+    assert "link(s) are stale" in sb_cli("list-unlinked").stderr
+
+    doctor = sb_cli("doctor", "--json")
+    assert doctor.exit_code == 1
+    check = {c["check"]: c for c in json.loads(doctor.stdout)["checks"]}["links"]
+    assert not check["ok"]
+    assert "2 link(s) are stale (1 variant(s) deleted in Shopify, 1 changed SKU)" in check["detail"]
+    assert "ecomsend link TIKTOK VARIANT --force" in check["fix"] and "ecomsend unlink" in check["fix"]
+
+    # The fixes: confirm the re-SKU'd variant, unlink the deleted one.
+    r = sb_cli("link", tee_s, V + "44011", "--force")
+    assert r.exit_code == 0 and "Confirmed" in r.stderr, r.stderr
+    assert sb_cli("unlink", tee_m, "--yes").exit_code == 0
+    doctor = sb_cli("doctor", "--json")
+    assert doctor.exit_code == 0, doctor.stdout
+    with Store.open(sandbox.store_path) as store:
+        assert store.stale_links() == {}
+        assert store.history(tee_s, limit=1)[0].action == "relink"
+
+
+def _store_with_links(path) -> None:
+    with Store.open(path) as store:
+        store.replace_variants([variant(1, "A-1"), variant(2, "B-2"), variant(3, "C-3"), variant(4, "D-4")])
+        skus = [sku(f"t{n}", f"x{n}") for n in range(1, 5)]
+        store.record_order(order("o1", skus), state="blocked")
+        for n, source in zip(range(1, 5), ("auto", "manual", "csv", "feed"), strict=True):
+            store.apply_links([LinkChange(f"t{n}", f"{V}{n}")], source=source, actor="tester")
+
+
+def test_every_link_records_its_variant_sku(store_path):
+    _store_with_links(store_path)
+    with Store.open(store_path) as store:
+        recorded = dict(store.conn.execute("SELECT tiktok_sku_id, variant_sku FROM links"))
+    assert recorded == {"t1": "A-1", "t2": "B-2", "t3": "C-3", "t4": "D-4"}
+
+
+def test_links_from_before_the_rule_take_the_cached_sku(store_path):
+    _store_with_links(store_path)
+    with Store.open(store_path) as store:  # as a store written before migration 007 held them
+        store.conn.execute("ALTER TABLE links DROP COLUMN variant_sku")
+        store.conn.execute("DELETE FROM _migrations WHERE name = '007_link_variant_sku'")
+    with Store.open(store_path) as store:
+        assert dict(store.conn.execute("SELECT tiktok_sku_id, variant_sku FROM links"))["t2"] == "B-2"
+        store.replace_variants([variant(1, "A-1"), variant(2, "B-22"), variant(3, "C-3")])
+        store.set_state("catalog.refreshed_at", "2999-01-01T00:00:00Z")
+        assert set(store.stale_links()) == {"t2", "t4"}
+
+
+def test_a_cache_never_refreshed_since_the_link_proves_no_deletion(store_path):
+    _store_with_links(store_path)
+    with Store.open(store_path) as store:
+        store.conn.execute("DELETE FROM shopify_variants WHERE variant_id = ?", (V + "4",))
+        assert store.stale_links() == {}  # no refresh recorded at all
+        store.set_state("catalog.refreshed_at", "2000-01-01T00:00:00Z")  # before the links
+        assert store.stale_links() == {}
+        store.set_state("catalog.refreshed_at", "2999-01-01T00:00:00Z")
+        assert list(store.stale_links()) == ["t4"]
+        # Relinking the SKU (to a variant in the cache) leaves it fresh.
+        store.apply_links([LinkChange("t4", V + "1", V + "4")], source="manual", actor="tester")
+        assert store.stale_links() == {}
