@@ -120,12 +120,16 @@ def refresh_catalog(
     )
 
 
+def catalog_age(store: CatalogStore, now: datetime | None = None) -> timedelta | None:
+    """How long ago the last refresh started; None when the cache was never refreshed."""
+    last = _parse(store.get_state(STATE_KEY))
+    return None if last is None else _utc(now) - last
+
+
 def catalog_is_stale(store: CatalogStore, max_age_minutes: int, now: datetime | None = None) -> bool:
     """True when the cache was never refreshed or is older than ``max_age_minutes``."""
-    last = _parse(store.get_state(STATE_KEY))
-    if last is None:
-        return True
-    return _utc(now) - last >= timedelta(minutes=max_age_minutes)
+    age = catalog_age(store, now)
+    return age is None or age >= timedelta(minutes=max_age_minutes)
 
 
 def _utc(moment: datetime | None) -> datetime:

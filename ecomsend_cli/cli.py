@@ -13,12 +13,12 @@ import functools
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import typer
 
 from . import __version__
-from .errors import EXIT_ERROR, Aborted, EcomsendError
+from .errors import EXIT_ERROR, EXIT_INTERRUPTED, Aborted, EcomsendError
 
 if TYPE_CHECKING:
     from .config import Config
@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 success; 1 error (config, auth, network, bad input); 2 usage; "
-    "3 sync-orders left orders blocked or failed; 75 another sync-orders holds the lock."
+    "3 sync-orders left orders blocked or failed; 75 another sync-orders holds the lock; "
+    "130 interrupted. With --json, a failure prints {\"error\": {message, hint, exit_code}} on stdout."
 )
 
 app = typer.Typer(
@@ -90,13 +91,17 @@ class Session:
                 self.out.warn(warning)
             self._store.warnings.clear()
 
-    def shopify(self) -> Any:
-        """A Shopify client for the configured shop, its token cached in the store."""
+    def shopify(self, **options: Any) -> Any:
+        """A Shopify client for the configured shop, its token cached in the store.
+
+        ``options`` go to :class:`~ecomsend_cli.shopify.ShopifyClient` (e.g. ``max_retries``).
+        """
         from .shopify import ShopifyClient
 
         return self._client(
             ShopifyClient, self.config.shopify, "Shopify",
             "set shopify.shop and shopify.access_token (or client_id and client_secret)",
+            **options,
         )
 
     def tiktok(self) -> Any:
@@ -108,7 +113,7 @@ class Session:
             "set tiktok.app_key, app_secret and access_token (or refresh_token)",
         )
 
-    def _client(self, cls: Any, section: Any, name: str, what_to_set: str) -> Any:
+    def _client(self, cls: Any, section: Any, name: str, what_to_set: str, **options: Any) -> Any:
         from .errors import ConfigError
 
         if not section.configured:
@@ -116,20 +121,22 @@ class Session:
                 f"{name} is not configured",
                 hint=f"{what_to_set} in the config; see config.example.yaml, or try `ecomsend demo`",
             )
-        client = cls(section, self.store)
+        client = cls(section, self.store, **options)
         self._clients.append(client)
         return client
 
-    def ensure_catalog(self, *, dry_run: bool = False) -> None:
+    def ensure_catalog(self, *, dry_run: bool = False, local_ok: bool = False) -> None:
         """Refresh the Shopify catalog cache when older than ``catalog.max_age_minutes`` (§4.3).
 
         Without Shopify credentials the cache is used as it is; a dry run
-        writes nothing, so it only says the cache is stale.
+        writes nothing, so it only says the cache is stale. ``local_ok``: the
+        command's data is local (``list-unlinked``), so when Shopify cannot be
+        reached it warns that the cache may be stale, and goes on with it.
         """
         config = self.config
         if not config.shopify.configured:
             return
-        from .catalog import catalog_is_stale, refresh_catalog
+        from .catalog import catalog_age, catalog_is_stale, refresh_catalog
 
         if not catalog_is_stale(self.store, config.catalog.max_age_minutes):
             return
@@ -140,7 +147,24 @@ class Session:
             )
             return
         self.out.info("Refreshing the Shopify catalog cache…")
-        result = refresh_catalog(self.store, self.shopify(), poll_interval=1.0)
+        if not local_ok:
+            result = refresh_catalog(self.store, self.shopify(), poll_interval=1.0)
+        else:
+            from .errors import ApiError
+
+            try:
+                # One retry: the listing does not need Shopify, so it does not wait long for it.
+                result = refresh_catalog(self.store, self.shopify(max_retries=1), poll_interval=1.0)
+            except ApiError as exc:
+                age = catalog_age(self.store)
+                cache = ("the cache was never refreshed" if age is None
+                         else f"the cache was refreshed {_duration(age)} ago")
+                self.out.warn(
+                    f"could not refresh the Shopify catalog cache ({exc.message}); {cache} and may be "
+                    "stale (suggestions and variant details as of then) — run `ecomsend catalog "
+                    "refresh` once Shopify can be reached"
+                )
+                return
         self.out.info(f"Catalog cache: {result.variants} variant(s) ({result.mode} refresh).")
 
     def close(self) -> None:
@@ -153,6 +177,21 @@ class Session:
             self._store = None
 
 
+def _duration(age: Any) -> str:
+    """A ``timedelta`` as a person says it: ``45 s``, ``12 min``, ``3 h 5 min``, ``2 d 4 h``."""
+    seconds = max(0, int(age.total_seconds()))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes = seconds // 60
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h" if hours else f"{days} d"
+
+
 _session: Session | None = None
 
 
@@ -162,32 +201,59 @@ def session() -> Session:
 
 
 def _run(fn: F) -> F:
-    """Turn core errors into one line on stderr and the exit code of DESIGN §3."""
+    """Turn core errors into one line on stderr and the exit code of DESIGN §3.
+
+    A command called with ``--json`` (its ``as_json`` argument) also prints,
+    on any handled failure, one JSON document on stdout:
+    ``{"error": {"message", "hint", "exit_code"}}`` — unless it already wrote
+    its own document (``link --csv --json`` lists the invalid rows, then fails).
+    """
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        as_json = bool(kwargs.get("as_json"))
         try:
             return fn(*args, **kwargs)
         except Aborted as exc:
             session().out.info(str(exc))
-            raise typer.Exit(exc.exit_code) from None
+            _fail(as_json, exc.message, exc.hint, exc.exit_code)
         except EcomsendError as exc:
             session().out.error(str(exc))
-            raise typer.Exit(exc.exit_code) from None
+            _fail(as_json, exc.message, exc.hint, exc.exit_code)
         except KeyboardInterrupt:
-            session().out.error("interrupted; nothing more was written")
-            raise typer.Exit(130) from None
+            message = "interrupted; nothing more was written"
+            session().out.error(message)
+            _fail(as_json, message, None, EXIT_INTERRUPTED)
+        except typer.BadParameter as exc:
+            # Raised by the command itself (a wrong combination of options): typer prints
+            # the usage on stderr and exits 2; the script reading stdout gets its document.
+            if as_json and not session().out.data_written:
+                session().out.json(_error_document(exc.format_message(), None, exc.exit_code))
+            raise
         except Exception as exc:
             error = _store_error(exc)
             if error is None:
                 raise
             session().out.error(str(error))
-            raise typer.Exit(error.exit_code) from None
+            _fail(as_json, error.message, error.hint, error.exit_code)
         finally:
             if _session is not None:
                 _session.close()
 
     return wrapper  # type: ignore[return-value]
+
+
+def _error_document(message: str, hint: str | None, exit_code: int) -> dict:
+    """What ``--json`` prints on failure (a documented interface, like the listings' fields)."""
+    return {"error": {"message": message, "hint": hint, "exit_code": exit_code}}
+
+
+def _fail(as_json: bool, message: str, hint: str | None, exit_code: int) -> NoReturn:
+    """End the command with ``exit_code``, after the JSON error document when ``--json`` asked."""
+    out = session().out
+    if as_json and not out.data_written:
+        out.json(_error_document(message, hint, exit_code))
+    raise typer.Exit(exit_code) from None
 
 
 def _store_error(exc: Exception) -> EcomsendError | None:
@@ -286,7 +352,7 @@ def list_unlinked(
     from .matching import MATCH, classify
 
     s = session()
-    s.ensure_catalog()
+    s.ensure_catalog(local_ok=True)
     rows = s.store.sku_rows(include_linked=all_)
     stale = s.store.stale_link_details()
     if as_json:
@@ -747,7 +813,7 @@ def links_list(ctx: typer.Context, as_json: bool = JSON_OPT) -> None:
     """List links. Example: ecomsend links --json"""
     if ctx.invoked_subcommand is not None:
         return
-    _run(_links_list)(as_json)
+    _run(_links_list)(as_json=as_json)
 
 
 def _links_list(as_json: bool) -> None:

@@ -51,6 +51,9 @@ class Output:
         self.err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
         self.quiet = quiet
         self.verbose = verbose
+        # Something went to stdout: a failure then prints no JSON error document after it
+        # (``--json`` promises one document).
+        self.data_written = False
 
     # -- talk (stderr) ------------------------------------------------------------
 
@@ -95,11 +98,13 @@ class Output:
     def json(self, data: Any) -> None:
         # Indented for a person at a terminal; compact (and C-encoded, ~10x faster) for scripts.
         indent = 2 if self.is_terminal else None
+        self.data_written = True
         sys.stdout.write(_json_safe(json.dumps(data, indent=indent, ensure_ascii=False)) + "\n")
         sys.stdout.flush()
 
     def text(self, text: str) -> None:
         """A plain text document on stdout (``config show``), as it is but for :func:`terminal_safe`."""
+        self.data_written = True
         sys.stdout.write(terminal_safe(text) + "\n")
         sys.stdout.flush()
 
@@ -111,6 +116,7 @@ class Output:
         an import of the file would change links. On a terminal a person reads
         it and nothing re-imports it, so it is made :func:`terminal_safe`.
         """
+        self.data_written = True
         return _SafeStream(sys.stdout) if self.is_terminal else sys.stdout
 
     def json_array(self, items: Iterable[Any], *, chunk: int = 2000) -> None:
@@ -118,6 +124,7 @@ class Output:
         if self.is_terminal:
             self.json(list(items))
             return
+        self.data_written = True
         write = sys.stdout.write
         write("[")
         batch: list[Any] = []
@@ -146,6 +153,7 @@ class Output:
         never sits in memory.
         """
         console = self.err if to_stderr else self.out
+        self.data_written = self.data_written or not to_stderr
         if not console.is_terminal:
             stream = sys.stderr if to_stderr else sys.stdout
             stream.write("\t".join(_plain(c) for c in columns) + "\n")
