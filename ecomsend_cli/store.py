@@ -1066,15 +1066,17 @@ class Store:
                     writes.append((change, held))
                     current[change.tiktok_sku_id] = change.new
             writes.sort(key=lambda w: w[0].tiktok_sku_id)  # B-tree inserts in key order: ~15 % faster
+            # One batched read (a scan when the links cover much of the catalog) beats a
+            # subquery per row: 100,000 random probes cost a second.
+            variant_skus = self._pairs("shopify_variants", "variant_id", "sku", {c.new for c, _ in writes})
             conn.executemany(
                 "INSERT INTO links (tiktok_sku_id, shopify_variant_id, source, linked_at, "
-                "linked_by, variant_sku) VALUES (?,?,?,?,?,"
-                "(SELECT v.sku FROM shopify_variants v WHERE v.variant_id = ?)) "
+                "linked_by, variant_sku) VALUES (?,?,?,?,?,?) "
                 "ON CONFLICT(tiktok_sku_id) DO UPDATE SET "
                 "shopify_variant_id = excluded.shopify_variant_id, source = excluded.source, "
                 "linked_at = excluded.linked_at, linked_by = excluded.linked_by, "
                 "variant_sku = excluded.variant_sku",
-                [(c.tiktok_sku_id, c.new, source, now, actor, c.new) for c, _ in writes],
+                [(c.tiktok_sku_id, c.new, source, now, actor, variant_skus.get(c.new)) for c, _ in writes],
             )
             conn.executemany(
                 "INSERT INTO link_history (at, tiktok_sku_id, action, old_variant_id, "
