@@ -176,7 +176,7 @@ def _m005_claims(db: sqlite_utils.Database) -> None:
         db.execute(f"ALTER TABLE orders ADD COLUMN {column}")
 
 
-def _m006_sku_keys_without_format_chars(db: sqlite_utils.Database) -> None:
+def _m007_sku_keys_without_format_chars(db: sqlite_utils.Database) -> None:
     # sku_key now drops format characters (zero-width space, BOM, soft hyphen,
     # DESIGN §4.1): recompute the stored keys so old rows join by the new rule.
     # Only a code with a non-ASCII character can have changed.
@@ -188,7 +188,7 @@ def _m006_sku_keys_without_format_chars(db: sqlite_utils.Database) -> None:
         db.conn.executemany(f"UPDATE {table} SET {key_col} = ? WHERE {id_col} = ?", changed)
 
 
-def _m007_link_variant_sku(db: sqlite_utils.Database) -> None:
+def _m008_link_variant_sku(db: sqlite_utils.Database) -> None:
     # The variant's SKU when the link was made: a link whose variant later
     # changes SKU in Shopify is stale (DESIGN §4.1). Existing links take the
     # SKU the cache holds now (NULL when the variant is not cached).
@@ -203,8 +203,8 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("003_unique_order_sku", _m003_unique_order_sku),
     ("004_drop_links_variant_index", _m004_drop_links_variant_index),
     ("005_claims", _m005_claims),
-    ("006_sku_keys_without_format_chars", _m006_sku_keys_without_format_chars),
-    ("007_link_variant_sku", _m007_link_variant_sku),
+    ("007_sku_keys_without_format_chars", _m007_sku_keys_without_format_chars),
+    ("008_link_variant_sku", _m008_link_variant_sku),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -195,7 +195,7 @@ def test_a_store_keyed_by_the_old_rule_is_rekeyed_on_open(cli, store_path):
         store.conn.execute("UPDATE shopify_variants SET sku_key = '\u200b' WHERE sku = '\u200b'")
         store.conn.execute("UPDATE tiktok_skus SET seller_sku_key = '\ufeff\u200d' WHERE sku_id = 'z1'")
         store.conn.execute("UPDATE tiktok_skus SET seller_sku_key = 'tee\u200b-1' WHERE sku_id = 'z2'")
-        store.conn.execute("DELETE FROM _migrations WHERE name = '006_sku_keys_without_format_chars'")
+        store.conn.execute("DELETE FROM _migrations WHERE name = '007_sku_keys_without_format_chars'")
     r = cli("autolink", "--dry-run", "--json")
     assert r.exit_code == 0, r.stderr
     assert [(x["tiktok_sku_id"], x["shopify_variant_id"]) for x in json.loads(r.stdout)["linked"]] == [

@@ -107,9 +107,9 @@ def test_every_link_records_its_variant_sku(store_path):
 
 def test_links_from_before_the_rule_take_the_cached_sku(store_path):
     _store_with_links(store_path)
-    with Store.open(store_path) as store:  # as a store written before migration 007 held them
+    with Store.open(store_path) as store:  # as a store written before migration 008 held them
         store.conn.execute("ALTER TABLE links DROP COLUMN variant_sku")
-        store.conn.execute("DELETE FROM _migrations WHERE name = '007_link_variant_sku'")
+        store.conn.execute("DELETE FROM _migrations WHERE name = '008_link_variant_sku'")
     with Store.open(store_path) as store:
         assert dict(store.conn.execute("SELECT tiktok_sku_id, variant_sku FROM links"))["t2"] == "B-2"
         store.replace_variants([variant(1, "A-1"), variant(2, "B-22"), variant(3, "C-3")])
