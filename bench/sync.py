@@ -10,14 +10,20 @@
 2. No-op. A store holding 50,000 synced orders and nothing new on TikTok:
    `ecomsend sync-orders` as a subprocess; prints the HTTP calls it made
    (target <= 2) and its time beside `ecomsend --version` (target <= 2x).
+3. History. 100,000 stored orders blocked by one unlinked SKU, nothing new:
+   `sync-orders` and `orders --state blocked` (table and --json), each one's
+   time and peak memory (target <= 300 MB).
+4. Black hole. Every orderCreate hangs: the run ends within the per-call
+   deadline x the stop threshold, with exit 1.
 
-    python bench/sync.py [--orders 600] [--latency-ms 50] [--restore 1000] [--bucket 200]
+    python bench/sync.py [--orders 600] [--latency-ms 50] [--restore 1000] [--bucket 200] [--only NAME]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -167,6 +173,67 @@ def noop(folder: Path, n: int) -> None:
               f"{version:.3f}s = {best / version:.2f}x [{'ok' if best <= 2 * version else 'MISSED'}: target <= 2x]")
 
 
+def run_measured(argv: list[str]) -> tuple[float, int, int]:
+    """``(seconds, peak RSS in MB, exit code)`` of one command run as a child process."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    return time.perf_counter() - start, usage.ru_maxrss // 1024, os.waitstatus_to_exitcode(status)
+
+
+def history(folder: Path, n: int) -> None:
+    """Issue 15 item 4: 100,000 stored orders blocked by one unlinked SKU, nothing new to pull."""
+    seed = demo_seed()
+    with Sandbox(folder, None, shopify_options={"products": seed["shopify_products"]},
+                 tiktok_options={"products": seed["tiktok_products"], "orders": []}) as box:
+        config_path = box.write_config()
+        config = load_config(config_path, env={})
+        template = next(o for o in seed["tiktok_orders"] if o["id"] == "580000000000000002")
+        with Store.open(config.store) as store:
+            batch = []
+            for i in range(n):
+                order = json.loads(json.dumps(template))
+                order["id"] = f"59{i:016d}"
+                batch.append((parse_order(order), "blocked", "", False))
+                if len(batch) == 5000:
+                    store.record_orders(batch)
+                    batch = []
+            store.record_orders(batch, cursor_key="sync.cursor", cursor=int(time.time()))
+            store.set_state("catalog.refreshed_at", "2999-01-01T00:00:00Z")
+            for product_id in {s.product_id for s in parse_order(template).skus}:
+                store.record_product_detail(product_id, {})  # read once already: no detail calls
+            store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        base = [sys.executable, "-m", "ecomsend_cli", "--config", str(config_path)]
+        for label, argv in (("sync-orders", base + ["sync-orders"]),
+                            ("orders --state blocked", base + ["orders", "--state", "blocked"]),
+                            ("orders --state blocked --json", base + ["orders", "--state", "blocked", "--json"])):
+            seconds, peak, code = min(run_measured(argv) for _ in range(2))
+            print(f"{n:,} blocked orders, `{label}`: {seconds:.2f}s, peak {peak} MB "
+                  f"[{'ok' if peak <= 300 else 'MISSED'}: target <= 300 MB] (exit {code})")
+
+
+def blackhole(folder: Path, n: int, deadline_s: int) -> None:
+    """Issue 15 item 2: every orderCreate hangs; the run must end within deadline x stop threshold."""
+    from ecomsend_cli.sync import STOP_AFTER_DEADLINE_MISSES
+
+    seed = demo_seed()
+    orders = clone_orders(seed, n)
+    with Sandbox(folder, None, shopify_options={"products": seed["shopify_products"]},
+                 tiktok_options={"products": seed["tiktok_products"], "orders": orders}) as box:
+        config_path = box.write_config()
+        with config_path.open("a") as handle:
+            handle.write(f"network_deadline_seconds: {deadline_s}\n")
+        run_cli(config_path, "sync-orders")
+        run_cli(config_path, "autolink", "--yes")
+        box.shopify.set_faults(fail_next=[{"op": "orderCreate", "kind": "hang", "handled": False,
+                                           "count": 10 * n}])
+        seconds, out = run_cli(config_path, "sync-orders")
+        bound = deadline_s * STOP_AFTER_DEADLINE_MISSES
+        print(f"black-holed Shopify, {n} orders ready, deadline {deadline_s}s: the run ended in {seconds:.1f}s "
+              f"with exit {out.returncode} = {seconds / bound:.2f}x deadline x {STOP_AFTER_DEADLINE_MISSES} "
+              f"[{'ok' if seconds <= bound and out.returncode == 1 else 'MISSED'}: target <= 1x, exit 1]")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--orders", type=int, default=600)
@@ -175,11 +242,19 @@ def main() -> None:
     parser.add_argument("--bucket", type=float, default=200.0)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--noop-orders", type=int, default=50_000)
+    parser.add_argument("--history-orders", type=int, default=100_000)
+    parser.add_argument("--only", choices=("throughput", "noop", "history", "blackhole"))
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="ecomsend-bench-sync-"))
     try:
-        throughput(folder / "t", args.orders, args.latency_ms, args.restore, args.bucket, args.concurrency)
-        noop(folder / "n", args.noop_orders)
+        if args.only in (None, "throughput"):
+            throughput(folder / "t", args.orders, args.latency_ms, args.restore, args.bucket, args.concurrency)
+        if args.only in (None, "noop"):
+            noop(folder / "n", args.noop_orders)
+        if args.only in (None, "history"):
+            history(folder / "h", args.history_orders)
+        if args.only in (None, "blackhole"):
+            blackhole(folder / "b", 40, 2)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

@@ -10,6 +10,7 @@ inside the commands that need them, so ``ecomsend --help`` stays fast.
 from __future__ import annotations
 
 import functools
+import itertools
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -121,7 +122,7 @@ class Session:
                 f"{name} is not configured",
                 hint=f"{what_to_set} in the config; see config.example.yaml, or try `ecomsend demo`",
             )
-        client = cls(section, self.store, **options)
+        client = cls(section, self.store, deadline=self.config.network_deadline_seconds, **options)
         self._clients.append(client)
         return client
 
@@ -978,6 +979,10 @@ def sync_orders(
         s.out.json(report.as_json())
     else:
         _render_sync_report(s.out, report)
+    if report.problem is not None:
+        # The run did what was safe, then stopped short: say why, exit 1 (cron mails it).
+        s.out.error(str(report.problem))
+        raise typer.Exit(report.problem.exit_code)
     if report.needs_attention:
         raise typer.Exit(3)
 
@@ -1067,9 +1072,14 @@ class _SyncProgress:
             self.out.info(f"{stamp} creating {data['total']} Shopify order(s)")
         elif kind == "created":
             self.out.note(f"{stamp} {data['order_id']}: {data['state']}")
+        elif kind == "pull_stopped":
+            self.out.warn(f"{stamp} pulling stopped: {data['reason']}")
         elif kind == "invalid":
             self.out.warn(f"{stamp} TikTok order {data['order_id'] or '(no id)'} cannot be used: "
                           f"{data['reason']}")
+
+
+REPORT_ROWS = 50  # orders shown in a sync summary; `orders` lists them all
 
 
 def _render_sync_report(out: Output, report: Any) -> None:
@@ -1081,7 +1091,10 @@ def _render_sync_report(out: Output, report: Any) -> None:
         if o.state != SYNCED or o.shopify_order_id
     ]
     if rows:
-        out.table(["TikTok order", "State", "Shopify order", "Reason"], rows)
+        out.table(["TikTok order", "State", "Shopify order", "Reason"], rows[:REPORT_ROWS])
+        if len(rows) > REPORT_ROWS:
+            out.info(f"… and {len(rows) - REPORT_ROWS} more: `ecomsend orders --state blocked` (or "
+                     "--state failed, …) lists them all.")
     summary = (
         f"{'Dry run: ' if report.dry_run else ''}pulled {report.pulled}; "
         f"synced {report.count(SYNCED)}, blocked {report.count(BLOCKED)}, "
@@ -1141,31 +1154,29 @@ def orders_cmd(
     if unknown:
         raise InputError(f"unknown state {unknown[0]!r}", hint=f"use one of {', '.join(STATES)}")
     s = session()
-    store = s.store
-    rows = store.orders(states=state or None, limit=limit or None)
-    links = store.link_map()
-    out = []
-    for r in rows:
-        missing = sorted({i.sku_id for i in r.items if i.sku_id not in links}) if r.state == "blocked" else []
-        out.append({
+    rows = s.store.order_listing(states=state or None, limit=limit or None)
+
+    def as_dict(r: Any) -> dict:
+        return {
             "tiktok_order_id": r.tiktok_order_id, "state": r.state,
             "shopify_order_id": r.shopify_order_id, "shopify_order_name": r.shopify_order_name,
-            "reason": r.reason, "missing_sku_ids": missing, "tiktok_status": r.tiktok_status,
+            "reason": r.reason, "missing_sku_ids": list(r.missing), "tiktok_status": r.tiktok_status,
             "cancelled_after_sync": r.cancelled_after_sync,
-        })
-    if as_json:
-        s.out.json(out)
+        }
+
+    if as_json:  # streamed: 100,000s of orders never sit in memory at once
+        s.out.json_array(as_dict(r) for r in rows)
         return
-    if not out:
+    first = next(rows, None)
+    if first is None:
         s.out.info("No orders pulled yet. Run `ecomsend sync-orders`." if not state
                    else "No orders in that state.")
         return
     s.out.table(
         ["TikTok order", "TikTok status", "State", "Shopify order", "Reason", "Missing SKUs"],
-        [[o["tiktok_order_id"], o["tiktok_status"], o["state"],
-          o["shopify_order_name"] or o["shopify_order_id"] or "",
-          o["reason"] + (" (cancelled on TikTok after sync)" if o["cancelled_after_sync"] else ""),
-          " ".join(o["missing_sku_ids"])] for o in out],
+        ([r.tiktok_order_id, r.tiktok_status, r.state, r.shopify_order_name or r.shopify_order_id or "",
+          r.reason + (" (cancelled on TikTok after sync)" if r.cancelled_after_sync else ""),
+          " ".join(r.missing)] for r in itertools.chain([first], rows)),
     )
 
 

@@ -139,6 +139,10 @@ class Config:
     # How long a command waits for another process's write transaction on the
     # store before giving up with a message naming it (DESIGN §7).
     store_busy_timeout_seconds: int = 10
+    # The most one call to Shopify or TikTok may take in all (connection, answer,
+    # retries of the exchange): a server that trickles or never answers cannot
+    # hold a cron run (issue 15).
+    network_deadline_seconds: int = 30
     source: Path | None = None  # the file it came from, if any
     warnings: tuple[str, ...] = ()
     store_is_default: bool = True  # no flag, env var or config key chose the store
@@ -155,6 +159,7 @@ class Config:
             "sync": _section_dict(self.sync),
             "catalog": _section_dict(self.catalog),
             "store_busy_timeout_seconds": self.store_busy_timeout_seconds,
+            "network_deadline_seconds": self.network_deadline_seconds,
         }
 
 
@@ -210,7 +215,8 @@ _SECTIONS = {
     "catalog": CatalogConfig,
 }
 # Top-level keys that are not sections: key -> kind.
-_TOP_LEVEL: dict[str, str] = {"store": "path", "store_busy_timeout_seconds": "int"}
+_TOP_LEVEL: dict[str, str] = {"store": "path", "store_busy_timeout_seconds": "int",
+                              "network_deadline_seconds": "int"}
 # Keys holding a URL (or a bare host): no credentials in them, no plain http off this machine.
 _URL_KEYS: dict[str, str] = {
     "shopify.shop": "shopify.access_token (or shopify.client_id and shopify.client_secret)",
@@ -293,12 +299,12 @@ def load_config(
             values[key] = item
         kwargs[section] = _SECTIONS[section](**values)
     _validate(kwargs, where)
-    timeout = raw.get("store_busy_timeout_seconds")
-    if timeout is not None:
-        kwargs["store_busy_timeout_seconds"] = _coerce(
-            "store_busy_timeout_seconds", "int",
-            _interpolate(timeout, env, where, "store_busy_timeout_seconds"), where,
-        )
+    for key in ("store_busy_timeout_seconds", "network_deadline_seconds"):
+        if raw.get(key) is not None:
+            kwargs[key] = _coerce(key, "int", _interpolate(raw[key], env, where, key), where)
+    if kwargs.get("network_deadline_seconds") == 0:
+        raise ConfigError(f"{where}: 'network_deadline_seconds' must be at least 1",
+                          hint="30 suits most shops")
 
     store_value: Any = store or env.get("ECOMSEND_STORE") or raw.get("store")
     if store_value is not None:

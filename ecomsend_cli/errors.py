@@ -98,6 +98,10 @@ class NetworkError(ApiError):
     """The service could not be reached, or kept failing with 5xx, after retries."""
 
 
+class PagingError(ApiError):
+    """A listing's pages did not end (a repeated token, a cycle, pages beyond plausible)."""
+
+
 class OutcomeUnknownError(ApiError):
     """A write was sent but its answer never arrived: it may or may not have happened.
 

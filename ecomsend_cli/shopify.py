@@ -66,6 +66,7 @@ from .errors import (
     RateLimitedError,
 )
 from .models import TokenCache, Variant
+from .transport import deadline, deadline_passed, http_client, tls_verify
 
 INVENTORY_BEHAVIOURS = ("BYPASS", "DECREMENT_IGNORING_POLICY", "DECREMENT_OBEYING_POLICY")
 TOKEN_NAME = "shopify"
@@ -77,6 +78,10 @@ TOKEN_RENEW_MARGIN = 300.0
 DEFAULT_BUCKET = 1000.0
 DEFAULT_RESTORE_RATE = 50.0
 MAX_RETRY_AFTER = 120.0
+# The most one call may take, connection, answer and retries of the exchange
+# included (issue 15: a server that trickles or never answers must not hold a run).
+DEFAULT_DEADLINE = 30.0
+BULK_DEADLINE = 600.0  # the bulk result download: a large file, resumable
 MAX_LIMITER_SLICE = 0.25
 
 # GraphQL error codes of a server-side failure: a read is retried after them.
@@ -197,6 +202,8 @@ class ShopifyClient:
         max_retries: int = 5,
         max_throttle_retries: int = 30,
         timeout: float = 30.0,
+        deadline: float = DEFAULT_DEADLINE,
+        bulk_deadline: float = BULK_DEADLINE,
         backoff_base: float = 0.5,
         backoff_max: float = 30.0,
         rng: random.Random | None = None,
@@ -220,12 +227,15 @@ class ShopifyClient:
         self._rng = rng or random.Random()
         self.endpoint = f"{config.base_url}/admin/api/{config.api_version}/graphql.json"
         self._token_url = f"{config.base_url}/admin/oauth/access_token"
-        self._http = httpx.Client(
-            transport=transport,
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
-            headers={"User-Agent": "ecomsend", "Accept": "application/json"},
-            follow_redirects=False,
-        )
+        self._deadline = deadline
+        self._bulk_deadline = bulk_deadline
+        options = {"timeout": httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+                   "headers": {"User-Agent": "ecomsend", "Accept": "application/json"},
+                   "follow_redirects": False}
+        if transport is not None:
+            self._http = httpx.Client(transport=transport, **options)
+        else:
+            self._http = http_client(verify=tls_verify(config.base_url), **options)
         self.limiter = CostLimiter(clock=clock, sleep=sleep, rng=self._rng)
         self._token_lock = threading.Lock()
         self._token: str | None = None
@@ -292,12 +302,14 @@ class ShopifyClient:
             "grant_type": "client_credentials",
         }
         attempt = 0
+        started = time.monotonic()
         while True:
             try:
-                response = self._http.post(self._token_url, data=form)
+                with deadline(self._deadline):
+                    response = self._http.post(self._token_url, data=form)
             except httpx.RequestError as exc:
                 attempt += 1
-                if attempt > self._max_retries:
+                if attempt > self._max_retries or time.monotonic() - started > self._deadline:
                     raise NetworkError(
                         f"cannot reach {self.config.shop} to get an access token "
                         f"({type(exc).__name__})",
@@ -375,19 +387,21 @@ class ShopifyClient:
         attempt = 0
         throttled = 0
         renewed = False
+        started = time.monotonic()
         while True:
             estimate = self._cost_seen.get(document, cost if cost is not None else 50.0)
             token = self._access_token()
             reserved = self.limiter.acquire(estimate)
             try:
-                response = self._http.post(
-                    self.endpoint,
-                    content=body_bytes,
-                    headers={
-                        "X-Shopify-Access-Token": token,
-                        "Content-Type": "application/json",
-                    },
-                )
+                with deadline(self._deadline):
+                    response = self._http.post(
+                        self.endpoint,
+                        content=body_bytes,
+                        headers={
+                            "X-Shopify-Access-Token": token,
+                            "Content-Type": "application/json",
+                        },
+                    )
             except httpx.RequestError as exc:
                 self.limiter.settle(reserved, None)
                 if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
@@ -395,18 +409,21 @@ class ShopifyClient:
                         f"shopify.shop {self.config.shop!r} is not a usable address",
                         hint="use your-store.myshopify.com or a full http(s) URL",
                     ) from None
+                late = deadline_passed(exc)
+                why = f"no answer within the {self._deadline:.0f} s deadline" if late else type(exc).__name__
                 if not idempotent and not isinstance(exc, _NOT_SENT):
                     raise OutcomeUnknownError(
-                        f"{op} was sent to Shopify but no answer came back "
-                        f"({type(exc).__name__}); it may or may not have taken effect",
+                        f"{op} was sent to Shopify but no answer came back ({why}); "
+                        "it may or may not have taken effect",
                         hint=_UNKNOWN_HINT,
+                        code="deadline" if late else None,
                     ) from None
                 attempt += 1
-                if attempt > self._max_retries:
+                if attempt > self._max_retries or time.monotonic() - started > self._deadline:
                     raise NetworkError(
-                        f"cannot reach Shopify at {self.config.base_url} "
-                        f"({type(exc).__name__}, {attempt} attempts)",
+                        f"cannot reach Shopify at {self.config.base_url} ({why}, {attempt} attempt(s))",
                         hint="check shopify.shop and the network, then run again",
+                        code="deadline" if late else None,
                     ) from None
                 self._backoff(attempt)
                 continue
@@ -686,8 +703,14 @@ class ShopifyClient:
         loads = json.loads
         while True:
             headers = {"Range": f"bytes={offset}-"} if offset else {}
+            # Each attempt must finish within the bulk deadline; only its network
+            # reads are timed (the caller's work between batches is not).
+            end = time.monotonic() + self._bulk_deadline
             try:
-                with self._http.stream("GET", url, headers=headers) as response:
+                with deadline(until=end):
+                    response = self._http.send(self._http.build_request("GET", url, headers=headers),
+                                               stream=True)
+                try:
                     if response.status_code not in (200, 206):
                         if response.status_code >= 500 and attempt < self._max_retries:
                             attempt += 1
@@ -701,7 +724,12 @@ class ShopifyClient:
                     # A server that ignores Range resends from the start: skip what we have.
                     skip = offset if response.status_code == 200 else 0
                     tail = b""
-                    for chunk in response.iter_bytes():
+                    chunks = response.iter_bytes()
+                    while True:
+                        with deadline(until=end):
+                            chunk = next(chunks, None)
+                        if chunk is None:
+                            break
                         if skip:
                             if len(chunk) <= skip:
                                 skip -= len(chunk)
@@ -724,11 +752,14 @@ class ShopifyClient:
                         offset += len(tail)
                         yield batch
                     return
+                finally:
+                    response.close()
             except httpx.TransportError as exc:
                 attempt += 1
                 if attempt > self._max_retries:
+                    late = " (no progress within the deadline)" if deadline_passed(exc) else ""
                     raise NetworkError(
-                        f"the bulk operation result download kept failing ({type(exc).__name__})",
+                        f"the bulk operation result download kept failing ({type(exc).__name__}){late}",
                         hint="run the refresh again",
                     ) from None
                 self._backoff(attempt)

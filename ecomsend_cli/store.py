@@ -119,7 +119,7 @@ def _m001_initial(db: sqlite_utils.Database) -> None:
             update_time INTEGER,
             currency TEXT NOT NULL DEFAULT '',
             total_amount TEXT NOT NULL DEFAULT '',
-            payload TEXT NOT NULL,
+            payload TEXT NOT NULL,  -- empty since migration 006: see order_payloads
             first_pulled_at TEXT NOT NULL,
             last_pulled_at TEXT NOT NULL,
             state_changed_at TEXT NOT NULL,
@@ -176,6 +176,21 @@ def _m005_claims(db: sqlite_utils.Database) -> None:
         db.execute(f"ALTER TABLE orders ADD COLUMN {column}")
 
 
+def _m006_order_payloads(db: sqlite_utils.Database) -> None:
+    # TikTok's payload (kilobytes an order) moves to a table of its own: scans of
+    # orders by state then read small rows, not the payloads (issue 15: 100,000
+    # blocked orders cost 500 MB of pages to list). orders.payload stays, empty:
+    # dropping a column needs SQLite 3.35, which not every Python links.
+    db.execute(
+        """CREATE TABLE order_payloads (
+            tiktok_order_id TEXT PRIMARY KEY REFERENCES orders(tiktok_order_id) ON DELETE CASCADE,
+            payload TEXT NOT NULL
+        )"""
+    )
+    db.execute("INSERT INTO order_payloads (tiktok_order_id, payload) SELECT tiktok_order_id, payload FROM orders")
+    db.execute("UPDATE orders SET payload = ''")
+
+
 def _m007_sku_keys_without_format_chars(db: sqlite_utils.Database) -> None:
     # sku_key now drops format characters (zero-width space, BOM, soft hyphen,
     # DESIGN §4.1): recompute the stored keys so old rows join by the new rule.
@@ -203,6 +218,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("003_unique_order_sku", _m003_unique_order_sku),
     ("004_drop_links_variant_index", _m004_drop_links_variant_index),
     ("005_claims", _m005_claims),
+    ("006_order_payloads", _m006_order_payloads),
     ("007_sku_keys_without_format_chars", _m007_sku_keys_without_format_chars),
     ("008_link_variant_sku", _m008_link_variant_sku),
 ]
@@ -475,6 +491,29 @@ class ClaimStamp:
     clock: float
 
 
+class Claimable(NamedTuple):
+    """An order that may be claimed, without its payload: the sync engine streams 100,000s."""
+
+    tiktok_order_id: str
+    state: str
+    reason: str
+    attempts: int
+    missing: tuple[str, ...]  # its SKUs with no link, sorted
+
+
+class OrderSummary(NamedTuple):
+    """A stored order as ``orders`` lists it (no payload)."""
+
+    tiktok_order_id: str
+    tiktok_status: str
+    state: str
+    reason: str
+    shopify_order_id: str | None
+    shopify_order_name: str | None
+    cancelled_after_sync: bool
+    missing: tuple[str, ...]
+
+
 # States an order may be claimed from (pending|blocked|failed -> creating, §5.4).
 CLAIMABLE = ("pending", "blocked", "failed")
 # States a pulled page never overwrites: the order is, or may be, in Shopify.
@@ -645,10 +684,13 @@ class Store:
             self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA foreign_keys=ON")
         self.conn.execute("PRAGMA synchronous=NORMAL")
-        # Reads of large catalogs run about twice as fast memory-mapped, and a
-        # 64 MB page cache (allocated only as used) keeps index inserts of a
-        # 250k-variant refresh from thrashing: 7 s -> 3 s when ids arrive unordered.
-        self.conn.execute("PRAGMA mmap_size=536870912")
+        # Reads of large catalogs run faster memory-mapped (autolink on 250k
+        # variants: 0.77 s against 0.99 s), and a 64 MB page cache (allocated only
+        # as used) keeps index inserts of a 250k-variant refresh from thrashing:
+        # 7 s -> 3 s when ids arrive unordered. The map is capped at 128 MB: every
+        # page it touches (and the kernel's read-around) counts as the process's
+        # memory, so a 500 MB store of orders must not be mapped whole (issue 15).
+        self.conn.execute("PRAGMA mmap_size=134217728")
         self.conn.execute("PRAGMA cache_size=-65536")
         if pending:
             self._migrate()
@@ -1185,14 +1227,15 @@ class Store:
                 f"reason = CASE WHEN orders.state IN {_KEPT_STATES} THEN orders.reason ELSE excluded.reason END, "
                 "update_time = excluded.update_time, currency = excluded.currency, "
                 "create_time = excluded.create_time, "
-                "total_amount = excluded.total_amount, payload = excluded.payload, "
+                "total_amount = excluded.total_amount, "
                 "last_pulled_at = excluded.last_pulled_at, "
                 f"state_changed_at = CASE WHEN orders.state = excluded.state OR orders.state IN {_KEPT_STATES} "
                 "THEN orders.state_changed_at ELSE excluded.state_changed_at END",
                 (order.tiktok_order_id, order.tiktok_status, state, reason, order.create_time,
-                 order.update_time, order.currency, order.total_amount, json.dumps(order.payload),
+                 order.update_time, order.currency, order.total_amount, "",
                  now, now, now),
             )
+            self._save_payload(order.tiktok_order_id, json.dumps(order.payload))
             conn.execute("DELETE FROM order_items WHERE tiktok_order_id = ?", (order.tiktok_order_id,))
             conn.executemany(
                 "INSERT INTO order_items (tiktok_order_id, position, sku_id, quantity, unit_price, "
@@ -1222,14 +1265,22 @@ class Store:
                 "payload, first_pulled_at, last_pulled_at, state_changed_at) "
                 "VALUES (?,?,'invalid',?,?,?,?,?,?) "
                 "ON CONFLICT(tiktok_order_id) DO UPDATE SET tiktok_status = excluded.tiktok_status, "
-                "state = 'invalid', reason = excluded.reason, payload = excluded.payload, "
+                "state = 'invalid', reason = excluded.reason, "
                 "last_pulled_at = excluded.last_pulled_at, "
                 "state_changed_at = CASE WHEN orders.state = 'invalid' THEN orders.state_changed_at "
                 "ELSE excluded.state_changed_at END",
                 (order.tiktok_order_id, status if isinstance(status, str) else "", order.reason,
-                 order.update_time, payload, now, now, now),
+                 order.update_time, "", now, now, now),
             )
+            self._save_payload(order.tiktok_order_id, payload)
             conn.execute("DELETE FROM order_items WHERE tiktok_order_id = ?", (order.tiktok_order_id,))
+
+    def _save_payload(self, order_id: str, payload: str) -> None:
+        self.conn.execute(
+            "INSERT INTO order_payloads (tiktok_order_id, payload) VALUES (?, ?) "
+            "ON CONFLICT(tiktok_order_id) DO UPDATE SET payload = excluded.payload",
+            (order_id, payload),
+        )
 
     def record_orders(
         self,
@@ -1410,9 +1461,55 @@ class Store:
                     (reason, order_id, claim_id),
                 )
 
+    def claimable_orders(self, *, ids: Sequence[str] | None = None) -> Iterator[Claimable]:
+        """Orders that may be claimed (oldest TikTok update first), each with its unlinked SKUs.
+
+        Streamed and without payloads, so a store holding 100,000 blocked
+        orders costs a row at a time (issue 15).
+        """
+        where = "o.state IN (" + ",".join("?" * len(CLAIMABLE)) + ")"
+        params: list[Any] = list(CLAIMABLE)
+        if ids is not None:
+            where += f" AND o.tiktok_order_id IN ({','.join('?' * len(ids))})"
+            params.extend(ids)
+        rows = self.conn.execute(
+            "SELECT o.tiktok_order_id, o.state, o.reason, o.attempts, "
+            "(SELECT group_concat(i.sku_id, ' ') FROM order_items i "
+            " LEFT JOIN links l ON l.tiktok_sku_id = i.sku_id "
+            " WHERE i.tiktok_order_id = o.tiktok_order_id AND l.tiktok_sku_id IS NULL) "
+            f"FROM orders o WHERE {where} ORDER BY o.update_time, o.tiktok_order_id",
+            params,
+        )
+        for order_id, state, reason, attempts, missing in rows:
+            yield Claimable(order_id, state, reason, attempts, _id_list(missing))
+
+    def order_listing(self, *, states: Sequence[str] | None = None,
+                      limit: int | None = None) -> Iterator[OrderSummary]:
+        """Stored orders for ``orders`` (oldest TikTok update first), streamed and without
+        payloads; blocked ones with their unlinked SKUs."""
+        where, params = "", []
+        if states:
+            where = f"WHERE o.state IN ({','.join('?' * len(states))})"
+            params.extend(states)
+        if limit:
+            params.append(limit)
+        rows = self.conn.execute(
+            "SELECT o.tiktok_order_id, o.tiktok_status, o.state, o.reason, o.shopify_order_id, "
+            "o.shopify_order_name, o.cancelled_after_sync, "
+            "CASE WHEN o.state = 'blocked' THEN (SELECT group_concat(i.sku_id, ' ') FROM order_items i "
+            " LEFT JOIN links l ON l.tiktok_sku_id = i.sku_id "
+            " WHERE i.tiktok_order_id = o.tiktok_order_id AND l.tiktok_sku_id IS NULL) END "
+            f"FROM orders o {where} ORDER BY o.update_time, o.tiktok_order_id" + (" LIMIT ?" if limit else ""),
+            params,
+        )
+        for r in rows:
+            yield OrderSummary(*r[:6], bool(r[6]), _id_list(r[7]))
+
     _ORDER_COLS = (
         "tiktok_order_id, tiktok_status, state, reason, shopify_order_id, shopify_order_name, "
-        "update_time, state_changed_at, attempts, cancelled_after_sync, payload, create_time, "
+        "update_time, state_changed_at, attempts, cancelled_after_sync, "
+        "(SELECT p.payload FROM order_payloads p WHERE p.tiktok_order_id = orders.tiktok_order_id), "
+        "create_time, "
         "claim_id, claim_boot, claim_clock, absent_lookups, last_lookup_run"
     )
 
@@ -1426,7 +1523,7 @@ class Store:
         ):
             items.setdefault(oid, []).append(OrderItem(sku_id, qty, price, title))
         return [
-            OrderRow(*r[:9], bool(r[9]), json.loads(r[10]), tuple(items.get(r[0], ())), *r[11:])
+            OrderRow(*r[:9], bool(r[9]), json.loads(r[10] or "null"), tuple(items.get(r[0], ())), *r[11:])
             for r in rows
         ]
 

@@ -48,9 +48,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .config import SyncConfig
-from .errors import ApiError, EcomsendError, LockHeldError, OutcomeUnknownError
+from .errors import ApiError, EcomsendError, LockHeldError, NetworkError, OutcomeUnknownError, PagingError
 from .models import InvalidOrder, OrderItem, PulledOrder
-from .store import CLAIMABLE, ClaimStamp, OrderRow, Store
+from .store import CLAIMABLE, Claimable, ClaimStamp, OrderRow, Store
 from .tiktok_orders import parse_order
 
 # Our states. `waiting`: UNPAID/ON_HOLD; `creating`: orderCreate may be in flight;
@@ -63,6 +63,9 @@ HOLD_STATUSES = ("UNPAID", "ON_HOLD")
 CURSOR_KEY = "sync.cursor"
 HOLDER_KEY = "sync.holder"
 LOOKUP_BATCH = 50  # sourceIdentifiers per orders search (§5.4)
+# orderCreate calls in a row that got no answer within the deadline before the
+# run stops sending (issue 15): Shopify is unreachable, do not feed it the queue.
+STOP_AFTER_DEADLINE_MISSES = 3
 # Without read_all_orders Shopify's search hides orders older than 60 days; a day of margin.
 SEARCH_WINDOW_SECONDS = 59 * 86400
 
@@ -275,7 +278,7 @@ class SyncOptions:
     page_size: int = 50
 
 
-@dataclass
+@dataclass(slots=True)
 class OrderOutcome:
     tiktok_order_id: str | None  # None: an invalid payload without a usable id
     state: str
@@ -307,6 +310,9 @@ class SyncReport:
     cancelled_after_sync: list[OrderOutcome] = field(default_factory=list)
     missing_skus: dict[str, dict] = field(default_factory=dict)  # sku_id -> details, order count
     dry_run: bool = False
+    # What ended the run early or cut its pull short (issue 15): the run still
+    # created what was safe to create, and ends with exit 1 and this message.
+    problem: EcomsendError | None = None
 
     def count(self, state: str) -> int:
         extra = len(self.unidentified) if state == INVALID else 0
@@ -337,6 +343,8 @@ class SyncReport:
             "orders": [o.as_json() for o in [*self.orders.values(), *self.unidentified]],
             "cancelled_after_sync": [o.as_json() for o in self.cancelled_after_sync],
             "missing_skus": list(self.missing_skus.values()),
+            **({"error": {"message": self.problem.message, "hint": self.problem.hint,
+                          "exit_code": self.problem.exit_code}} if self.problem else {}),
         }
 
 
@@ -364,6 +372,7 @@ class Syncer:
         self.report = SyncReport(dry_run=options.dry_run)
         self._preview: dict[str, tuple[PulledOrder | None, str, str]] = {}  # dry run: nothing written
         self._scopes: set[str] | None = None
+        self._misses = 0  # orderCreate calls in a row that hit the deadline
 
     # -- pull ---------------------------------------------------------------------------------
 
@@ -379,12 +388,17 @@ class Syncer:
             pages = self.tiktok.search_orders(update_time_ge=self._window_start(),
                                               page_size=self.options.page_size)
         self.on_event("pull_started")
-        for page in pages:
-            parsed = [parse_order(o) for o in page]
-            self._store_page([o for o in parsed if isinstance(o, PulledOrder)],
-                             [o for o in parsed if isinstance(o, InvalidOrder)])
-            self.report.pulled += len(parsed)
-            self.on_event("pulled", count=self.report.pulled)
+        try:
+            for page in pages:
+                parsed = [parse_order(o) for o in page]
+                self._store_page([o for o in parsed if isinstance(o, PulledOrder)],
+                                 [o for o in parsed if isinstance(o, InvalidOrder)])
+                self.report.pulled += len(parsed)
+                self.on_event("pulled", count=self.report.pulled)
+        except PagingError as exc:
+            # The pages stored so far are good: create what is safe, then end with the error.
+            self.report.problem = exc
+            self.on_event("pull_stopped", reason=str(exc))
 
     def _window_start(self) -> int:
         if self.options.since is not None:
@@ -576,16 +590,16 @@ class Syncer:
     def _create(self) -> None:
         if self.shopify is None:
             return
-        links = self.store.link_map()
         ready = []
-        for row in self.store.orders(states=CLAIMABLE, ids=self._scope()):
-            missing = sorted({i.sku_id for i in row.items if i.sku_id not in links})
-            if missing:
-                reason = _blocked_reason(missing)
+        # Streamed without payloads: 100,000 blocked orders cost a row each, not
+        # their JSON (issue 15); the payload of each order is read when it is claimed.
+        for row in self.store.claimable_orders(ids=self._scope()):
+            if row.missing:
+                reason = _blocked_reason(row.missing)
                 if row.state != BLOCKED or row.reason != reason:
                     self.store.set_order_state(row.tiktok_order_id, BLOCKED, reason=reason)
                 self.report.orders[row.tiktok_order_id] = OrderOutcome(
-                    row.tiktok_order_id, BLOCKED, reason=reason, missing_sku_ids=missing)
+                    row.tiktok_order_id, BLOCKED, reason=reason, missing_sku_ids=list(row.missing))
             else:
                 ready.append(row)
         if self.options.limit is not None:
@@ -596,32 +610,43 @@ class Syncer:
         self.on_event("create_started", total=len(ready))
         workers = max(1, self.config.concurrency)
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="orderCreate")
-        in_flight: dict[Future, tuple[OrderRow, str]] = {}
+        in_flight: dict[Future, tuple[str, str]] = {}
         to_send = self._not_yet_in_shopify(ready)
+        taken = 0
         try:
             while True:
-                while len(in_flight) < workers:
+                while len(in_flight) < workers and self._misses < STOP_AFTER_DEADLINE_MISSES:
                     row = next(to_send, None)
                     if row is None:
                         break
-                    claimed = self._claim(row)
+                    taken += 1
+                    claimed = self._claim(row.tiktok_order_id)
                     if claimed is None:
                         continue
                     claim_id, order_input = claimed
                     self._checkpoint("after_mark")
                     future = pool.submit(create, order_input,
                                          inventory_behaviour=self.config.inventory_behaviour)
-                    in_flight[future] = (row, claim_id)
+                    in_flight[future] = (row.tiktok_order_id, claim_id)
                 if not in_flight:
                     break
                 done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
                 for future in done:
-                    row, claim_id = in_flight.pop(future)
-                    self._finish(row, claim_id, future)
+                    order_id, claim_id = in_flight.pop(future)
+                    self._finish(order_id, claim_id, future)
         finally:
             pool.shutdown(wait=True)
+        if self._misses >= STOP_AFTER_DEADLINE_MISSES:
+            left = len(ready) - taken - self.report.adopted
+            self.report.problem = NetworkError(
+                f"Shopify gave no answer within the deadline to {self._misses} orderCreate calls in a "
+                f"row; stopped sending, {left} order(s) left for the next run",
+                hint="check shopify.shop, the network and Shopify's status; the unanswered orders are "
+                "looked up before anything is sent again",
+                code="deadline",
+            )
 
-    def _not_yet_in_shopify(self, ready: list[OrderRow]) -> Iterator[OrderRow]:
+    def _not_yet_in_shopify(self, ready: list[Claimable]) -> Iterator[Claimable]:
         """``ready`` less the orders Shopify already holds (adopted), looked up a batch at a time.
 
         Only orders never sent are looked up here: a store that is new or
@@ -641,9 +666,8 @@ class Syncer:
                     continue
                 yield row
 
-    def _claim(self, row: OrderRow) -> tuple[str, dict] | None:
-        """Claim ``row`` (compare-and-set, committed) and build its input from the links of now."""
-        order_id = row.tiktok_order_id
+    def _claim(self, order_id: str) -> tuple[str, dict] | None:
+        """Claim an order (compare-and-set, committed) and build its input from the links of now."""
         self._checkpoint("before_mark")
         boot, now = self.steady()
         stamp = ClaimStamp(uuid.uuid4().hex, self.run_id, boot, now)
@@ -668,11 +692,12 @@ class Syncer:
         order_input = build_order_input(row.payload, row.items, links, self.config)
         return CREATING, "sent to Shopify; waiting for the answer", order_input
 
-    def _finish(self, row: OrderRow, claim_id: str, future: Future) -> None:
-        order_id = row.tiktok_order_id
+    def _finish(self, order_id: str, claim_id: str, future: Future) -> None:
         try:
             result = future.result()
+            self._misses = 0
         except OutcomeUnknownError as exc:
+            self._misses = self._misses + 1 if exc.code == "deadline" else 0
             reason = f"{exc.message}; the next run looks it up in Shopify before anything is sent again"
             self.store.finish_claim(order_id, claim_id, CREATING, reason=reason)
             self.report.orders[order_id] = OrderOutcome(order_id, CREATING, reason=reason)
@@ -680,6 +705,7 @@ class Syncer:
             return
         except ApiError as exc:
             # Refused before it ran (the client raises OutcomeUnknownError otherwise).
+            self._misses = 0
             self.store.finish_claim(order_id, claim_id, FAILED, reason=str(exc))
             self.report.orders[order_id] = OrderOutcome(order_id, FAILED, reason=str(exc))
             self.on_event("created", order_id=order_id, state=FAILED)

@@ -34,9 +34,9 @@ from typing import Any
 import httpx
 
 from .config import TikTokConfig
-from .errors import ApiError, AuthError, NetworkError, RateLimitedError
+from .errors import ApiError, AuthError, NetworkError, PagingError, RateLimitedError
 from .models import TokenCache
-from .transport import tls_verify
+from .transport import deadline, deadline_passed, http_client, tls_verify
 
 TOKEN_CACHE_NAME = "tiktok"
 
@@ -61,6 +61,16 @@ SHOPS_PATH = "/authorization/202309/shops"
 TOKEN_REFRESH_PATH = "/api/v2/token/refresh"
 
 MAX_ORDER_IDS = 50  # per GET /order/202309/orders call
+# The most one call may take, retries of transport errors included (issue 15).
+DEFAULT_DEADLINE = 30.0
+# Paging bounds (issue 15): pages that bring no new order, and pages beyond
+# what the first answer's total_count makes plausible (orders keep arriving
+# while we page: a tenth more, and some pages of slack).
+MAX_STALE_PAGES = 3
+PAGE_SLACK = 10
+MAX_PAGES_UNCOUNTED = 5_000
+_PAGING_HINT = ("the orders pulled before it are kept and synced; run again later, and report it to "
+                "TikTok if it persists")
 MAX_PAGE_SIZE = 100
 # Refresh a little before the recorded expiry: the request may take a while.
 EXPIRY_MARGIN_S = 60
@@ -154,6 +164,7 @@ class TikTokClient:
         backoff_base: float = 0.5,
         backoff_max: float = 30.0,
         timeout: float = 30.0,
+        deadline: float = DEFAULT_DEADLINE,
         rng: Callable[[], float] = random.random,
     ) -> None:
         if not config.app_key or not config.app_secret:
@@ -173,8 +184,12 @@ class TikTokClient:
         self._auth_base = config.auth_base_url.rstrip("/")
         self._lock = threading.RLock()
         _install_log_redaction()
-        self._http = httpx.Client(transport=transport, timeout=timeout, follow_redirects=False,
-                                  verify=tls_verify(config.api_base_url, config.auth_base_url))
+        self._deadline = deadline
+        if transport is not None:
+            self._http = httpx.Client(transport=transport, timeout=timeout, follow_redirects=False)
+        else:
+            self._http = http_client(verify=tls_verify(config.api_base_url, config.auth_base_url),
+                                     timeout=timeout, follow_redirects=False)
         self._tokens = self._initial_tokens()
 
     # -- lifecycle -------------------------------------------------------------
@@ -368,24 +383,30 @@ class TikTokClient:
         (a retried request needs a new timestamp). Returns (envelope, status, request_id).
         """
         attempt = 0
+        started = time.monotonic()
         while True:
             try:
-                response = self._http.request(
-                    method, url,
-                    params=params() if callable(params) else params,
-                    content=content,
-                    headers=headers() if callable(headers) else headers,
-                )
+                with deadline(self._deadline):
+                    response = self._http.request(
+                        method, url,
+                        params=params() if callable(params) else params,
+                        content=content,
+                        headers=headers() if callable(headers) else headers,
+                    )
             except httpx.TransportError as exc:
-                if attempt < self.max_retries:
+                late = deadline_passed(exc)
+                # Every call here may be retried, but not past its deadline in all.
+                if attempt < self.max_retries and time.monotonic() - started < self._deadline:
                     self._backoff(attempt)
                     attempt += 1
                     continue
+                why = f"no answer within the {self._deadline:.0f} s deadline" if late else type(exc).__name__
                 raise NetworkError(
                     f"{what} failed: could not get an answer from {self._host_of(url)} "
-                    f"after {attempt + 1} attempts ({type(exc).__name__}: {exc})",
+                    f"after {attempt + 1} attempt(s) ({why})",
                     hint="check the network and the TikTok base URLs in the config",
-                ) from exc
+                    code="deadline" if late else None,
+                ) from None
             request_id = response.headers.get("x-tt-logid")
             envelope = self._envelope(response)
             if envelope is not None:
@@ -557,30 +578,54 @@ class TikTokClient:
         """Orders updated in ``[update_time_ge, update_time_lt)``, oldest update first.
 
         Yields one list per page (empty pages skipped) so the caller can commit
-        page by page; follows ``next_page_token`` to the end.
+        page by page, and follows ``next_page_token`` — but not forever
+        (issue 15): a token seen before (a repeat, a cycle), pages that bring
+        no order not already seen, or more pages than the ``total_count`` of
+        the first answer makes plausible end the listing with
+        :class:`PagingError`, after the pages already yielded.
         """
         body: dict[str, Any] = {"update_time_ge": int(update_time_ge)}
         if update_time_lt is not None:
             body["update_time_lt"] = int(update_time_lt)
-        query: dict[str, Any] = {
-            "page_size": max(1, min(MAX_PAGE_SIZE, page_size)),
-            "sort_field": "update_time",
-            "sort_order": "ASC",
-        }
+        size = max(1, min(MAX_PAGE_SIZE, page_size))
+        query: dict[str, Any] = {"page_size": size, "sort_field": "update_time", "sort_order": "ASC"}
+        yield from self._pages(ORDER_SEARCH_PATH, "orders", query, body)
+
+    def _pages(self, path: str, key: str, query: dict[str, Any], body: Any) -> Iterator[list[Any]]:
+        """Every page of a listing, bounded (see :meth:`search_orders`)."""
         seen_tokens: set[str] = set()
+        seen_ids: set[str] = set()
+        pages = stale = 0
+        cap: int | None = None
         while True:
-            data = self.request("POST", ORDER_SEARCH_PATH, query=query, body=body)
-            orders = _page_list(data, "orders", ORDER_SEARCH_PATH)
-            if orders:
-                yield orders
-            token = _page_token(data, ORDER_SEARCH_PATH)
+            data = self.request("POST", path, query=query, body=body)
+            pages += 1
+            items = _page_list(data, key, path)
+            if cap is None:
+                cap = _plausible_pages(data.get("total_count"), query["page_size"])
+            ids = {str(i.get("id")) for i in items if isinstance(i, dict)}
+            fresh = ids - seen_ids
+            seen_ids |= ids
+            stale = 0 if fresh or (items and not ids) else stale + 1
+            if items:
+                yield items
+            token = _page_token(data, path)
             if not token:
                 return
             if token in seen_tokens:
-                raise ApiError(f"TikTok {ORDER_SEARCH_PATH}: the same page token came back twice",
-                               hint="run again; if it persists, report it to TikTok")
+                raise PagingError(
+                    f"TikTok {path} sent a page token it had sent before, after {pages} page(s): "
+                    "its paging loops", hint=_PAGING_HINT)
+            if stale >= MAX_STALE_PAGES:
+                raise PagingError(
+                    f"TikTok {path} kept sending pages with no new order ({stale} in a row, "
+                    f"after {pages} page(s))", hint=_PAGING_HINT)
+            if pages >= cap:
+                raise PagingError(
+                    f"TikTok {path} sent more pages ({pages}) than its count of "
+                    f"{data.get('total_count')!r} makes plausible", hint=_PAGING_HINT)
             seen_tokens.add(token)
-            query["page_token"] = token
+            query = {**query, "page_token": token}
 
     def get_orders(self, ids: list[str]) -> list[dict[str, Any]]:
         """Order details for ``ids`` (batched by 50), in TikTok's order."""
@@ -592,20 +637,13 @@ class TikTokClient:
         return out
 
     def search_products(self, page_size: int = 100) -> Iterator[dict[str, Any]]:
-        """Every product of the shop (all pages), one dict at a time.
+        """Every product of the shop (all pages, bounded as order search is), one dict at a time.
 
         Search results carry no ``external_sku_id``; use :meth:`get_product` for it.
         """
         query: dict[str, Any] = {"page_size": max(1, min(MAX_PAGE_SIZE, page_size))}
-        seen_tokens: set[str] = set()
-        while True:
-            data = self.request("POST", PRODUCT_SEARCH_PATH, query=query, body={})
-            yield from _page_list(data, "products", PRODUCT_SEARCH_PATH)
-            token = _page_token(data, PRODUCT_SEARCH_PATH)
-            if not token or token in seen_tokens:
-                return
-            seen_tokens.add(token)
-            query["page_token"] = token
+        for page in self._pages(PRODUCT_SEARCH_PATH, "products", query, {}):
+            yield from page
 
     def get_product(self, product_id: str) -> dict[str, Any]:
         """Product detail, whose ``skus`` carry ``external_sku_id`` when published from Shopify."""
@@ -641,3 +679,10 @@ def _page_token(data: dict[str, Any], path: str) -> str:
             hint="TikTok's answer was not usable; run again later, and report it to TikTok if it persists",
         )
     return token
+
+
+def _plausible_pages(total: Any, page_size: int) -> int:
+    """How many pages a listing of ``total`` items may take, with room for new arrivals."""
+    if isinstance(total, bool) or not isinstance(total, int) or total < 0:
+        return MAX_PAGES_UNCOUNTED
+    return -(-(total + total // 10) // page_size) + PAGE_SLACK

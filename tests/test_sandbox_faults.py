@@ -336,7 +336,7 @@ def test_repeat_last_gives_back_the_token_just_sent(tiktok):
 def test_repeat_last_is_what_the_client_sees_as_a_repeated_token(tiktok):
     tiktok.set_faults(paging_fault="repeat_last")
     with tiktok_client(tiktok) as client:
-        with pytest.raises(ApiError, match="same page token"):
+        with pytest.raises(ApiError, match="sent a page token it had sent before"):
             list(client.search_orders(update_time_ge=0, page_size=5))
 
 
