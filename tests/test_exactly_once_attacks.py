@@ -1,0 +1,154 @@
+"""Attacks on exactly once (DESIGN §5.4) that the first build of issue 9 did not hold.
+
+Each test drives the real CLI against the sandbox simulators over HTTP and
+counts the orders Shopify really holds. A test marked ``xfail(strict=True)``
+reproduces a problem still open; its reason says what goes wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import time
+from collections import Counter
+
+import pytest
+
+from ecomsend_cli.store import Store
+
+TEMPLATE = "580000000000000001"  # a paid order whose SKUs auto-link
+
+
+def shopify_counts(sandbox) -> Counter:
+    return Counter(o["source_identifier"] for o in sandbox.shopify.orders())
+
+
+def states(store_path) -> dict[str, str]:
+    with Store.open(store_path) as store:
+        return {o.tiktok_order_id: o.state for o in store.orders()}
+
+
+def ready(sb_cli) -> None:
+    """A first sync, then every SKU of the demo linked."""
+    sb_cli("sync-orders")
+    assert sb_cli("autolink", "--yes").exit_code == 0
+    assert sb_cli("link", "STK-1", "STK-001").exit_code == 0
+
+
+def add_orders(sandbox, count: int, start: int, **changes) -> list[str]:
+    base = sandbox.tiktok.order(TEMPLATE)
+    orders = []
+    for i in range(count):
+        order = json.loads(json.dumps(base))
+        order["id"] = f"56{start + i:016d}"
+        order["update_time"] = int(time.time())
+        for n, line in enumerate(order["line_items"]):
+            line["id"] = f"{order['id']}{n}"
+        order.update(changes)
+        orders.append(order)
+    return sandbox.tiktok.add_orders(orders)
+
+
+def created_answer(order_id: str) -> dict:
+    """The data part of a successful orderCreate answer (what Shopify did is the simulator's)."""
+    return {"orderCreate": {"order": {"id": "gid://shopify/Order/999999", "name": "#9999",
+                                      "sourceIdentifier": order_id}, "userErrors": []}}
+
+
+# --- orderCreate answers that the client takes for "refused before it ran" ----------------------
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "Shopify's documented INTERNAL_SERVER_ERROR body (no data, no path) counts as "
+    "refused-before-run and orderCreate is retried: two orders"
+))
+def test_shopifys_documented_internal_error_is_not_retried_blind(sandbox, sb_cli):
+    """Shopify's documented INTERNAL_SERVER_ERROR body (no ``data``, no ``path``) can follow a
+    committed write. The client must not re-send orderCreate after it."""
+    ready(sb_cli)
+    ids = add_orders(sandbox, 1, 100)
+    body = {"errors": [{"message": "Internal error. Looks like something went wrong on our end.\n"
+                                   "Request ID: 1b355a21 (include this in support requests).",
+                        "extensions": {"code": "INTERNAL_SERVER_ERROR", "requestId": "1b355a21"}}]}
+    sandbox.shopify.set_faults(fail_next=[{"op": "orderCreate", "kind": "answer", "body": body}])
+    r = sb_cli("sync-orders", "--order", ids[0], "--json")
+    assert r.exit_code in (0, 3), r.stderr
+    assert shopify_counts(sandbox)[ids[0]] == 1
+    assert states(sandbox.store_path)[ids[0]] in ("creating", "synced")
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "an ACCESS_DENIED error is taken as refused-before-run even with a path and an order in "
+    "data: failed, then re-sent blind"
+))
+def test_an_access_denied_field_beside_a_created_order_is_not_a_refusal(sandbox, sb_cli):
+    """A field-level ACCESS_DENIED (it has a ``path``) comes from a mutation that ran: here the
+    order is in ``data``. It must not become ``failed`` (re-sent blind on the next run)."""
+    ready(sb_cli)
+    ids = add_orders(sandbox, 1, 200)
+    body = {"data": created_answer(ids[0]),
+            "errors": [{"message": "Access denied for name field.", "path": ["orderCreate", "order", "name"],
+                        "extensions": {"code": "ACCESS_DENIED"}}]}
+    sandbox.shopify.set_faults(fail_next=[{"op": "orderCreate", "kind": "answer", "body": body}])
+    sb_cli("sync-orders", "--order", ids[0])
+    assert states(sandbox.store_path)[ids[0]] != "failed"
+    sb_cli("sync-orders", "--order", ids[0])
+    assert shopify_counts(sandbox)[ids[0]] == 1
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "THROTTLED anywhere in errors retries orderCreate even when data holds the created order"
+))
+def test_throttled_beside_a_created_order_is_not_retried(sandbox, sb_cli):
+    ready(sb_cli)
+    ids = add_orders(sandbox, 1, 300)
+    body = {"data": created_answer(ids[0]),
+            "errors": [{"message": "Throttled", "extensions": {"code": "THROTTLED"}}]}
+    sandbox.shopify.set_faults(fail_next=[{"op": "orderCreate", "kind": "answer", "body": body}])
+    sb_cli("sync-orders", "--order", ids[0])
+    assert shopify_counts(sandbox)[ids[0]] == 1
+
+
+# --- a store restored from a backup ------------------------------------------------------------
+
+
+def backup(path, to) -> None:
+    src, dst = sqlite3.connect(path), sqlite3.connect(to)
+    with dst:
+        src.backup(dst)
+    src.close()
+    dst.close()
+
+
+def restore(backup_path, path) -> None:
+    for suffix in ("-wal", "-shm"):
+        if os.path.exists(str(path) + suffix):
+            os.remove(str(path) + suffix)
+    shutil.copyfile(backup_path, path)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "the pre-send lookup skips orders with attempts > 0: a failed order in a restored store is "
+    "re-sent blind"
+))
+def test_a_restored_store_looks_up_a_failed_order_before_sending_it_again(sandbox, sb_cli, tmp_path):
+    """Run 1: Shopify refuses the order (a real userError) → failed. A nightly backup.
+    Run 2: the stock is back, the order is created. The disk dies; the backup is restored.
+    Run 3 sees ``failed`` (attempts 1) and sends it again without a lookup: a second order."""
+    ready(sb_cli)
+    ids = add_orders(sandbox, 1, 400)
+    refused = {"data": {"orderCreate": {"order": None, "userErrors": [
+        {"field": ["order", "lineItems", "0"], "message": "Not enough stock", "code": "INVENTORY_CLAIM_FAILED"}]}}}
+    sandbox.shopify.set_faults(fail_next=[{"op": "orderCreate", "kind": "answer", "handled": False,
+                                           "body": refused}])
+    sb_cli("sync-orders", "--order", ids[0])
+    assert states(sandbox.store_path)[ids[0]] == "failed"
+    backup(sandbox.store_path, tmp_path / "nightly.db")
+    sb_cli("sync-orders", "--order", ids[0])
+    assert shopify_counts(sandbox)[ids[0]] == 1
+    restore(tmp_path / "nightly.db", sandbox.store_path)
+    sb_cli("sync-orders", "--order", ids[0])
+    assert shopify_counts(sandbox)[ids[0]] == 1
+    assert states(sandbox.store_path)[ids[0]] == "synced"
