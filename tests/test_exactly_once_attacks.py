@@ -30,11 +30,23 @@ def states(store_path) -> dict[str, str]:
         return {o.tiktok_order_id: o.state for o in store.orders()}
 
 
-def ready(sb_cli) -> None:
-    """A first sync, then every SKU of the demo linked."""
+def set_sync(sandbox, **keys) -> None:
+    import yaml
+
+    data = yaml.safe_load(sandbox.config_file.read_text())
+    data.setdefault("sync", {}).update(keys)
+    sandbox.config_file.write_text(yaml.safe_dump(data))
+
+
+def ready(sandbox, sb_cli) -> None:
+    """A first sync, every SKU of the demo linked, and all the demo's orders created (stock
+    ignored, so no order stays failed to be re-sent by every later run)."""
     sb_cli("sync-orders")
     assert sb_cli("autolink", "--yes").exit_code == 0
     assert sb_cli("link", "STK-1", "STK-001").exit_code == 0
+    set_sync(sandbox, inventory_behaviour="DECREMENT_IGNORING_POLICY")
+    assert sb_cli("sync-orders").exit_code in (0, 3)
+    assert "failed" not in states(sandbox.store_path).values()
 
 
 def add_orders(sandbox, count: int, start: int, **changes) -> list[str]:
@@ -67,7 +79,7 @@ def created_answer(order_id: str) -> dict:
 def test_shopifys_documented_internal_error_is_not_retried_blind(sandbox, sb_cli):
     """Shopify's documented INTERNAL_SERVER_ERROR body (no ``data``, no ``path``) can follow a
     committed write. The client must not re-send orderCreate after it."""
-    ready(sb_cli)
+    ready(sandbox, sb_cli)
     ids = add_orders(sandbox, 1, 100)
     body = {"errors": [{"message": "Internal error. Looks like something went wrong on our end.\n"
                                    "Request ID: 1b355a21 (include this in support requests).",
@@ -86,7 +98,7 @@ def test_shopifys_documented_internal_error_is_not_retried_blind(sandbox, sb_cli
 def test_an_access_denied_field_beside_a_created_order_is_not_a_refusal(sandbox, sb_cli):
     """A field-level ACCESS_DENIED (it has a ``path``) comes from a mutation that ran: here the
     order is in ``data``. It must not become ``failed`` (re-sent blind on the next run)."""
-    ready(sb_cli)
+    ready(sandbox, sb_cli)
     ids = add_orders(sandbox, 1, 200)
     body = {"data": created_answer(ids[0]),
             "errors": [{"message": "Access denied for name field.", "path": ["orderCreate", "order", "name"],
@@ -102,7 +114,7 @@ def test_an_access_denied_field_beside_a_created_order_is_not_a_refusal(sandbox,
     "THROTTLED anywhere in errors retries orderCreate even when data holds the created order"
 ))
 def test_throttled_beside_a_created_order_is_not_retried(sandbox, sb_cli):
-    ready(sb_cli)
+    ready(sandbox, sb_cli)
     ids = add_orders(sandbox, 1, 300)
     body = {"data": created_answer(ids[0]),
             "errors": [{"message": "Throttled", "extensions": {"code": "THROTTLED"}}]}
@@ -137,7 +149,7 @@ def test_a_restored_store_looks_up_a_failed_order_before_sending_it_again(sandbo
     """Run 1: Shopify refuses the order (a real userError) → failed. A nightly backup.
     Run 2: the stock is back, the order is created. The disk dies; the backup is restored.
     Run 3 sees ``failed`` (attempts 1) and sends it again without a lookup: a second order."""
-    ready(sb_cli)
+    ready(sandbox, sb_cli)
     ids = add_orders(sandbox, 1, 400)
     refused = {"data": {"orderCreate": {"order": None, "userErrors": [
         {"field": ["order", "lineItems", "0"], "message": "Not enough stock", "code": "INVENTORY_CLAIM_FAILED"}]}}}
@@ -152,3 +164,31 @@ def test_a_restored_store_looks_up_a_failed_order_before_sending_it_again(sandbo
     sb_cli("sync-orders", "--order", ids[0])
     assert shopify_counts(sandbox)[ids[0]] == 1
     assert states(sandbox.store_path)[ids[0]] == "synced"
+
+
+# --- hostile TikTok ids -----------------------------------------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "the id is stripped for the store and the lookup but sent raw as sourceIdentifier: "
+    "never found, re-sent after a lost answer"
+))
+def test_an_order_id_with_spaces_is_found_again_after_a_lost_answer(sandbox, sb_cli):
+    """TikTok's id ' 56…' is stored stripped but sent raw as the sourceIdentifier, so no lookup
+    (which searches the stripped id and keeps exact matches only) ever finds it: after a lost
+    answer it is sent again."""
+    ready(sandbox, sb_cli)
+    set_sync(sandbox, reconcile_wait_seconds=0)
+    base = sandbox.tiktok.order(TEMPLATE)
+    order = json.loads(json.dumps(base))
+    order.update({"id": " 5600000000000000500", "update_time": int(time.time())})
+    for n, line in enumerate(order["line_items"]):
+        line["id"] = f"56000000000000005000{n}"
+    sandbox.tiktok.add_orders([order])
+    sandbox.shopify.set_faults(fail_next=[{"op": "orderCreate", "kind": "lost_response"}])
+    for _ in range(4):
+        r = sb_cli("sync-orders", "--json")
+        assert r.exit_code in (0, 3), r.stderr
+    sources = Counter(s.strip() for s in shopify_counts(sandbox).elements())
+    assert sources["5600000000000000500"] == 1
+    assert states(sandbox.store_path)["5600000000000000500"] == "synced"
