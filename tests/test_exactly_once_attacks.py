@@ -228,3 +228,37 @@ def test_a_strange_cost_extension_is_one_line_not_a_traceback(sandbox, sb_cli, e
     assert "Traceback" not in r.stderr, r.stderr[-600:]
     assert r.returncode in (0, 1, 3)
     assert shopify_counts(sandbox)[ids[0]] == 1
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "the limiter believes any throttleStatus: currentlyAvailable -1e9 or restoreRate 1e-9 makes "
+    "the next call wait for years while the run holds the sync lock (every later cron run exits 75)"
+))
+@pytest.mark.parametrize("status", [
+    {"maximumAvailable": 2000, "currentlyAvailable": -1e9, "restoreRate": 100},
+    {"maximumAvailable": 2000, "currentlyAvailable": 0, "restoreRate": 1e-9},
+])
+def test_one_strange_throttle_status_does_not_stall_the_client_for_ever(status):
+    import httpx
+
+    from tests.test_shopify_client import SHOP_DATA, FakeTime, Script, make_client, ok
+
+    class Stalled(Exception):
+        pass
+
+    time_ = FakeTime()
+    real_sleep = time_.sleep
+
+    def sleep(seconds: float) -> None:
+        real_sleep(seconds)
+        if sum(time_.sleeps) > 3600:
+            raise Stalled(f"waited {sum(time_.sleeps):.0f} s and counting")
+
+    time_.sleep = sleep
+    strange = httpx.Response(200, json={"data": SHOP_DATA, "extensions": {"cost": {
+        "requestedQueryCost": 2, "actualQueryCost": 2, "throttleStatus": status}}})
+    script = Script(strange, ok(SHOP_DATA), time=time_)
+    client = make_client(script, time_)
+    client.shop_info()
+    client.shop_info()  # a well-formed answer would set the figures right, if the call were made
+    assert len(script.graphql_requests) == 2
