@@ -51,7 +51,7 @@ from .config import SyncConfig
 from .errors import ApiError, EcomsendError, LockHeldError, OutcomeUnknownError
 from .models import InvalidOrder, OrderItem, PulledOrder
 from .store import CLAIMABLE, ClaimStamp, OrderRow, Store
-from .tiktok_orders import parse_order
+from .tiktok_orders import order_id_of, parse_order
 
 # Our states. `waiting`: UNPAID/ON_HOLD; `creating`: orderCreate may be in flight;
 # `invalid`: TikTok's payload cannot be used (§5.1), never sent.
@@ -195,6 +195,8 @@ def build_order_input(order: dict, items: Iterable[OrderItem], links: dict[str, 
     """``OrderCreateOrderInput`` for a TikTok order whose SKUs are all linked (§5.3)."""
     payment = order.get("payment") or {}
     currency = str(payment.get("currency") or "USD")
+    # The id as stored and looked up (stripped): sent any other way, no lookup would find it.
+    order_id = order_id_of(order) or str(order["id"])
 
     def money(amount: Any) -> dict:
         return {"shopMoney": {"amount": _money(_decimal(amount)), "currencyCode": currency}}
@@ -208,9 +210,9 @@ def build_order_input(order: dict, items: Iterable[OrderItem], links: dict[str, 
         "lineItems": line_items,
         "financialStatus": "PAID",
         "sourceName": config.source_name,
-        "sourceIdentifier": str(order["id"]),
+        "sourceIdentifier": order_id,
         "tags": list(config.tags),
-        "note": f"TikTok Shop order {order['id']}",
+        "note": f"TikTok Shop order {order_id}",
         "transactions": [
             {"kind": "SALE", "status": "SUCCESS", "gateway": "TikTok Shop",
              "amountSet": money(payment.get("total_amount") or 0)}
