@@ -485,7 +485,9 @@ class ShopifyClient:
             errors = body.get("errors")
             if errors:
                 codes = _error_codes(errors)
-                if "THROTTLED" in codes:
+                # A write is retried only if THROTTLED refused the whole request, not
+                # when it sits beside a payload or an error from a mutation that ran.
+                if "THROTTLED" in codes and (idempotent or _refused_before_run(body)):
                     throttled += 1
                     if throttled > self._max_throttle_retries:
                         raise RateLimitedError(
@@ -971,12 +973,18 @@ def _refused_before_run(body: dict) -> bool:
     ``MAX_COST_EXCEEDED``), or when the answer is what the GraphQL spec
     prescribes for a request refused before execution: no ``data`` key at
     all, and a list of errors each with a message and a code and no ``path``.
-    Anything else (``data: null``, an error without a code, errors as a
-    string) may follow a committed write.
+    Never when ``data`` holds a payload, an error's path reaches inside the
+    mutation's result, or a code is a server failure (Shopify's documented
+    ``INTERNAL_SERVER_ERROR`` answer has neither data nor path). Anything
+    else (``data: null``, an error without a code, errors as a string) may
+    follow a committed write.
     """
     errors = body.get("errors")
     if not isinstance(errors, list) or not errors:
         return False
+    data = body.get("data")
+    if data is not None and (not isinstance(data, dict) or any(v is not None for v in data.values())):
+        return False  # a payload came back: the mutation ran
     codes = []
     for error in errors:
         if not isinstance(error, dict) or not isinstance(error.get("extensions"), dict):
@@ -984,10 +992,16 @@ def _refused_before_run(body: dict) -> bool:
         code = error["extensions"].get("code")
         if not isinstance(code, str) or not isinstance(error.get("message"), str):
             return False
-        codes.append((code, bool(error.get("path"))))
+        path = error.get("path")
+        if path is not None and (not isinstance(path, list) or len(path) > 1):
+            return False  # an error inside the mutation's result (a field-level ACCESS_DENIED): it ran
+        codes.append((code, bool(path)))
     if all(code in _REFUSED_BEFORE_RUN for code, _ in codes):
         return True
-    return "data" not in body and not any(has_path for _, has_path in codes)
+    # Shopify answers a server failure (INTERNAL_SERVER_ERROR, TIMEOUT) with no data
+    # and no path whether or not the write had committed: that is no refusal.
+    return ("data" not in body and not any(has_path for _, has_path in codes)
+            and not any(code in _SERVER_FAILURES for code, _ in codes))
 
 
 def _is_gid(value: Any, kind: str) -> bool:

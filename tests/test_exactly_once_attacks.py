@@ -72,10 +72,6 @@ def created_answer(order_id: str) -> dict:
 # --- orderCreate answers that the client takes for "refused before it ran" ----------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Shopify's documented INTERNAL_SERVER_ERROR body (no data, no path) counts as "
-    "refused-before-run and orderCreate is retried: two orders"
-))
 def test_shopifys_documented_internal_error_is_not_retried_blind(sandbox, sb_cli):
     """Shopify's documented INTERNAL_SERVER_ERROR body (no ``data``, no ``path``) can follow a
     committed write. The client must not re-send orderCreate after it."""
@@ -91,10 +87,6 @@ def test_shopifys_documented_internal_error_is_not_retried_blind(sandbox, sb_cli
     assert states(sandbox.store_path)[ids[0]] in ("creating", "synced")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "an ACCESS_DENIED error is taken as refused-before-run even with a path and an order in "
-    "data: failed, then re-sent blind"
-))
 def test_an_access_denied_field_beside_a_created_order_is_not_a_refusal(sandbox, sb_cli):
     """A field-level ACCESS_DENIED (it has a ``path``) comes from a mutation that ran: here the
     order is in ``data``. It must not become ``failed`` (re-sent blind on the next run)."""
@@ -110,9 +102,6 @@ def test_an_access_denied_field_beside_a_created_order_is_not_a_refusal(sandbox,
     assert shopify_counts(sandbox)[ids[0]] == 1
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "THROTTLED anywhere in errors retries orderCreate even when data holds the created order"
-))
 def test_throttled_beside_a_created_order_is_not_retried(sandbox, sb_cli):
     ready(sandbox, sb_cli)
     ids = add_orders(sandbox, 1, 300)
