@@ -626,15 +626,15 @@ class Syncer:
     def _not_yet_in_shopify(self, ready: list[OrderRow]) -> Iterator[OrderRow]:
         """``ready`` less the orders Shopify already holds (adopted), looked up a batch at a time.
 
-        Only orders never sent are looked up here: a store that is new or
-        restored from an old backup, or a shop another connector also fed,
-        must not get a second order (§5.4). Orders sent before were looked up
-        by :meth:`_reconcile` on this run.
+        A store that is new or restored from an old backup, or a shop another
+        connector also fed, must not get a second order (§5.4). Orders sent
+        before are looked up too: in a restored store a ``failed`` (or
+        released) order may have been created since the backup was taken,
+        and an attempt count says nothing about what Shopify holds now.
         """
         for start in range(0, len(ready), LOOKUP_BATCH):
             chunk = ready[start:start + LOOKUP_BATCH]
-            fresh = [row.tiktok_order_id for row in chunk if row.attempts == 0]
-            found = self._lookup(fresh) if fresh else {}
+            found = self._lookup([row.tiktok_order_id for row in chunk])
             for row in chunk:
                 match = found.get(row.tiktok_order_id)
                 if match is not None:

@@ -130,10 +130,6 @@ def restore(backup_path, path) -> None:
     shutil.copyfile(backup_path, path)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the pre-send lookup skips orders with attempts > 0: a failed order in a restored store is "
-    "re-sent blind"
-))
 def test_a_restored_store_looks_up_a_failed_order_before_sending_it_again(sandbox, sb_cli, tmp_path):
     """Run 1: Shopify refuses the order (a real userError) → failed. A nightly backup.
     Run 2: the stock is back, the order is created. The disk dies; the backup is restored.
