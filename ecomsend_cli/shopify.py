@@ -478,7 +478,7 @@ class ShopifyClient:
                 self._backoff(attempt)
                 continue
 
-            cost_ext = (body.get("extensions") or {}).get("cost")
+            cost_ext = _cost_extension(body)
             self.limiter.settle(reserved, cost_ext)
             if cost_ext and cost_ext.get("requestedQueryCost") is not None:
                 self._cost_seen[document] = float(cost_ext["requestedQueryCost"])
@@ -950,11 +950,54 @@ def _error_codes(errors: Any) -> set[str]:
         return set()
     codes = set()
     for error in errors:
-        if isinstance(error, dict):
-            code = (error.get("extensions") or {}).get("code")
-            if code:
-                codes.add(str(code))
+        extensions = error.get("extensions") if isinstance(error, dict) else None
+        code = extensions.get("code") if isinstance(extensions, dict) else None
+        if code:
+            codes.add(str(code))
     return codes
+
+
+# Bounds of a believable extensions.cost: Shopify's buckets hold 1,000 to 20,000
+# points and refill 50 to 1,000+ per second; far outside means a broken answer.
+_COST_LIMIT = 1e7
+_MIN_RESTORE_RATE = 1.0
+
+
+def _cost_extension(body: dict) -> dict | None:
+    """``extensions.cost`` if shaped and sized as Shopify documents it, else None (as if absent).
+
+    The limiter acts on these figures: a string must not crash the client, and
+    an absurd one (a negative bucket, a refill rate near zero) must not make
+    it wait for years while the run holds the sync lock.
+    """
+    extensions = body.get("extensions")
+    cost = extensions.get("cost") if isinstance(extensions, dict) else None
+    if not isinstance(cost, dict):
+        return None
+
+    def number(value: Any, low: float, high: float) -> float | None:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+            return None
+        return float(value)
+
+    out: dict[str, Any] = {}
+    for key in ("requestedQueryCost", "actualQueryCost"):
+        if cost.get(key) is not None:
+            value = number(cost[key], 0.0, _COST_LIMIT)
+            if value is None:
+                return None
+            out[key] = value
+        else:
+            out[key] = None
+    status = cost.get("throttleStatus")
+    if isinstance(status, dict):
+        maximum = number(status.get("maximumAvailable"), 1.0, _COST_LIMIT)
+        available = number(status.get("currentlyAvailable"), 0.0, maximum or 0.0)
+        rate = number(status.get("restoreRate"), _MIN_RESTORE_RATE, _COST_LIMIT)
+        if maximum is not None and available is not None and rate is not None:
+            out["throttleStatus"] = {"maximumAvailable": maximum, "currentlyAvailable": available,
+                                     "restoreRate": rate}
+    return out
 
 
 def _margin(lifetime: Any) -> float:
