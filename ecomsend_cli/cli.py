@@ -1083,7 +1083,7 @@ REPORT_ROWS = 50  # orders shown in a sync summary; `orders` lists them all
 
 
 def _render_sync_report(out: Output, report: Any) -> None:
-    from .sync import BLOCKED, FAILED, INVALID, SYNCED
+    from .sync import BLOCKED, FAILED, HELD, INVALID, SYNCED
 
     rows = [
         [o.tiktok_order_id or "(no id)", o.state, o.shopify_order_name or o.shopify_order_id or "", o.reason]
@@ -1103,6 +1103,8 @@ def _render_sync_report(out: Output, report: Any) -> None:
     )
     if report.count(INVALID):
         summary += f", invalid {report.count(INVALID)}"
+    if report.count(HELD):
+        summary += f", held {report.count(HELD)}"
     if report.adopted:
         summary += f", already in Shopify {report.adopted}"
     if report.unconfirmed:
@@ -1119,6 +1121,11 @@ def _render_sync_report(out: Output, report: Any) -> None:
     if failed:
         out.info("Failed (retried on the next run; fix the cause first):")
         for o in failed[:20]:
+            out.info(f"  {o.tiktok_order_id}: {o.reason}")
+    held = [o for o in report.orders.values() if o.state == HELD]
+    if held:
+        out.info("Held (not sent until you act):")
+        for o in held[:20]:
             out.info(f"  {o.tiktok_order_id}: {o.reason}")
     invalid = [o for o in [*report.orders.values(), *report.unidentified] if o.state == INVALID]
     if invalid:

@@ -403,7 +403,13 @@ def _check_url(key: str, value: str, where: str) -> None:
 
     if not value:
         return
-    parts = urlsplit(value if "://" in value else f"https://{value}")
+    try:
+        parts = urlsplit(value if "://" in value else f"https://{value}")
+    except ValueError:  # an unbalanced '[' or ']' ("Invalid IPv6 URL")
+        raise ConfigError(
+            f"{where}: '{key}' is not a usable URL (a stray '[' or ']'?)",
+            hint="e.g. https://open-api.tiktokglobalshop.com, or my-store.myshopify.com for shopify.shop",
+        ) from None
     if "@" in parts.netloc:
         raise ConfigError(
             f"{where}: '{key}' holds a user name or password; credentials do not belong in a URL",

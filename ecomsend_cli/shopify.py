@@ -495,14 +495,16 @@ class ShopifyClient:
                 self._backoff(attempt)
                 continue
 
-            cost_ext = (body.get("extensions") or {}).get("cost")
+            cost_ext = _cost_extension(body)
             self.limiter.settle(reserved, cost_ext)
             if cost_ext and cost_ext.get("requestedQueryCost") is not None:
                 self._cost_seen[document] = float(cost_ext["requestedQueryCost"])
             errors = body.get("errors")
             if errors:
                 codes = _error_codes(errors)
-                if "THROTTLED" in codes:
+                # A write is retried only if THROTTLED refused the whole request, not
+                # when it sits beside a payload or an error from a mutation that ran.
+                if "THROTTLED" in codes and (idempotent or _refused_before_run(body)):
                     throttled += 1
                     if throttled > self._max_throttle_retries:
                         raise RateLimitedError(
@@ -979,11 +981,54 @@ def _error_codes(errors: Any) -> set[str]:
         return set()
     codes = set()
     for error in errors:
-        if isinstance(error, dict):
-            code = (error.get("extensions") or {}).get("code")
-            if code:
-                codes.add(str(code))
+        extensions = error.get("extensions") if isinstance(error, dict) else None
+        code = extensions.get("code") if isinstance(extensions, dict) else None
+        if code:
+            codes.add(str(code))
     return codes
+
+
+# Bounds of a believable extensions.cost: Shopify's buckets hold 1,000 to 20,000
+# points and refill 50 to 1,000+ per second; far outside means a broken answer.
+_COST_LIMIT = 1e7
+_MIN_RESTORE_RATE = 1.0
+
+
+def _cost_extension(body: dict) -> dict | None:
+    """``extensions.cost`` if shaped and sized as Shopify documents it, else None (as if absent).
+
+    The limiter acts on these figures: a string must not crash the client, and
+    an absurd one (a negative bucket, a refill rate near zero) must not make
+    it wait for years while the run holds the sync lock.
+    """
+    extensions = body.get("extensions")
+    cost = extensions.get("cost") if isinstance(extensions, dict) else None
+    if not isinstance(cost, dict):
+        return None
+
+    def number(value: Any, low: float, high: float) -> float | None:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+            return None
+        return float(value)
+
+    out: dict[str, Any] = {}
+    for key in ("requestedQueryCost", "actualQueryCost"):
+        if cost.get(key) is not None:
+            value = number(cost[key], 0.0, _COST_LIMIT)
+            if value is None:
+                return None
+            out[key] = value
+        else:
+            out[key] = None
+    status = cost.get("throttleStatus")
+    if isinstance(status, dict):
+        maximum = number(status.get("maximumAvailable"), 1.0, _COST_LIMIT)
+        available = number(status.get("currentlyAvailable"), 0.0, maximum or 0.0)
+        rate = number(status.get("restoreRate"), _MIN_RESTORE_RATE, _COST_LIMIT)
+        if maximum is not None and available is not None and rate is not None:
+            out["throttleStatus"] = {"maximumAvailable": maximum, "currentlyAvailable": available,
+                                     "restoreRate": rate}
+    return out
 
 
 def _margin(lifetime: Any) -> float:
@@ -1002,12 +1047,18 @@ def _refused_before_run(body: dict) -> bool:
     ``MAX_COST_EXCEEDED``), or when the answer is what the GraphQL spec
     prescribes for a request refused before execution: no ``data`` key at
     all, and a list of errors each with a message and a code and no ``path``.
-    Anything else (``data: null``, an error without a code, errors as a
-    string) may follow a committed write.
+    Never when ``data`` holds a payload, an error's path reaches inside the
+    mutation's result, or a code is a server failure (Shopify's documented
+    ``INTERNAL_SERVER_ERROR`` answer has neither data nor path). Anything
+    else (``data: null``, an error without a code, errors as a string) may
+    follow a committed write.
     """
     errors = body.get("errors")
     if not isinstance(errors, list) or not errors:
         return False
+    data = body.get("data")
+    if data is not None and (not isinstance(data, dict) or any(v is not None for v in data.values())):
+        return False  # a payload came back: the mutation ran
     codes = []
     for error in errors:
         if not isinstance(error, dict) or not isinstance(error.get("extensions"), dict):
@@ -1015,10 +1066,16 @@ def _refused_before_run(body: dict) -> bool:
         code = error["extensions"].get("code")
         if not isinstance(code, str) or not isinstance(error.get("message"), str):
             return False
-        codes.append((code, bool(error.get("path"))))
+        path = error.get("path")
+        if path is not None and (not isinstance(path, list) or len(path) > 1):
+            return False  # an error inside the mutation's result (a field-level ACCESS_DENIED): it ran
+        codes.append((code, bool(path)))
     if all(code in _REFUSED_BEFORE_RUN for code, _ in codes):
         return True
-    return "data" not in body and not any(has_path for _, has_path in codes)
+    # Shopify answers a server failure (INTERNAL_SERVER_ERROR, TIMEOUT) with no data
+    # and no path whether or not the write had committed: that is no refusal.
+    return ("data" not in body and not any(has_path for _, has_path in codes)
+            and not any(code in _SERVER_FAILURES for code, _ in codes))
 
 
 def _is_gid(value: Any, kind: str) -> bool:

@@ -498,6 +498,7 @@ class Claimable(NamedTuple):
     state: str
     reason: str
     attempts: int
+    create_time: int | None
     missing: tuple[str, ...]  # its SKUs with no link, sorted
 
 
@@ -1473,15 +1474,15 @@ class Store:
             where += f" AND o.tiktok_order_id IN ({','.join('?' * len(ids))})"
             params.extend(ids)
         rows = self.conn.execute(
-            "SELECT o.tiktok_order_id, o.state, o.reason, o.attempts, "
+            "SELECT o.tiktok_order_id, o.state, o.reason, o.attempts, o.create_time, "
             "(SELECT group_concat(i.sku_id, ' ') FROM order_items i "
             " LEFT JOIN links l ON l.tiktok_sku_id = i.sku_id "
             " WHERE i.tiktok_order_id = o.tiktok_order_id AND l.tiktok_sku_id IS NULL) "
             f"FROM orders o WHERE {where} ORDER BY o.update_time, o.tiktok_order_id",
             params,
         )
-        for order_id, state, reason, attempts, missing in rows:
-            yield Claimable(order_id, state, reason, attempts, _id_list(missing))
+        for order_id, state, reason, attempts, create_time, missing in rows:
+            yield Claimable(order_id, state, reason, attempts, create_time, _id_list(missing))
 
     def order_listing(self, *, states: Sequence[str] | None = None,
                       limit: int | None = None) -> Iterator[OrderSummary]:

@@ -51,14 +51,17 @@ from .config import SyncConfig
 from .errors import ApiError, EcomsendError, LockHeldError, NetworkError, OutcomeUnknownError, PagingError
 from .models import InvalidOrder, OrderItem, PulledOrder
 from .store import CLAIMABLE, Claimable, ClaimStamp, OrderRow, Store
-from .tiktok_orders import parse_order
+from .tiktok_orders import order_id_of, parse_order
 
 # Our states. `waiting`: UNPAID/ON_HOLD; `creating`: orderCreate may be in flight;
-# `invalid`: TikTok's payload cannot be used (§5.1), never sent.
+# `invalid`: TikTok's payload cannot be used (§5.1), never sent. `held` is shown
+# in a run's report only: an order the run would not send and that needs the
+# operator (it keeps its stored state).
 PENDING, WAITING, BLOCKED, CREATING, SYNCED, FAILED, SKIPPED, INVALID = (
     "pending", "waiting", "blocked", "creating", "synced", "failed", "skipped", "invalid",
 )
 STATES = (PENDING, WAITING, BLOCKED, CREATING, SYNCED, FAILED, SKIPPED, INVALID)
+HELD = "held"
 HOLD_STATUSES = ("UNPAID", "ON_HOLD")
 CURSOR_KEY = "sync.cursor"
 HOLDER_KEY = "sync.holder"
@@ -198,6 +201,8 @@ def build_order_input(order: dict, items: Iterable[OrderItem], links: dict[str, 
     """``OrderCreateOrderInput`` for a TikTok order whose SKUs are all linked (§5.3)."""
     payment = order.get("payment") or {}
     currency = str(payment.get("currency") or "USD")
+    # The id as stored and looked up (stripped): sent any other way, no lookup would find it.
+    order_id = order_id_of(order) or str(order["id"])
 
     def money(amount: Any) -> dict:
         return {"shopMoney": {"amount": _money(_decimal(amount)), "currencyCode": currency}}
@@ -211,9 +216,9 @@ def build_order_input(order: dict, items: Iterable[OrderItem], links: dict[str, 
         "lineItems": line_items,
         "financialStatus": "PAID",
         "sourceName": config.source_name,
-        "sourceIdentifier": str(order["id"]),
+        "sourceIdentifier": order_id,
         "tags": list(config.tags),
-        "note": f"TikTok Shop order {order['id']}",
+        "note": f"TikTok Shop order {order_id}",
         "transactions": [
             {"kind": "SALE", "status": "SUCCESS", "gateway": "TikTok Shop",
              "amountSet": money(payment.get("total_amount") or 0)}
@@ -325,7 +330,7 @@ class SyncReport:
     @property
     def needs_attention(self) -> bool:
         """Blocked, failed or invalid orders remain (exit code 3)."""
-        return bool(self.count(BLOCKED) or self.count(FAILED) or self.count(INVALID))
+        return bool(self.count(BLOCKED) or self.count(FAILED) or self.count(INVALID) or self.count(HELD))
 
     def as_json(self) -> dict:
         return {
@@ -335,6 +340,7 @@ class SyncReport:
             "skipped": self.count(SKIPPED),
             "waiting": self.count(WAITING),
             "invalid": self.count(INVALID),
+            "held": self.count(HELD),
             "unconfirmed": self.unconfirmed,
             "pulled": self.pulled,
             "created": self.created,
@@ -523,9 +529,10 @@ class Syncer:
         self.report.orders[order_id] = OrderOutcome(order_id, SYNCED, match["id"], match.get("name"), reason)
         self.on_event("created", order_id=order_id, state=SYNCED)
 
-    def _searchable(self, row: OrderRow) -> bool:
-        """Whether Shopify's search can see this order: within 60 days, or read_all_orders granted."""
-        if not row.create_time or self.started - row.create_time < SEARCH_WINDOW_SECONDS:
+    def _searchable(self, create_time: int | None) -> bool:
+        """Whether Shopify's search can see an order placed then: within 60 days, or
+        read_all_orders granted (asked once a run, only when an old order needs it)."""
+        if not create_time or self.started - create_time < SEARCH_WINDOW_SECONDS:
             return True
         if self._scopes is None:
             self._scopes = self.shopify.access_scopes()
@@ -567,7 +574,7 @@ class Syncer:
                                          reason=reason)
                 self.report.orders[order_id] = OrderOutcome(order_id, CREATING, reason=reason)
                 continue
-            if not self._searchable(row):
+            if not self._searchable(row.create_time):
                 reason = ("sent to Shopify, not found: the order is older than 60 days, which Shopify's "
                           "search hides without the read_all_orders scope, so it is not sent again; "
                           "grant read_all_orders to the app, or check Shopify for source identifier "
@@ -649,20 +656,30 @@ class Syncer:
     def _not_yet_in_shopify(self, ready: list[Claimable]) -> Iterator[Claimable]:
         """``ready`` less the orders Shopify already holds (adopted), looked up a batch at a time.
 
-        Only orders never sent are looked up here: a store that is new or
-        restored from an old backup, or a shop another connector also fed,
-        must not get a second order (§5.4). Orders sent before were looked up
-        by :meth:`_reconcile` on this run.
+        A store that is new or restored from an old backup, or a shop another
+        connector also fed, must not get a second order (§5.4). Orders sent
+        before are looked up too: in a restored store a ``failed`` (or
+        released) order may have been created since the backup was taken,
+        and an attempt count says nothing about what Shopify holds now.
         """
         for start in range(0, len(ready), LOOKUP_BATCH):
             chunk = ready[start:start + LOOKUP_BATCH]
-            fresh = [row.tiktok_order_id for row in chunk if row.attempts == 0]
-            found = self._lookup(fresh) if fresh else {}
+            found = self._lookup([row.tiktok_order_id for row in chunk])
             for row in chunk:
                 match = found.get(row.tiktok_order_id)
                 if match is not None:
                     self._adopt(row.tiktok_order_id, match, "already in Shopify before it was first sent")
                     self.report.adopted += 1
+                    continue
+                if not self._searchable(row.create_time):
+                    # The search cannot see it, so "not found" proves nothing: a lost
+                    # or restored store may have created it already.
+                    reason = ("placed over 60 days ago: Shopify's search shows such orders only to apps "
+                              "with the read_all_orders scope, so whether it already exists cannot be "
+                              "checked; grant read_all_orders and the next run checks and creates it")
+                    self.store.set_order_state(row.tiktok_order_id, row.state, reason=reason)
+                    self.report.orders[row.tiktok_order_id] = OrderOutcome(row.tiktok_order_id, HELD,
+                                                                           reason=reason)
                     continue
                 yield row
 
@@ -686,6 +703,11 @@ class Syncer:
 
     def _decide(self, row: OrderRow, links: dict[str, str]) -> tuple[str, str, Any]:
         """Inside the claim's transaction: blocked by a SKU unlinked meanwhile, or the input to send."""
+        # TikTok's status as stored now: an order released after an unconfirmed
+        # send, or pending since, may have been cancelled (or held) meanwhile.
+        state, reason = next_state(None, row.tiktok_status, self.config.statuses)
+        if state != PENDING:
+            return state, reason, None
         missing = sorted({i.sku_id for i in row.items if i.sku_id not in links})
         if missing:
             return BLOCKED, _blocked_reason(missing), missing

@@ -25,8 +25,9 @@ from typing import Any
 from .models import InvalidOrder, OrderItem, PulledOrder, TikTokSku
 from .money import AmountError, check_currency, parse_amount
 
-# A payload larger than this is not an order we can trust to store or resend.
-MAX_PAYLOAD_BYTES = 1_000_000
+# A payload larger than this is not an order we can trust to store or resend:
+# room for MAX_LINE_ITEMS lines at TikTok's ~1-2 KB a line, and then some.
+MAX_PAYLOAD_BYTES = 32_000_000
 MAX_LINE_ITEMS = 10_000  # one per unit; no real order is larger
 MAX_SKU_COUNT = 10_000
 MAX_TEXT = 2_000  # titles, SKU names, seller SKUs: longer text is cut, not refused
