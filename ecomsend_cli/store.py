@@ -500,6 +500,7 @@ class Claimable(NamedTuple):
     attempts: int
     create_time: int | None
     missing: tuple[str, ...]  # its SKUs with no link, sorted
+    skus: tuple[str, ...]  # all its SKUs, sorted
 
 
 class OrderSummary(NamedTuple):
@@ -1477,12 +1478,13 @@ class Store:
             "SELECT o.tiktok_order_id, o.state, o.reason, o.attempts, o.create_time, "
             "(SELECT group_concat(i.sku_id, ' ') FROM order_items i "
             " LEFT JOIN links l ON l.tiktok_sku_id = i.sku_id "
-            " WHERE i.tiktok_order_id = o.tiktok_order_id AND l.tiktok_sku_id IS NULL) "
+            " WHERE i.tiktok_order_id = o.tiktok_order_id AND l.tiktok_sku_id IS NULL), "
+            "(SELECT group_concat(i.sku_id, ' ') FROM order_items i WHERE i.tiktok_order_id = o.tiktok_order_id) "
             f"FROM orders o WHERE {where} ORDER BY o.update_time, o.tiktok_order_id",
             params,
         )
-        for order_id, state, reason, attempts, create_time, missing in rows:
-            yield Claimable(order_id, state, reason, attempts, create_time, _id_list(missing))
+        for order_id, state, reason, attempts, create_time, missing, skus in rows:
+            yield Claimable(order_id, state, reason, attempts, create_time, _id_list(missing), _id_list(skus))
 
     def order_listing(self, *, states: Sequence[str] | None = None,
                       limit: int | None = None) -> Iterator[OrderSummary]:

@@ -598,15 +598,17 @@ class Syncer:
         if self.shopify is None:
             return
         ready = []
+        stale = self.store.stale_links()  # links whose variant was deleted or re-SKU-ed (§4.1)
         # Streamed without payloads: 100,000 blocked orders cost a row each, not
         # their JSON (issue 15); the payload of each order is read when it is claimed.
         for row in self.store.claimable_orders(ids=self._scope()):
-            if row.missing:
-                reason = _blocked_reason(row.missing)
+            blocked_by = sorted({*row.missing, *(s for s in row.skus if s in stale)})
+            if blocked_by:
+                reason = _blocked_reason(row.missing, {s: stale[s] for s in row.skus if s in stale})
                 if row.state != BLOCKED or row.reason != reason:
                     self.store.set_order_state(row.tiktok_order_id, BLOCKED, reason=reason)
                 self.report.orders[row.tiktok_order_id] = OrderOutcome(
-                    row.tiktok_order_id, BLOCKED, reason=reason, missing_sku_ids=list(row.missing))
+                    row.tiktok_order_id, BLOCKED, reason=reason, missing_sku_ids=blocked_by)
             else:
                 ready.append(row)
         if self.options.limit is not None:
@@ -709,8 +711,9 @@ class Syncer:
         if state != PENDING:
             return state, reason, None
         missing = sorted({i.sku_id for i in row.items if i.sku_id not in links})
-        if missing:
-            return BLOCKED, _blocked_reason(missing), missing
+        stale = self.store.stale_links(i.sku_id for i in row.items if i.sku_id in links)
+        if missing or stale:
+            return BLOCKED, _blocked_reason(missing, stale), sorted({*missing, *stale})
         order_input = build_order_input(row.payload, row.items, links, self.config)
         return CREATING, "sent to Shopify; waiting for the answer", order_input
 
@@ -774,8 +777,15 @@ class Syncer:
                 entry["blocked_orders"] += 1
 
 
-def _blocked_reason(missing: list[str]) -> str:
-    return f"{len(missing)} unlinked SKU(s): {', '.join(missing[:5])}" + (" …" if len(missing) > 5 else "")
+def _blocked_reason(missing: Iterable[str], stale: dict[str, str] | None = None) -> str:
+    """Why an order waits: its unlinked SKUs, and the stale links it needs (with their fixes)."""
+    missing = list(missing)
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} unlinked SKU(s): {', '.join(missing[:5])}" + (" …" if len(missing) > 5 else ""))
+    for reason in list((stale or {}).values())[:3]:
+        parts.append(reason)
+    return "; ".join(parts)
 
 
 def run_sync(store: Store, tiktok: TikTokOrders, shopify: ShopifyOrders | None, config: SyncConfig,

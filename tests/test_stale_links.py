@@ -4,6 +4,7 @@ changed, is shown as stale with the fix by `links`, `list-unlinked --all` and `d
 from __future__ import annotations
 
 import json
+import time
 
 from ecomsend_cli.store import LinkChange, Store
 from tests.factory import order, sku, variant
@@ -129,3 +130,28 @@ def test_a_cache_never_refreshed_since_the_link_proves_no_deletion(store_path):
         # Relinking the SKU (to a variant in the cache) leaves it fresh.
         store.apply_links([LinkChange("t4", V + "1", V + "4")], source="manual", actor="tester")
         assert store.stale_links() == {}
+
+
+def test_orders_needing_a_stale_link_wait_blocked_instead_of_being_refused(sandbox, sb_cli):
+    assert sb_cli("sync-orders").exit_code == 3
+    assert sb_cli("autolink", "--yes").exit_code == 0
+    tee_m = _sku_id(sandbox.store_path, "TEE-BLK-M")
+    # Black / M is deleted in Shopify and the catalog refresh sees it; then an order needs it.
+    sandbox.shopify.add_products([_tee([(44011, "Black / S", "TEE-BLK-S"), (44013, "Black / L", "TEE-BLK-L")])])
+    assert sb_cli("catalog", "refresh").exit_code == 0
+    base = sandbox.tiktok.order("580000000000000001")
+    line = next(x for x in base["line_items"] if x["sku_id"] == tee_m)
+    order = {**json.loads(json.dumps(base)), "id": "5810000000000000001", "line_items": [
+        {**line, "id": "58100000000000000011"}]}
+    order["update_time"] = int(time.time())
+    sandbox.tiktok.add_orders([order])
+    for _ in range(2):  # on every run, not sent and refused: blocked with the fix
+        r = sb_cli("sync-orders", "--json")
+        assert r.exit_code == 3, r.stderr
+        outcome = next(o for o in json.loads(r.stdout)["orders"] if o["tiktok_order_id"] == order["id"])
+        assert outcome["state"] == "blocked" and "was deleted in Shopify: relink it" in outcome["reason"]
+        assert tee_m in outcome["missing_sku_ids"]
+    assert not [o for o in sandbox.shopify.orders() if o["source_identifier"] == order["id"]]
+    assert sb_cli("link", tee_m, f"{V}44013", "--force").exit_code == 0  # relinked: it goes out
+    sb_cli("sync-orders")
+    assert [o for o in sandbox.shopify.orders() if o["source_identifier"] == order["id"]]
