@@ -599,9 +599,11 @@ class Syncer:
             return
         ready = []
         stale = self.store.stale_links()  # links whose variant was deleted or re-SKU-ed (§4.1)
-        # Streamed without payloads: 100,000 blocked orders cost a row each, not
-        # their JSON (issue 15); the payload of each order is read when it is claimed.
-        for row in self.store.claimable_orders(ids=self._scope()):
+        # Without payloads: 100,000 blocked orders cost a small row each, not their
+        # JSON (issue 15); the payload of each order is read when it is claimed. Read
+        # whole before writing: a read left open across our writes would fail them
+        # (SQLITE_BUSY_SNAPSHOT) once another process, say `ecomsend link`, commits.
+        for row in list(self.store.claimable_orders(ids=self._scope())):
             blocked_by = sorted({*row.missing, *(s for s in row.skus if s in stale)})
             if blocked_by:
                 reason = _blocked_reason(row.missing, {s: stale[s] for s in row.skus if s in stale})

@@ -284,3 +284,29 @@ def test_a_fresh_store_adopts_what_the_shop_already_holds(sandbox, sb_cli, tmp_p
     report = json.loads(run("sync-orders", "--json").stdout)
     assert report["created"] == 0 and report["adopted"] > 10
     assert shopify_counts(sandbox) == held
+
+
+def test_a_link_committed_while_the_run_sorts_orders_does_not_fail_it(sandbox, sb_cli, monkeypatch):
+    """Another process (say `ecomsend link`) commits while sync-orders walks its orders: a read
+    held open across the run's own writes would make them fail (SQLite's BUSY_SNAPSHOT)."""
+    import sqlite3
+
+    sb_cli("sync-orders")  # blocked orders, their reasons stored
+    with Store.open(sandbox.store_path) as store:
+        store.conn.execute("UPDATE orders SET reason = 'old reason' WHERE state = 'blocked'")
+    real = Store.set_order_state
+    other = sqlite3.connect(sandbox.store_path, isolation_level=None)
+
+    def with_a_concurrent_commit(self, *args, **kwargs):
+        other.execute("BEGIN IMMEDIATE")  # another process writes and commits meanwhile
+        other.execute("INSERT OR REPLACE INTO state (key, value, updated_at) "
+                      "VALUES ('test.concurrent', hex(randomblob(8)), 'now')")
+        other.execute("COMMIT")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Store, "set_order_state", with_a_concurrent_commit)
+    r = sb_cli("sync-orders", "--json")
+    other.close()
+    assert r.exit_code == 3, r.stderr
+    assert "busy" not in r.stderr
+    assert all(o["reason"] != "old reason" for o in json.loads(r.stdout)["orders"] if o["state"] == "blocked")
