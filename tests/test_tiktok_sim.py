@@ -278,9 +278,15 @@ def test_fixture_order_round_trips_unchanged(sim: TikTokSimulator) -> None:
     if not path.exists():
         pytest.skip("shared fixtures not available")
     order = json.loads(path.read_text())["data"]["orders"][0]
+    assert order["status"] == "UNPAID"
     sim.add_orders([order])
     with client_for(sim) as client:
-        assert client.get_orders([order["id"]]) == [order]
+        # TikTok withholds the address of an UNPAID order; the rest comes back as it went in.
+        unpaid = {k: v for k, v in order.items() if k != "recipient_address"}
+        assert client.get_orders([order["id"]]) == [unpaid]
+        sim.update_order(order["id"], status="AWAITING_SHIPMENT")
+        (paid,) = client.get_orders([order["id"]])
+    assert paid["recipient_address"] == order["recipient_address"]
 
 
 def test_cancel_after_sync_moves_update_time_forward(sim: TikTokSimulator) -> None:
@@ -348,3 +354,39 @@ def test_a_simulator_can_come_back_after_an_outage_on_the_same_port(tmp_path: Pa
             assert len(client.get_orders(["577000000000000001"])) == 1
     finally:
         sim.stop()
+
+
+# -- order fields as TikTok serves them ------------------------------------------------------
+
+
+def test_address_is_withheld_while_unpaid_or_on_hold(tmp_path: Path) -> None:
+    seed = demo_seed(NOW)
+    with TikTokSimulator(tmp_path / "t.db", orders=seed["tiktok_orders"]) as sim, client_for(sim) as client:
+        listed = {o["id"]: o for page in client.search_orders(update_time_ge=0) for o in page}
+        held = [i for i, o in listed.items() if o["status"] in ("UNPAID", "ON_HOLD")]
+        assert held and all("recipient_address" not in listed[i] for i in held)
+        assert all("recipient_address" in o for i, o in listed.items() if i not in held)
+        assert all("recipient_address" not in o for o in client.get_orders(held))
+        assert all(sim.order(i)["recipient_address"] for i in held)  # stored all along
+        sim.update_order(held[0], status="AWAITING_SHIPMENT")
+        (paid,) = client.get_orders([held[0]])
+    assert paid["recipient_address"]["district_info"]
+
+
+def test_a_line_tiktok_cancelled_stays_cancelled_as_its_order_moves_on(tmp_path: Path) -> None:
+    order = {
+        "id": "578000000000000001", "status": "AWAITING_SHIPMENT",
+        "line_items": [
+            {"id": "A", "sku_id": "SKU-1", "sale_price": "1.00", "display_status": "CANCELLED"},
+            {"id": "B", "sku_id": "SKU-1", "sale_price": "1.00"},
+        ],
+    }
+    with TikTokSimulator(tmp_path / "t.db", orders=[order]) as sim:
+        assert [li["display_status"] for li in sim.order(order["id"])["line_items"]] == ["CANCELLED", "TO_SHIP"]
+        moved = sim.update_order(order["id"], status="IN_TRANSIT")
+        assert [li["display_status"] for li in moved["line_items"]] == ["CANCELLED", "SHIPPED"]
+        cancelled = sim.update_order(order["id"], status="CANCELLED")
+        assert {li["display_status"] for li in cancelled["line_items"]} == {"CANCELLED"}
+        # An order cancelled whole and then restored takes every line with it.
+        restored = sim.update_order(order["id"], status="AWAITING_SHIPMENT")
+        assert {li["display_status"] for li in restored["line_items"]} == {"TO_SHIP"}

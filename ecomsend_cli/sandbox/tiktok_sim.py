@@ -31,7 +31,10 @@ data}`` and an ``X-Tt-Logid`` header.
 
 Orders are kept in TikTok's shape, one line item per unit: a seeded or added
 line with ``"quantity": 3`` is stored and served as three line items.
-Combined-listing lines keep their ``combined_listing_skus``.
+Combined-listing lines keep their ``combined_listing_skus``. As on TikTok,
+an order's ``recipient_address`` is left out of API answers while the order
+is UNPAID or ON_HOLD, and a status change moves every line's
+``display_status`` except a line TikTok cancelled on its own (in a live order).
 
 Options (``TikTokSimulator(state_path, **options)``): ``products``,
 ``orders`` (seeded only when the state file is new — a restarted simulator
@@ -128,6 +131,7 @@ DISPLAY_STATUS = {
     "CANCELLED": "CANCELLED",
 }
 ORDER_STATUSES = tuple(DISPLAY_STATUS)
+ADDRESS_WITHHELD = ("UNPAID", "ON_HOLD")  # "recipient_address is not available under" these
 MAX_PAGE_SIZE = 100
 MAX_DETAIL_IDS = 50
 
@@ -153,6 +157,14 @@ class _ApiFailure(Exception):
         self.status = status
         self.code = code
         self.message = message
+
+
+def _as_served(order: dict[str, Any]) -> dict[str, Any]:
+    """An order as the API answers it: TikTok withholds the recipient address of an order
+    that is UNPAID or ON_HOLD (it is stored, and served once the order moves on)."""
+    if order.get("status") in ADDRESS_WITHHELD:
+        order.pop("recipient_address", None)
+    return order
 
 
 def expand_line_items(order_id: str, lines: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -364,10 +376,13 @@ class TikTokSimulator(Simulator):
             status = changes.get("status", order["status"])
             if status not in ORDER_STATUSES:
                 raise ValueError(f"unknown order status {status!r}")
+            was_cancelled = order["status"] == "CANCELLED"
             order.update(changes)
             if "status" in changes:
                 for line in order.get("line_items") or []:
-                    line["display_status"] = DISPLAY_STATUS[status]
+                    # A line TikTok cancelled on its own stays cancelled while its order moves on.
+                    if line.get("display_status") != "CANCELLED" or was_cancelled or status == "CANCELLED":
+                        line["display_status"] = DISPLAY_STATUS[status]
                 if status == "CANCELLED":
                     order.setdefault("cancel_time", now)
                     order.setdefault("cancel_reason", "Buyer changed their mind")
@@ -645,7 +660,7 @@ class TikTokSimulator(Simulator):
             token = ""
             if more:
                 token = self._encode_token({"s": scope, "v": rows[-1][1], "i": rows[-1][0]})
-            return [json.loads(r[2]) for r in rows], token, total
+            return [_as_served(json.loads(r[2])) for r in rows], token, total
 
         orders, token, total = self._faulty_page(req, scope, serve)
         return {"orders": orders, "next_page_token": token, "total_count": total}
@@ -697,7 +712,7 @@ class TikTokSimulator(Simulator):
             rows = self._db.execute(
                 f"SELECT id, data FROM orders WHERE id IN ({','.join('?' * len(ids))})", ids
             ).fetchall()
-        found = {r[0]: json.loads(r[1]) for r in rows}
+        found = {r[0]: _as_served(json.loads(r[1])) for r in rows}
         return {"orders": [found[i] for i in ids if i in found]}
 
     def _products_search(self, req: Request) -> dict[str, Any]:
