@@ -50,7 +50,7 @@ class Remote:
 
     def write_config(self, path: Path, **sync) -> Path:
         data = json.loads(json.dumps(self.config))
-        data["sync"] = sync
+        data["sync"] = {**(data.get("sync") or {}), **sync}  # the sandbox's own keys stay (rates...)
         path.write_text(yaml.safe_dump(data))
         os.chmod(path, 0o600)
         return path
@@ -189,7 +189,7 @@ def test_lost_responses_under_search_index_lag(remote, tmp_path):
 def store_config(remote: Remote, tmp_path: Path, store: Path, name: str, **sync) -> Path:
     data = json.loads(json.dumps(remote.config))
     data["store"] = str(store)
-    data["sync"] = {"reconcile_wait_seconds": 4, "concurrency": 4, **sync}
+    data["sync"] = {**(data.get("sync") or {}), "reconcile_wait_seconds": 4, "concurrency": 4, **sync}
     path = tmp_path / name
     path.write_text(yaml.safe_dump(data))
     os.chmod(path, 0o600)
