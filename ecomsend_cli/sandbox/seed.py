@@ -197,7 +197,7 @@ class _Place:
     post_town: str = ""
 
     def city(self) -> str:
-        return next(name for level, kind, name, _ in self.levels if kind in ("City", "Post town"))
+        return next(name for _, kind, name, _ in self.levels if kind in ("City", "Post town"))
 
 
 def _us(first: str, last: str, street: str, city: str, county: str, state: str, iso: str, postal: str,
