@@ -7,9 +7,11 @@ It serves, on one port:
   graphql-core. ``X-Shopify-Access-Token`` must be the static token or a
   client-credentials token that has not expired, else HTTP 401.
   Implemented root fields: ``productVariants``, ``products``, ``product``,
-  ``productVariant``, ``orders``, ``order``, ``node``, ``shop``,
-  ``currentAppInstallation``, ``bulkOperation``, ``currentBulkOperation``;
-  mutations ``orderCreate`` and ``bulkOperationRunQuery``. Connections take
+  ``productVariant``, ``orders``, ``order``, ``node``, ``nodes`` (at most 250
+  ids; an unknown id is null), ``locations``, ``location`` (no id: the
+  default one), ``shop``, ``currentAppInstallation``, ``bulkOperation``,
+  ``currentBulkOperation``; mutations ``orderCreate`` and
+  ``bulkOperationRunQuery``. Connections take
   ``first``/``after`` (at most 250; ``last``/``before`` are refused) and
   ``reverse``; they are ordered by id.
 * ``POST /admin/oauth/access_token`` — the client-credentials grant (form or
@@ -37,13 +39,52 @@ matches too — case-insensitive prefix, as the real search is not exact),
 found by ``orders`` only ``index_lag_seconds`` after its creation, and orders
 processed more than 60 days ago are hidden without the ``read_all_orders`` scope.
 
-``orderCreate`` claims inventory per ``options.inventoryBehaviour``:
+``orderCreate`` prices the order as Shopify does (:mod:`.shopify_money`:
+taxes added or included, one discount code spread over the lines, shipping
+lines and their taxes, shop and presentment money, transactions, the
+outstanding balance, the financial status) and answers what Shopify refuses
+there as ``userErrors``; a line given without ``priceSet`` costs its
+variant's price. It claims inventory per ``options.inventoryBehaviour``:
 ``BYPASS`` (the default) takes nothing, ``DECREMENT_IGNORING_POLICY`` always
 decrements, ``DECREMENT_OBEYING_POLICY`` refuses with ``INVENTORY_CLAIM_FAILED``
-when a tracked variant with policy ``DENY`` lacks stock. Unknown variants and
-bad quantities are ``INVALID`` user errors. The order and its inventory
-change are one transaction, committed before the answer is sent — so an
-injected ``lost_response`` leaves the order in place (DESIGN §5.4).
+when a tracked variant with policy ``DENY`` lacks stock. Stock is claimed at
+``fulfillment.locationId`` when given — the order is then created fulfilled
+(one ``SUCCESS`` fulfillment of every line from that location) — else at the
+default location. Unknown variants and locations are ``INVALID`` user
+errors. The order and its inventory change are one transaction, committed
+before the answer is sent — so an injected ``lost_response`` leaves the order
+in place (DESIGN §5.4).
+
+Orders serve, besides ids, names and times: ``currencyCode``,
+``presentmentCurrencyCode``, ``taxesIncluded``, ``subtotalPriceSet``,
+``currentSubtotalPriceSet``, ``totalPriceSet``, ``currentTotalPriceSet``,
+``originalTotalPriceSet``, ``totalTaxSet``, ``currentTotalTaxSet``,
+``totalDiscountsSet``, ``currentTotalDiscountsSet``, ``totalShippingPriceSet``,
+``totalReceivedSet``, ``totalOutstandingSet``, ``subtotalLineItemsQuantity``,
+``currentSubtotalLineItemsQuantity``, ``displayFinancialStatus``,
+``displayFulfillmentStatus``, ``fullyPaid``, ``requiresShipping``,
+``cancelledAt``, ``cancelReason``, ``discountCode``, ``discountCodes``,
+``email``, ``phone``, ``note``, ``tags`` (sorted, as Shopify answers them),
+``customAttributes``, ``shippingAddress``, ``billingAddress``, ``taxLines``,
+``lineItems`` (with ``quantity``, ``currentQuantity``, ``unfulfilledQuantity``,
+``requiresShipping``, ``originalUnitPriceSet``, ``originalTotalSet``,
+``discountedTotalSet``, ``totalDiscountSet``, ``discountAllocations``,
+``taxLines``), ``shippingLines``, ``transactions`` and ``fulfillments``.
+
+Locations: a new state file has two, ``Shop location`` (the default; it holds
+the seeded ``inventory_quantity``) and ``TikTok FBT warehouse``; a seeded
+variant may put stock at the others with ``location_quantities: {location id
+or name: quantity}``. A variant's ``inventoryQuantity`` is its total over
+locations.
+
+Trial and development stores create at most five orders a minute: with
+``trial_order_limit_per_minute`` = N (0, the default, is off) an
+``orderCreate`` request arriving when N orders were created in the last 60
+seconds (by ``clock``) is refused whole, before anything is done, with HTTP
+429 and ``{"errors": "Exceeded order API rate limit, please try again in a
+minute. Upgrade to a paid account to remove this limit."}`` and no
+``Retry-After`` — the answer Shopify's REST API gives (ShopifySharp #726,
+shopify-api-ruby #899); the GraphQL answer is not documented.
 
 ``bulkOperationRunQuery`` accepts a query rooted at ``products`` (with a
 nested ``variants`` connection) or ``productVariants`` (see :mod:`.shopify_bulk`);
@@ -65,7 +106,8 @@ Fault keys (``set_faults`` / ``POST /_sandbox/faults``): those of
 ``fail_next``, ``reset``) plus ``bucket_size`` (default 2000),
 ``restore_rate`` (100), ``max_query_cost`` (1000), ``index_lag_seconds`` (0),
 ``token_lifetime_seconds`` (86399), ``bulk_delay_seconds`` (0),
-``retry_after_seconds`` (1, the ``Retry-After`` of an injected 429).
+``retry_after_seconds`` (1, the ``Retry-After`` of an injected 429),
+``trial_order_limit_per_minute`` (0: off).
 Operation names for ``fail_next``: the first root field of the GraphQL
 document (``orderCreate``, ``productVariants``, ``orders``,
 ``bulkOperationRunQuery``, ``bulkOperation``, ``shop``, …), ``token`` and
@@ -74,19 +116,32 @@ document (``orderCreate``, ``productVariants``, ``orders``,
 Test-control endpoints (JSON):
 
 * ``POST /_sandbox/faults``, ``GET /_sandbox/faults``, ``GET /_sandbox/requests[?op=]``
-* ``GET  /_sandbox/orders`` — every order: ``id``, ``name``,
+* ``GET  /_sandbox/orders`` — every order: ``id``, ``number``, ``name``,
   ``source_identifier``, ``source_name``, ``created_at``, ``inventory_behaviour``,
-  ``lines: [{variant_id, sku, title, quantity}]``.
+  ``currency``, ``presentment_currency``, ``taxes_included``, ``total``,
+  ``current_total``, ``total_tax``, ``total_discounts``, ``outstanding`` (shop
+  money, decimal strings), ``financial_status``, ``cancelled_at``,
+  ``fulfillment_location``, ``lines: [{variant_id, sku, title, quantity,
+  current_quantity, price}]``.
+* ``POST /_sandbox/orders/{number}/edit`` — a merchant's change to an order
+  (:meth:`~ShopifySimulator.edit_order`): ``{"cancel": true}``, or ``{"line":
+  position or LineItem GID`` with one of ``"quantity": n``, ``"remove":
+  true``, ``"price": "9.99"`` (and ``"presentment_price"`` when the
+  currencies differ)``}``; the money is recomputed, stock is not touched.
+  Answers the order as listed above; 400 for an impossible edit.
 * ``GET  /_sandbox/inventory`` — every variant: ``variant_id``, ``sku``,
-  ``inventory_quantity``, ``inventory_policy``.
+  ``inventory_quantity`` (the total), ``inventory_policy``, ``locations``
+  (``{location GID: quantity}``).
 * ``POST /_sandbox/products`` — body ``{"products": [...]}`` (seed format): add or replace.
 * ``POST /_sandbox/tokens/expire`` — expire every client-credentials token now.
 * ``GET  /_sandbox/credentials`` — ``access_token``, ``client_id``, ``client_secret``.
 * ``GET  /_sandbox/state`` — counts, the bucket's ``throttleStatus``, and ``stats``
-  (answers ``throttled``, ``max_cost_exceeded``, ``unauthorized``; also the
+  (answers ``throttled``, ``max_cost_exceeded``, ``unauthorized``,
+  ``order_rate_limited``; also the
   :attr:`ShopifySimulator.stats` counter).
 
 The same as methods: :meth:`~ShopifySimulator.orders`,
+:meth:`~ShopifySimulator.edit_order`,
 :meth:`~ShopifySimulator.inventory`, :meth:`~ShopifySimulator.add_products`,
 :meth:`~ShopifySimulator.expire_tokens`, :meth:`~ShopifySimulator.set_faults`,
 :meth:`~ShopifySimulator.ops`.
