@@ -6,6 +6,10 @@ document and again after (``actualQueryCost``) from what it returned:
 * scalars and enums cost 0; each object costs 1 plus its fields;
 * a connection costs 2 plus, per node, 1 plus the node's fields — sized by
   ``first``/``last`` before execution and by the nodes returned after;
+* the root ``nodes(ids:)`` costs, per id, 1 plus the node's fields — sized by
+  the ids asked before execution and by the non-null nodes returned after (a
+  batch read costs what the same reads one by one would);
+* any other list of objects costs as one object (1 plus its fields);
 * each mutation field costs 10 (its payload is not charged).
 
 Shopify refuses a query whose requested cost exceeds 1000 (``MAX_COST_EXCEEDED``).
@@ -123,7 +127,9 @@ class _Walker:
             value = data.get(response_key(field)) if isinstance(data, dict) else None
             if data is not _STATIC and value is None:
                 continue  # a null object costs nothing once executed
-            if named.name.endswith("Connection"):
+            if name == "nodes" and parent is self.schema.query_type:
+                total += self._nodes(field, named, data, value)
+            elif named.name.endswith("Connection"):
                 total += self._connection(field, named, data, value)
             else:
                 item = _STATIC if data is _STATIC else value
@@ -131,6 +137,14 @@ class _Walker:
                     item = item[0] if item else None
                 total += 1 + self.cost(field.selection_set, named, item)
         return total
+
+    def _nodes(self, field: FieldNode, node_type: Any, data: Any, value: Any) -> int:
+        if data is _STATIC:
+            ids = self._argument(field, "ids") or []
+            count = len(ids) if isinstance(ids, list) else 1
+            return count * (1 + self.cost(field.selection_set, node_type, _STATIC))
+        return sum(1 + self.cost(field.selection_set, node_type, item)
+                   for item in value or [] if item is not None)
 
     def _connection(self, field: FieldNode, connection: Any, data: Any, value: Any) -> int:
         nodes: list[tuple[SelectionSetNode | None, Any, Callable[[Any], list]]] = []

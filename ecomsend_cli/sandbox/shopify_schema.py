@@ -150,6 +150,18 @@ enum OrderCreateFulfillmentStatus {
   FULFILLED PARTIAL RESTOCKED
 }
 
+enum OrderCancelReason {
+  CUSTOMER DECLINED FRAUD INVENTORY STAFF OTHER
+}
+
+enum OrderDisplayFulfillmentStatus {
+  UNFULFILLED PARTIALLY_FULFILLED FULFILLED RESTOCKED
+}
+
+enum FulfillmentStatus {
+  PENDING OPEN SUCCESS CANCELLED ERROR FAILURE
+}
+
 enum OrderTransactionKind {
   SALE CAPTURE AUTHORIZATION VOID REFUND CHANGE EMV_AUTHORIZATION SUGGESTED_REFUND
 }
@@ -164,6 +176,15 @@ enum WeightUnit {
 
 type QueryRoot {
   node(id: ID!): Node
+  nodes(ids: [ID!]!): [Node]!
+  location(id: ID): Location
+  locations(
+    first: Int
+    after: String
+    last: Int
+    before: String
+    reverse: Boolean = false
+  ): LocationConnection!
   product(id: ID!): Product
   productVariant(id: ID!): ProductVariant
   productVariants(
@@ -310,13 +331,37 @@ type Order implements Node {
   sourceIdentifier: String
   sourceName: String
   currencyCode: CurrencyCode!
+  presentmentCurrencyCode: CurrencyCode!
+  taxesIncluded: Boolean!
   displayFinancialStatus: OrderDisplayFinancialStatus
+  displayFulfillmentStatus: OrderDisplayFulfillmentStatus!
+  fullyPaid: Boolean!
+  requiresShipping: Boolean!
   cancelledAt: DateTime
+  cancelReason: OrderCancelReason
   createdAt: DateTime!
   processedAt: DateTime!
   updatedAt: DateTime!
+  discountCode: String
+  discountCodes: [String!]!
+  customAttributes: [Attribute!]!
+  shippingAddress: MailingAddress
+  billingAddress: MailingAddress
+  subtotalLineItemsQuantity: Int!
+  currentSubtotalLineItemsQuantity: Int!
+  subtotalPriceSet: MoneyBag
+  currentSubtotalPriceSet: MoneyBag!
   totalPriceSet: MoneyBag!
   currentTotalPriceSet: MoneyBag!
+  originalTotalPriceSet: MoneyBag!
+  totalTaxSet: MoneyBag
+  currentTotalTaxSet: MoneyBag!
+  totalDiscountsSet: MoneyBag
+  currentTotalDiscountsSet: MoneyBag!
+  totalShippingPriceSet: MoneyBag!
+  totalReceivedSet: MoneyBag!
+  totalOutstandingSet: MoneyBag!
+  taxLines: [TaxLine!]!
   lineItems(
     first: Int
     after: String
@@ -324,6 +369,112 @@ type Order implements Node {
     before: String
     reverse: Boolean = false
   ): LineItemConnection!
+  shippingLines(
+    includeRemovals: Boolean = false
+    first: Int
+    after: String
+    last: Int
+    before: String
+    reverse: Boolean = false
+  ): ShippingLineConnection!
+  transactions(first: Int): [OrderTransaction!]!
+  fulfillments(first: Int): [Fulfillment!]!
+}
+
+type Attribute {
+  key: String!
+  value: String
+}
+
+type MailingAddress implements Node {
+  id: ID!
+  firstName: String
+  lastName: String
+  name: String
+  company: String
+  address1: String
+  address2: String
+  city: String
+  provinceCode: String
+  zip: String
+  countryCodeV2: CountryCode
+  phone: String
+}
+
+type TaxLine {
+  title: String!
+  rate: Float
+  ratePercentage: Float
+  priceSet: MoneyBag!
+  channelLiable: Boolean
+}
+
+type DiscountAllocation {
+  allocatedAmountSet: MoneyBag!
+}
+
+type ShippingLine {
+  id: ID
+  title: String!
+  code: String
+  source: String
+  custom: Boolean!
+  isRemoved: Boolean!
+  originalPriceSet: MoneyBag!
+  discountedPriceSet: MoneyBag!
+  taxLines: [TaxLine!]!
+  discountAllocations: [DiscountAllocation!]!
+}
+
+type ShippingLineConnection {
+  edges: [ShippingLineEdge!]!
+  nodes: [ShippingLine!]!
+  pageInfo: PageInfo!
+}
+
+type ShippingLineEdge {
+  cursor: String!
+  node: ShippingLine!
+}
+
+type OrderTransaction implements Node {
+  id: ID!
+  kind: OrderTransactionKind!
+  status: OrderTransactionStatus!
+  gateway: String
+  test: Boolean!
+  processedAt: DateTime
+  amountSet: MoneyBag!
+}
+
+type Fulfillment implements Node {
+  id: ID!
+  name: String!
+  status: FulfillmentStatus!
+  createdAt: DateTime!
+  totalQuantity: Int!
+  location: Location
+}
+
+type Location implements Node {
+  id: ID!
+  legacyResourceId: UnsignedInt64!
+  name: String!
+  isActive: Boolean!
+  fulfillsOnlineOrders: Boolean!
+  shipsInventory: Boolean!
+  isFulfillmentService: Boolean!
+}
+
+type LocationConnection {
+  edges: [LocationEdge!]!
+  nodes: [Location!]!
+  pageInfo: PageInfo!
+}
+
+type LocationEdge {
+  cursor: String!
+  node: Location!
 }
 
 type OrderConnection {
@@ -349,7 +500,14 @@ type LineItem implements Node {
   taxable: Boolean!
   variant: ProductVariant
   product: Product
+  requiresShipping: Boolean!
+  unfulfilledQuantity: Int!
   originalUnitPriceSet: MoneyBag!
+  originalTotalSet: MoneyBag!
+  discountedTotalSet(withCodeDiscounts: Boolean = false): MoneyBag!
+  totalDiscountSet: MoneyBag!
+  discountAllocations: [DiscountAllocation!]!
+  taxLines(first: Int): [TaxLine!]!
 }
 
 type LineItemConnection {
@@ -444,8 +602,10 @@ input OrderCreateOrderInput {
   closedAt: DateTime
   currency: CurrencyCode
   customAttributes: [OrderCreateCustomAttributeInput!]
+  discountCode: OrderCreateDiscountCodeInput
   email: String
   financialStatus: OrderCreateFinancialStatus
+  fulfillment: OrderCreateFulfillmentInput
   fulfillmentStatus: OrderCreateFulfillmentStatus
   lineItems: [OrderCreateLineItemInput!]
   name: String
@@ -483,6 +643,33 @@ input OrderCreateLineItemInput {
   variantTitle: String
   vendor: String
   weight: WeightInput
+}
+
+input OrderCreateDiscountCodeInput {
+  itemPercentageDiscountCode: OrderCreatePercentageDiscountCodeAttributesInput
+  itemFixedDiscountCode: OrderCreateFixedDiscountCodeAttributesInput
+  freeShippingDiscountCode: OrderCreateFreeShippingDiscountCodeAttributesInput
+}
+
+input OrderCreateFixedDiscountCodeAttributesInput {
+  code: String!
+  amountSet: MoneyBagInput
+}
+
+input OrderCreatePercentageDiscountCodeAttributesInput {
+  code: String!
+  percentage: Float
+}
+
+input OrderCreateFreeShippingDiscountCodeAttributesInput {
+  code: String!
+}
+
+input OrderCreateFulfillmentInput {
+  locationId: ID!
+  notifyCustomer: Boolean = false
+  trackingNumber: String
+  trackingCompany: String
 }
 
 input OrderCreateLineItemPropertyInput {

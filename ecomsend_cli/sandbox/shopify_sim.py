@@ -7,9 +7,11 @@ It serves, on one port:
   graphql-core. ``X-Shopify-Access-Token`` must be the static token or a
   client-credentials token that has not expired, else HTTP 401.
   Implemented root fields: ``productVariants``, ``products``, ``product``,
-  ``productVariant``, ``orders``, ``order``, ``node``, ``shop``,
-  ``currentAppInstallation``, ``bulkOperation``, ``currentBulkOperation``;
-  mutations ``orderCreate`` and ``bulkOperationRunQuery``. Connections take
+  ``productVariant``, ``orders``, ``order``, ``node``, ``nodes`` (at most 250
+  ids; an unknown id is null), ``locations``, ``location`` (no id: the
+  default one), ``shop``, ``currentAppInstallation``, ``bulkOperation``,
+  ``currentBulkOperation``; mutations ``orderCreate`` and
+  ``bulkOperationRunQuery``. Connections take
   ``first``/``after`` (at most 250; ``last``/``before`` are refused) and
   ``reverse``; they are ordered by id.
 * ``POST /admin/oauth/access_token`` — the client-credentials grant (form or
@@ -37,13 +39,52 @@ matches too — case-insensitive prefix, as the real search is not exact),
 found by ``orders`` only ``index_lag_seconds`` after its creation, and orders
 processed more than 60 days ago are hidden without the ``read_all_orders`` scope.
 
-``orderCreate`` claims inventory per ``options.inventoryBehaviour``:
+``orderCreate`` prices the order as Shopify does (:mod:`.shopify_money`:
+taxes added or included, one discount code spread over the lines, shipping
+lines and their taxes, shop and presentment money, transactions, the
+outstanding balance, the financial status) and answers what Shopify refuses
+there as ``userErrors``; a line given without ``priceSet`` costs its
+variant's price. It claims inventory per ``options.inventoryBehaviour``:
 ``BYPASS`` (the default) takes nothing, ``DECREMENT_IGNORING_POLICY`` always
 decrements, ``DECREMENT_OBEYING_POLICY`` refuses with ``INVENTORY_CLAIM_FAILED``
-when a tracked variant with policy ``DENY`` lacks stock. Unknown variants and
-bad quantities are ``INVALID`` user errors. The order and its inventory
-change are one transaction, committed before the answer is sent — so an
-injected ``lost_response`` leaves the order in place (DESIGN §5.4).
+when a tracked variant with policy ``DENY`` lacks stock. Stock is claimed at
+``fulfillment.locationId`` when given — the order is then created fulfilled
+(one ``SUCCESS`` fulfillment of every line from that location) — else at the
+default location. Unknown variants and locations are ``INVALID`` user
+errors. The order and its inventory change are one transaction, committed
+before the answer is sent — so an injected ``lost_response`` leaves the order
+in place (DESIGN §5.4).
+
+Orders serve, besides ids, names and times: ``currencyCode``,
+``presentmentCurrencyCode``, ``taxesIncluded``, ``subtotalPriceSet``,
+``currentSubtotalPriceSet``, ``totalPriceSet``, ``currentTotalPriceSet``,
+``originalTotalPriceSet``, ``totalTaxSet``, ``currentTotalTaxSet``,
+``totalDiscountsSet``, ``currentTotalDiscountsSet``, ``totalShippingPriceSet``,
+``totalReceivedSet``, ``totalOutstandingSet``, ``subtotalLineItemsQuantity``,
+``currentSubtotalLineItemsQuantity``, ``displayFinancialStatus``,
+``displayFulfillmentStatus``, ``fullyPaid``, ``requiresShipping``,
+``cancelledAt``, ``cancelReason``, ``discountCode``, ``discountCodes``,
+``email``, ``phone``, ``note``, ``tags`` (sorted, as Shopify answers them),
+``customAttributes``, ``shippingAddress``, ``billingAddress``, ``taxLines``,
+``lineItems`` (with ``quantity``, ``currentQuantity``, ``unfulfilledQuantity``,
+``requiresShipping``, ``originalUnitPriceSet``, ``originalTotalSet``,
+``discountedTotalSet``, ``totalDiscountSet``, ``discountAllocations``,
+``taxLines``), ``shippingLines``, ``transactions`` and ``fulfillments``.
+
+Locations: a new state file has two, ``Shop location`` (the default; it holds
+the seeded ``inventory_quantity``) and ``TikTok FBT warehouse``; a seeded
+variant may put stock at the others with ``location_quantities: {location id
+or name: quantity}``. A variant's ``inventoryQuantity`` is its total over
+locations.
+
+Trial and development stores create at most five orders a minute: with
+``trial_order_limit_per_minute`` = N (0, the default, is off) an
+``orderCreate`` request arriving when N orders were created in the last 60
+seconds (by ``clock``) is refused whole, before anything is done, with HTTP
+429 and ``{"errors": "Exceeded order API rate limit, please try again in a
+minute. Upgrade to a paid account to remove this limit."}`` and no
+``Retry-After`` — the answer Shopify's REST API gives (ShopifySharp #726,
+shopify-api-ruby #899); the GraphQL answer is not documented.
 
 ``bulkOperationRunQuery`` accepts a query rooted at ``products`` (with a
 nested ``variants`` connection) or ``productVariants`` (see :mod:`.shopify_bulk`);
@@ -65,7 +106,8 @@ Fault keys (``set_faults`` / ``POST /_sandbox/faults``): those of
 ``fail_next``, ``reset``) plus ``bucket_size`` (default 2000),
 ``restore_rate`` (100), ``max_query_cost`` (1000), ``index_lag_seconds`` (0),
 ``token_lifetime_seconds`` (86399), ``bulk_delay_seconds`` (0),
-``retry_after_seconds`` (1, the ``Retry-After`` of an injected 429).
+``retry_after_seconds`` (1, the ``Retry-After`` of an injected 429),
+``trial_order_limit_per_minute`` (0: off).
 Operation names for ``fail_next``: the first root field of the GraphQL
 document (``orderCreate``, ``productVariants``, ``orders``,
 ``bulkOperationRunQuery``, ``bulkOperation``, ``shop``, …), ``token`` and
@@ -74,19 +116,32 @@ document (``orderCreate``, ``productVariants``, ``orders``,
 Test-control endpoints (JSON):
 
 * ``POST /_sandbox/faults``, ``GET /_sandbox/faults``, ``GET /_sandbox/requests[?op=]``
-* ``GET  /_sandbox/orders`` — every order: ``id``, ``name``,
+* ``GET  /_sandbox/orders`` — every order: ``id``, ``number``, ``name``,
   ``source_identifier``, ``source_name``, ``created_at``, ``inventory_behaviour``,
-  ``lines: [{variant_id, sku, title, quantity}]``.
+  ``currency``, ``presentment_currency``, ``taxes_included``, ``total``,
+  ``current_total``, ``total_tax``, ``total_discounts``, ``outstanding`` (shop
+  money, decimal strings), ``financial_status``, ``cancelled_at``,
+  ``fulfillment_location``, ``lines: [{variant_id, sku, title, quantity,
+  current_quantity, price}]``.
+* ``POST /_sandbox/orders/{number}/edit`` — a merchant's change to an order
+  (:meth:`~ShopifySimulator.edit_order`): ``{"cancel": true}``, or ``{"line":
+  position or LineItem GID`` with one of ``"quantity": n``, ``"remove":
+  true``, ``"price": "9.99"`` (and ``"presentment_price"`` when the
+  currencies differ)``}``; the money is recomputed, stock is not touched.
+  Answers the order as listed above; 400 for an impossible edit.
 * ``GET  /_sandbox/inventory`` — every variant: ``variant_id``, ``sku``,
-  ``inventory_quantity``, ``inventory_policy``.
+  ``inventory_quantity`` (the total), ``inventory_policy``, ``locations``
+  (``{location GID: quantity}``).
 * ``POST /_sandbox/products`` — body ``{"products": [...]}`` (seed format): add or replace.
 * ``POST /_sandbox/tokens/expire`` — expire every client-credentials token now.
 * ``GET  /_sandbox/credentials`` — ``access_token``, ``client_id``, ``client_secret``.
 * ``GET  /_sandbox/state`` — counts, the bucket's ``throttleStatus``, and ``stats``
-  (answers ``throttled``, ``max_cost_exceeded``, ``unauthorized``; also the
+  (answers ``throttled``, ``max_cost_exceeded``, ``unauthorized``,
+  ``order_rate_limited``; also the
   :attr:`ShopifySimulator.stats` counter).
 
 The same as methods: :meth:`~ShopifySimulator.orders`,
+:meth:`~ShopifySimulator.edit_order`,
 :meth:`~ShopifySimulator.inventory`, :meth:`~ShopifySimulator.add_products`,
 :meth:`~ShopifySimulator.expire_tokens`, :meth:`~ShopifySimulator.set_faults`,
 :meth:`~ShopifySimulator.ops`.
@@ -95,6 +150,7 @@ The same as methods: :meth:`~ShopifySimulator.orders`,
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import re
 import secrets
@@ -115,6 +171,7 @@ from graphql import (
     FragmentDefinitionNode,
     GraphQLError,
     OperationDefinitionNode,
+    OperationType,
     execute,
     parse,
     validate,
@@ -123,6 +180,18 @@ from graphql import (
 from ._http import Reply, Request, Simulator
 from .shopify_bulk import BulkPlan
 from .shopify_cost import LeakyBucket, operation_cost, selected_fields
+from .shopify_money import (
+    ZERO,
+    Bag,
+    LineMoney,
+    OrderInputError,
+    OrderMoney,
+    TaxLineMoney,
+    cancel_money,
+    edit_money,
+    minor_units,
+    order_money,
+)
 from .shopify_schema import simulator_schema
 
 GRAPHQL_PATH = re.compile(r"^/admin/api/(\d{4}-\d{2}|unstable)/graphql\.json$")
@@ -141,6 +210,19 @@ INVALID_TOKEN = "[API] Invalid API key or access token (unrecognized login or wr
 THROTTLED_DOCS = "https://shopify.dev/api/usage/rate-limits"
 ORDER_ID_BASE = 5_100_000_000_000
 LINE_ITEM_ID_BASE = 13_900_000_000_000
+FULFILLMENT_ID_BASE = 4_800_000_000_000
+# The two locations of a new state file: the shop's own (stock as seeded) and TikTok's.
+LOCATIONS = ((71_000_000_001, "Shop location", True, True),
+             (71_000_000_002, "TikTok FBT warehouse", False, False))
+TRIAL_ORDER_LIMIT = ("Exceeded order API rate limit, please try again in a minute. "
+                     "Upgrade to a paid account to remove this limit.")
+EDIT_PATH = re.compile(r"^/_sandbox/orders/(\d+)/edit$")
+MAX_NODES = 250
+# Columns added after the first state files were written: (table, column, type).
+_ADDED_COLUMNS = (
+    ("orders", "cancelled_at", "TEXT"),
+    ("orders", "edits", "TEXT"),
+)
 
 _SCHEMA_SQL = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -165,6 +247,17 @@ CREATE TABLE IF NOT EXISTS line_items (
     id INTEGER PRIMARY KEY, order_id INTEGER NOT NULL, variant_id INTEGER, product_id INTEGER,
     title TEXT NOT NULL, variant_title TEXT, sku TEXT, quantity INTEGER NOT NULL,
     price TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS locations (
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL, is_default INTEGER NOT NULL,
+    fulfills_online_orders INTEGER NOT NULL);
+-- Stock held at a location other than the default one; variants.inventory_quantity is the
+-- total, so the default location holds the total less these.
+CREATE TABLE IF NOT EXISTS inventory_levels (
+    variant_id INTEGER NOT NULL, location_id INTEGER NOT NULL, quantity INTEGER NOT NULL,
+    PRIMARY KEY (variant_id, location_id));
+CREATE TABLE IF NOT EXISTS fulfillments (
+    id INTEGER PRIMARY KEY, order_id INTEGER NOT NULL, location_id INTEGER NOT NULL,
+    status TEXT NOT NULL, quantity INTEGER NOT NULL, created_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS tokens (token TEXT PRIMARY KEY, expires_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS bulk_operations (
     id INTEGER PRIMARY KEY, status TEXT NOT NULL, query TEXT NOT NULL,
@@ -181,6 +274,7 @@ CREATE INDEX IF NOT EXISTS variants_sku ON variants(sku_norm);
 CREATE INDEX IF NOT EXISTS variants_updated ON variants(updated_at);
 CREATE INDEX IF NOT EXISTS orders_source ON orders(source_identifier);
 CREATE INDEX IF NOT EXISTS line_items_order ON line_items(order_id);
+CREATE INDEX IF NOT EXISTS fulfillments_order ON fulfillments(order_id);
 """
 
 _VARIANT_COLUMNS = (
@@ -419,6 +513,101 @@ def _user_error(field: list[str], message: str, code: str) -> dict[str, Any]:
     return {"field": field, "message": message, "code": code}
 
 
+def _edit_amount(value: Any, currency: str) -> Decimal:
+    """An operator's price: a plain non-negative amount with at most the currency's decimals."""
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        raise ValueError(f"price {value!r} is not an amount") from None
+    places = Decimal(1).scaleb(-minor_units(currency))
+    if not amount.is_finite() or amount < 0 or amount != amount.quantize(places):
+        raise ValueError(f"price {value!r} is not a non-negative amount in {currency}")
+    return amount
+
+
+def _bag(amount: Bag, money: OrderMoney) -> dict[str, Any]:
+    """A ``MoneyBag`` of ``amount`` in the order's shop and presentment currencies."""
+    return {"shopMoney": _money(amount.shop, money.currency),
+            "presentmentMoney": _money(amount.presentment, money.presentment_currency)}
+
+
+def _tax_lines(taxes: Iterable[TaxLineMoney], money: OrderMoney) -> list[dict[str, Any]]:
+    return [
+        {"title": t.title, "rate": float(t.rate), "ratePercentage": float(t.rate * 100),
+         "priceSet": _bag(t.amount, money), "channelLiable": t.channel_liable}
+        for t in taxes
+    ]
+
+
+def _order_tax_lines(money: OrderMoney) -> list[dict[str, Any]]:
+    """``Order.taxLines``: every line and shipping tax line, summed per title and rate."""
+    summed: dict[tuple[str, Decimal], TaxLineMoney] = {}
+    for taxes in [line.tax_lines for line in money.lines] + [s.tax_lines for s in money.shipping_lines]:
+        for tax in taxes:
+            key = (tax.title, tax.rate)
+            summed[key] = (TaxLineMoney(tax.title, tax.rate, summed[key].amount + tax.amount,
+                                        tax.channel_liable) if key in summed else tax)
+    return _tax_lines(summed.values(), money)
+
+
+def _address(value: dict[str, Any] | None, number: int) -> dict[str, Any] | None:
+    """A ``MailingAddressInput`` as the ``MailingAddress`` Shopify answers with."""
+    if not value:
+        return None
+    names = [value.get("firstName"), value.get("lastName")]
+    return {
+        "__typename": "MailingAddress", "id": gid("MailingAddress", number),
+        "firstName": value.get("firstName"), "lastName": value.get("lastName"),
+        "name": " ".join(str(n) for n in names if n) or None, "company": value.get("company"),
+        "address1": value.get("address1"), "address2": value.get("address2"),
+        "city": value.get("city"), "provinceCode": value.get("provinceCode"),
+        "zip": value.get("zip"), "countryCodeV2": value.get("countryCode"),
+        "phone": value.get("phone"),
+    }
+
+
+def _location(row: tuple) -> dict[str, Any]:
+    lid, name, is_default, online = row
+    return {
+        "__typename": "Location", "id": gid("Location", lid), "legacyResourceId": str(lid),
+        "name": name, "isActive": True, "fulfillsOnlineOrders": bool(online),
+        "shipsInventory": bool(is_default), "isFulfillmentService": False,
+    }
+
+
+@lru_cache(maxsize=4096)
+def _money_of(text: str, edits: str | None, cancelled: str | None, currency: str) -> OrderMoney:
+    """An order's money from its stored input and operator edits (pure, so cached)."""
+    order = json.loads(text)
+    try:
+        money = order_money(order, shop_currency=currency)
+    except OrderInputError:
+        money = _legacy_money(order, currency)
+    for edit in json.loads(edits or "[]"):
+        price = edit.get("price")
+        money = edit_money(
+            money, int(edit["line"]), quantity=edit.get("quantity"),
+            unit_price=Bag(Decimal(price[0]), Decimal(price[1])) if price else None,
+        )
+    return cancel_money(money) if cancelled else money
+
+
+def _legacy_money(order: dict[str, Any], currency: str) -> OrderMoney:
+    """The money of an order stored by an older simulator, which checked no amounts: lines only."""
+    lines = []
+    for index, line in enumerate(order.get("lineItems") or []):
+        amount = ((line.get("priceSet") or {}).get("shopMoney") or {}).get("amount") or 0
+        try:
+            price = Decimal(str(amount))
+        except InvalidOperation:
+            price = Decimal(0)
+        quantity = max(1, int(line.get("quantity") or 1))
+        lines.append(LineMoney(index, quantity, quantity, Bag(price, price), ZERO, ()))
+    money = OrderMoney(currency, currency, False, tuple(lines), (), (), None,
+                       str(order.get("financialStatus") or "PENDING"), ZERO)
+    return dataclasses.replace(money, original_total=money.total)
+
+
 class ShopifySimulator(Simulator):
     """The Shopify simulator (see the module docstring for what it serves)."""
 
@@ -430,6 +619,7 @@ class ShopifySimulator(Simulator):
         "token_lifetime_seconds": 86399,
         "bulk_delay_seconds": 0.0,
         "retry_after_seconds": 1.0,
+        "trial_order_limit_per_minute": 0,
     }
     api_version = "2026-07"
 
@@ -469,8 +659,10 @@ class ShopifySimulator(Simulator):
         # Answers that are not faults but still worth counting in tests.
         self.stats: Counter[str] = Counter()
         self._stats_lock = threading.Lock()
+        self._order_limit_lock = threading.Lock()
         with self._db_lock:
             self._db.executescript(_SCHEMA_SQL)
+            self._migrate()
             new = self._meta("created") is None
             for key, given, prefix in (
                 ("access_token", access_token, "shpat_sandbox_"),
@@ -492,6 +684,15 @@ class ShopifySimulator(Simulator):
         self._root = _Root(self)
 
     # -- state -------------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        """Bring a state file written by an older simulator up to date (orders and stock kept)."""
+        for table, column, kind in _ADDED_COLUMNS:
+            present = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            if column not in present:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+        if self._db.execute("SELECT COUNT(*) FROM locations").fetchone()[0] == 0:
+            self._db.executemany("INSERT INTO locations VALUES (?,?,?,?)", LOCATIONS)
 
     def _meta(self, key: str) -> str | None:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -518,12 +719,18 @@ class ShopifySimulator(Simulator):
         """Insert or replace products (seed format) in one transaction; returns the variant count.
 
         ``replace`` drops a product's variants missing from its new list (not needed,
-        and slow for 250,000 variants, when seeding a new file).
+        and slow for 250,000 variants, when seeding a new file). A variant's
+        ``inventory_quantity`` is held at the default location; its optional
+        ``location_quantities`` (``{location id or name: quantity}``) at the others.
         """
         now = iso(self.clock())
         product_rows: list[tuple] = []
         variant_rows: list[tuple] = []
+        level_rows: list[tuple] = []
         count = 0
+        locations = {str(name): lid for lid, name in
+                     self._db.execute("SELECT id, name FROM locations WHERE is_default = 0")}
+        locations.update({gid("Location", lid): lid for lid in list(locations.values())})
 
         def flush() -> None:
             self._db.executemany(
@@ -533,8 +740,11 @@ class ShopifySimulator(Simulator):
                 "INSERT OR REPLACE INTO variants VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 variant_rows,
             )
+            self._db.executemany("INSERT OR REPLACE INTO inventory_levels VALUES (?,?,?)",
+                                 level_rows)
             product_rows.clear()
             variant_rows.clear()
+            level_rows.clear()
 
         with self._db_lock:
             self._db.execute("BEGIN IMMEDIATE")
@@ -555,19 +765,32 @@ class ShopifySimulator(Simulator):
                         ids = [int(v["id"]) for v in variants]
                         marks = ",".join("?" * len(ids))
                         self._db.execute(
+                            "DELETE FROM inventory_levels WHERE variant_id IN "
+                            f"(SELECT id FROM variants WHERE product_id = ?) OR variant_id IN ({marks})",
+                            (pid, *ids),
+                        )
+                        self._db.execute(
                             f"DELETE FROM variants WHERE product_id = ? AND id NOT IN ({marks})",
                             (pid, *ids),
                         )
                     for position, variant in enumerate(variants, 1):
                         sku = variant.get("sku")
                         v_updated = normalise_time(variant.get("updated_at") or updated) or updated
+                        elsewhere = 0
+                        for where, quantity in (variant.get("location_quantities") or {}).items():
+                            if str(where) not in locations:
+                                raise ValueError(f"variant {variant['id']}: no location {where!r}; "
+                                                 f"use one of {sorted(locations)}")
+                            level_rows.append((int(variant["id"]), locations[str(where)],
+                                               int(quantity)))
+                            elsewhere += int(quantity)
                         variant_rows.append((
                             int(variant["id"]), pid, position,
                             str(variant.get("title") or "Default Title"),
                             sku, (sku or "").strip().lower() or None, variant.get("barcode"),
                             str(variant.get("price") or "0.00"),
                             int(variant.get("inventory_item_id") or variant["id"]),
-                            int(variant.get("inventory_quantity") or 0),
+                            int(variant.get("inventory_quantity") or 0) + elsewhere,
                             str(variant.get("inventory_policy") or "DENY"),
                             1 if variant.get("tracked", True) else 0, created, v_updated,
                         ))
@@ -591,41 +814,141 @@ class ShopifySimulator(Simulator):
             self._db.execute("UPDATE tokens SET expires_at = ?", (self.clock() - 1,))
 
     def orders(self) -> list[dict[str, Any]]:
-        """Every order with its lines, for tests (no index lag, no 60-day rule)."""
+        """Every order with its lines and money, for tests (no index lag, no 60-day rule).
+
+        Amounts are decimal strings in shop money (``currency``); the lines
+        show the quantity ordered and the ``current_quantity`` left after edits.
+        """
         with self._db_lock:
             orders = self._db.execute(
-                "SELECT id, name, source_identifier, source_name, created_at, "
-                "inventory_behaviour FROM orders ORDER BY id"
+                "SELECT id, number, name, source_identifier, source_name, created_at, "
+                "inventory_behaviour, currency, input, edits, cancelled_at FROM orders ORDER BY id"
             ).fetchall()
             lines = self._db.execute(
                 "SELECT order_id, variant_id, sku, title, quantity FROM line_items ORDER BY id"
             ).fetchall()
+            fulfilled = dict(self._db.execute("SELECT order_id, location_id FROM fulfillments"))
         by_order: dict[int, list[dict[str, Any]]] = {}
         for order_id, variant_id, sku, title, quantity in lines:
             by_order.setdefault(order_id, []).append({
                 "variant_id": gid("ProductVariant", variant_id) if variant_id else None,
                 "sku": sku, "title": title, "quantity": quantity,
             })
-        return [
-            {
-                "id": gid("Order", oid), "name": name, "source_identifier": source,
-                "source_name": source_name, "created_at": created,
-                "inventory_behaviour": behaviour, "lines": by_order.get(oid, []),
-            }
-            for oid, name, source, source_name, created, behaviour in orders
-        ]
+        out = []
+        for (oid, number, name, source, source_name, created, behaviour, currency, text, edits,
+             cancelled) in orders:
+            money = _money_of(text, edits, cancelled, currency)
+            lines_out = by_order.get(oid, [])
+            for line, line_money in zip(lines_out, money.lines, strict=False):
+                line["current_quantity"] = 0 if money.cancelled else line_money.current_quantity
+                line["price"] = _decimal_text(line_money.unit_price.shop)
+            out.append({
+                "id": gid("Order", oid), "number": number, "name": name,
+                "source_identifier": source, "source_name": source_name, "created_at": created,
+                "inventory_behaviour": behaviour, "currency": money.currency,
+                "presentment_currency": money.presentment_currency,
+                "taxes_included": money.taxes_included,
+                "total": _decimal_text(money.total.shop),
+                "current_total": _decimal_text(money.current(money.total).shop),
+                "total_tax": _decimal_text(money.total_tax.shop),
+                "total_discounts": _decimal_text(money.total_discounts.shop),
+                "outstanding": _decimal_text(money.outstanding.shop),
+                "financial_status": money.financial_status, "cancelled_at": cancelled,
+                "fulfillment_location": gid("Location", fulfilled[oid]) if oid in fulfilled else None,
+                "lines": lines_out,
+            })
+        return out
 
     def inventory(self) -> list[dict[str, Any]]:
-        """Every variant's SKU, stock and inventory policy."""
+        """Every variant's SKU, total stock, stock per location and inventory policy.
+
+        ``inventory_quantity`` is the total over locations; ``locations`` maps
+        each location's GID to the quantity held there.
+        """
         with self._db_lock:
             rows = self._db.execute(
                 "SELECT id, sku, inventory_quantity, inventory_policy FROM variants ORDER BY id"
             ).fetchall()
-        return [
-            {"variant_id": gid("ProductVariant", vid), "sku": sku, "inventory_quantity": qty,
-             "inventory_policy": policy}
-            for vid, sku, qty, policy in rows
-        ]
+            levels = self._db.execute(
+                "SELECT variant_id, location_id, quantity FROM inventory_levels"
+            ).fetchall()
+            locations = self._db.execute(
+                "SELECT id, is_default FROM locations ORDER BY id"
+            ).fetchall()
+        default = next(lid for lid, is_default in locations if is_default)
+        elsewhere: dict[int, dict[int, int]] = {}
+        for vid, lid, quantity in levels:
+            elsewhere.setdefault(vid, {})[lid] = quantity
+        out = []
+        for vid, sku, qty, policy in rows:
+            held = elsewhere.get(vid, {})
+            by_location = {gid("Location", lid): held.get(lid, 0) for lid, _ in locations}
+            by_location[gid("Location", default)] = qty - sum(held.values())
+            out.append({"variant_id": gid("ProductVariant", vid), "sku": sku,
+                        "inventory_quantity": qty, "inventory_policy": policy,
+                        "locations": by_location})
+        return out
+
+    def edit_order(self, number: int, *, line: int | str | None = None, quantity: int | None = None,
+                   price: str | None = None, presentment_price: str | None = None,
+                   remove: bool = False, cancel: bool = False) -> dict[str, Any]:
+        """An operator's change to order ``number`` (e.g. 1001), as a merchant makes in the admin.
+
+        One change per call: ``cancel``; or, for ``line`` (0-based position or
+        LineItem GID), a new ``quantity``, ``remove`` (quantity 0), or a new
+        unit ``price`` (shop money; ``presentment_price`` too when the
+        presentment currency differs). The order's money is recomputed
+        (:func:`.shopify_money.edit_money`); stock is not touched. Returns the
+        order as :meth:`orders` lists it; ValueError for an impossible edit.
+        """
+        with self._db_lock:
+            row = self._db.execute(
+                "SELECT id, currency, input, edits, cancelled_at FROM orders WHERE number = ?",
+                (number,),
+            ).fetchone()
+            if row is None:
+                raise ValueError(f"no order number {number}")
+            oid, currency, text, edits_text, cancelled = row
+            if cancelled:
+                raise ValueError(f"order {number} is cancelled")
+            if cancel:
+                if line is not None or quantity is not None or price is not None or remove:
+                    raise ValueError("cancel takes no other change")
+                self._db.execute("UPDATE orders SET cancelled_at = ? WHERE id = ?",
+                                 (iso(self.clock()), oid))
+                return next(o for o in self.orders() if o["id"] == gid("Order", oid))
+            money = _money_of(text, edits_text, None, currency)
+            place = self._line_place(oid, line)
+            changes = [quantity is not None, price is not None, bool(remove)]
+            if sum(changes) != 1:
+                raise ValueError("give exactly one of quantity, price, remove (or cancel)")
+            edit: dict[str, Any] = {"line": place}
+            if price is not None:
+                if money.presentment_currency != money.currency and presentment_price is None:
+                    raise ValueError(f"presentment_price ({money.presentment_currency}) is needed "
+                                     "too: the order's presentment currency is not its currency")
+                shop = _edit_amount(price, money.currency)
+                other = (shop if presentment_price is None
+                         else _edit_amount(presentment_price, money.presentment_currency))
+                edit["price"] = [str(shop), str(other)]
+            else:
+                edit["quantity"] = 0 if remove else int(quantity or 0)
+            edits = [*json.loads(edits_text or "[]"), edit]
+            _money_of(text, json.dumps(edits), None, currency)  # ValueError if impossible
+            self._db.execute("UPDATE orders SET edits = ? WHERE id = ?", (json.dumps(edits), oid))
+        return next(o for o in self.orders() if o["id"] == gid("Order", oid))
+
+    def _line_place(self, oid: int, line: int | str | None) -> int:
+        ids = [lid for (lid,) in self._db.execute(
+            "SELECT id FROM line_items WHERE order_id = ? ORDER BY id", (oid,))]
+        if isinstance(line, str):
+            parsed = parse_gid(line, "LineItem")
+            if parsed is None or parsed[1] not in ids:
+                raise ValueError(f"the order has no line {line}")
+            return ids.index(parsed[1])
+        if not isinstance(line, int) or isinstance(line, bool) or not 0 <= line < len(ids):
+            raise ValueError(f"line must be a position 0..{len(ids) - 1} or a LineItem GID")
+        return line
 
     def close(self) -> None:
         self._closed.set()
@@ -674,6 +997,16 @@ class ShopifySimulator(Simulator):
     def control(self, req: Request) -> Reply | None:
         if req.path == "/_sandbox/orders" and req.method == "GET":
             return Reply(200, {"orders": self.orders()})
+        edit = EDIT_PATH.match(req.path)
+        if edit and req.method == "POST":
+            body = req.json()
+            if not isinstance(body, dict):
+                raise ValueError("the body must be a JSON object")
+            unknown = set(body) - {"line", "quantity", "price", "presentment_price", "remove",
+                                   "cancel"}
+            if unknown:
+                raise ValueError(f"unknown edit keys: {', '.join(sorted(unknown))}")
+            return Reply(200, self.edit_order(int(edit.group(1)), **body))
         if req.path == "/_sandbox/inventory" and req.method == "GET":
             return Reply(200, {"variants": self.inventory()})
         if req.path == "/_sandbox/products" and req.method == "POST":
@@ -773,6 +1106,28 @@ class ShopifySimulator(Simulator):
         fragments = {
             d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
         }
+        limit = int(self.faults.get("trial_order_limit_per_minute") or 0)
+        if limit > 0 and operation.operation == OperationType.MUTATION and any(
+            field.name.value == "orderCreate"
+            for field, _ in selected_fields(operation.selection_set, fragments)
+        ):
+            # Checked and executed under one lock: two requests at once cannot both
+            # take the last order of the minute.
+            with self._order_limit_lock:
+                with self._db_lock:
+                    recent = self._db.execute(
+                        "SELECT COUNT(*) FROM orders WHERE created_epoch > ?", (self.clock() - 60,)
+                    ).fetchone()[0]
+                if recent >= limit:
+                    self._count("order_rate_limited")
+                    return Reply(429, {"errors": TRIAL_ORDER_LIMIT})
+                return self._execute(document, operation, fragments, variables, operation_name)
+        return self._execute(document, operation, fragments, variables, operation_name)
+
+    def _execute(self, document: DocumentNode, operation: OperationDefinitionNode,
+                 fragments: dict[str, FragmentDefinitionNode], variables: dict[str, Any],
+                 operation_name: str | None) -> Reply:
+        """Price, meter and run one valid operation."""
         self._configure_bucket()
         requested = operation_cost(self.schema, operation, fragments, variables)
         limit = int(self.faults.get("max_query_cost"))
@@ -871,23 +1226,84 @@ class ShopifySimulator(Simulator):
 
     def _order(self, row: tuple) -> dict[str, Any]:
         (oid, _number, name, source, source_name, email, phone, note, tags, test, currency,
-         financial, _behaviour, total, _epoch, created, processed) = row
-        money = {"shopMoney": _money(total, currency), "presentmentMoney": _money(total, currency)}
+         _financial, _behaviour, _total, _epoch, created, processed, text, edits, cancelled) = row
+        money = _money_of(text, edits, cancelled, currency)
+        given = json.loads(text)
+
+        def bag(amount: Bag) -> dict[str, Any]:
+            return _bag(amount, money)
+
+        fulfilled = self._fulfillments(oid, name)
+        status = "FULFILLED" if fulfilled else {
+            "FULFILLED": "FULFILLED", "PARTIAL": "PARTIALLY_FULFILLED", "RESTOCKED": "RESTOCKED",
+        }.get(str(given.get("fulfillmentStatus")), "UNFULFILLED")
+        code = [money.discount_code] if money.discount_code is not None else []
         return {
             "__typename": "Order", "id": gid("Order", oid), "legacyResourceId": str(oid),
-            "name": name, "email": email, "phone": phone, "note": note, "tags": json.loads(tags),
+            "name": name, "email": email, "phone": phone, "note": note,
+            "tags": sorted(json.loads(tags)),  # Shopify answers tags sorted (captured answer)
             "test": bool(test), "sourceIdentifier": source, "sourceName": source_name,
-            "currencyCode": currency, "displayFinancialStatus": financial, "cancelledAt": None,
+            "currencyCode": money.currency, "presentmentCurrencyCode": money.presentment_currency,
+            "taxesIncluded": money.taxes_included,
+            "displayFinancialStatus": money.financial_status,
+            "displayFulfillmentStatus": status,
+            "fullyPaid": money.outstanding.shop <= 0,
+            "requiresShipping": any(line.requires_shipping and line.current_quantity
+                                    for line in money.lines),
+            "cancelledAt": cancelled, "cancelReason": "OTHER" if cancelled else None,
             "createdAt": created, "processedAt": processed, "updatedAt": created,
-            "totalPriceSet": money, "currentTotalPriceSet": money,
-            "lineItems": lambda info, **args: self._line_items(oid, currency, args),
+            "discountCode": code[0] if code else None, "discountCodes": code,
+            "customAttributes": [{"key": str(a.get("key")), "value": a.get("value")}
+                                 for a in given.get("customAttributes") or []],
+            "shippingAddress": _address(given.get("shippingAddress"), oid * 10 + 1),
+            "billingAddress": _address(given.get("billingAddress"), oid * 10 + 2),
+            "subtotalLineItemsQuantity": money.quantity,
+            "currentSubtotalLineItemsQuantity": 0 if money.cancelled else money.quantity,
+            "subtotalPriceSet": bag(money.subtotal),
+            "currentSubtotalPriceSet": bag(money.current(money.subtotal)),
+            "totalPriceSet": bag(money.total),
+            "currentTotalPriceSet": bag(money.current(money.total)),
+            "originalTotalPriceSet": bag(money.original_total),
+            "totalTaxSet": bag(money.total_tax),
+            "currentTotalTaxSet": bag(money.current(money.total_tax)),
+            "totalDiscountsSet": bag(money.total_discounts),
+            "currentTotalDiscountsSet": bag(money.current(money.total_discounts)),
+            "totalShippingPriceSet": bag(money.shipping),
+            "totalReceivedSet": bag(money.received),
+            "totalOutstandingSet": bag(money.outstanding),
+            "taxLines": _order_tax_lines(money),
+            "lineItems": lambda info, **args: self._line_items(oid, money, bool(fulfilled), args),
+            "shippingLines": lambda info, **args: self._shipping_lines(oid, money, args),
+            "transactions": lambda info, first=None, **_: [
+                {"__typename": "OrderTransaction",
+                 "id": gid("OrderTransaction", oid * 100 + n),
+                 "kind": t.kind, "status": t.status, "gateway": t.gateway, "test": t.test,
+                 "processedAt": processed, "amountSet": bag(t.amount)}
+                for n, t in enumerate(money.transactions[:first])
+            ],
+            "fulfillments": lambda info, first=None, **_: fulfilled[:first],
         }
 
     _ORDER_COLUMNS = (
         "id, number, name, source_identifier, source_name, email, phone, note, tags, test, "
         "currency, financial_status, inventory_behaviour, total, created_epoch, created_at, "
-        "processed_at"
+        "processed_at, input, edits, cancelled_at"
     )
+
+    def _fulfillments(self, oid: int, order_name: str) -> list[dict[str, Any]]:
+        with self._db_lock:
+            rows = self._db.execute(
+                "SELECT f.id, f.status, f.quantity, f.created_at, l.id, l.name, l.is_default, "
+                "l.fulfills_online_orders FROM fulfillments f JOIN locations l "
+                "ON l.id = f.location_id WHERE f.order_id = ? ORDER BY f.id", (oid,)
+            ).fetchall()
+        return [
+            {"__typename": "Fulfillment", "id": gid("Fulfillment", fid), "name": f"{order_name}.{n}",
+             "status": status, "totalQuantity": quantity, "createdAt": created,
+             "location": _location((lid, lname, is_default, online))}
+            for n, (fid, status, quantity, created, lid, lname, is_default, online)
+            in enumerate(rows, 1)
+        ]
 
     # -- connections -------------------------------------------------------------------
 
@@ -1044,25 +1460,59 @@ class ShopifySimulator(Simulator):
         rows, more = self._page("orders", "id", conditions, params, args, self._ORDER_COLUMNS)
         return self._connection([self._order(r) for r in rows], [r[0] for r in rows], more, args)
 
-    def _line_items(self, oid: int, currency: str, args: dict[str, Any]) -> dict[str, Any]:
+    def _line_items(self, oid: int, money: OrderMoney, fulfilled: bool,
+                    args: dict[str, Any]) -> dict[str, Any]:
         rows, more = self._page(
             "line_items", "id", ["order_id = ?"], [oid], args,
             "id, variant_id, product_id, title, variant_title, sku, quantity, price",
         )
+        with self._db_lock:
+            # A line's money is found by its place in the order (ids are given in input order).
+            places = {lid: n for n, (lid,) in enumerate(self._db.execute(
+                "SELECT id FROM line_items WHERE order_id = ? ORDER BY id", (oid,)))}
         nodes = []
         for lid, vid, pid, title, variant_title, sku, quantity, price in rows:
-            money = {"shopMoney": _money(price, currency),
-                     "presentmentMoney": _money(price, currency)}
+            place = places[lid]
+            line = (money.lines[place] if place < len(money.lines) else
+                    LineMoney(place, quantity, quantity, Bag(Decimal(price), Decimal(price)), ZERO, ()))
+            current = 0 if money.cancelled else line.current_quantity
             nodes.append({
                 "__typename": "LineItem", "id": gid("LineItem", lid), "title": title,
                 "name": f"{title} - {variant_title}" if variant_title else title,
-                "quantity": quantity, "currentQuantity": quantity, "sku": sku,
-                "variantTitle": variant_title, "vendor": None, "taxable": True,
+                "quantity": line.quantity, "currentQuantity": current, "sku": sku,
+                "variantTitle": variant_title, "vendor": None, "taxable": line.taxable,
+                "requiresShipping": line.requires_shipping,
+                "unfulfilledQuantity": 0 if fulfilled else current,
                 "variant": (lambda info, vid=vid: self.variant_by_id(vid)) if vid else None,
                 "product": (lambda info, pid=pid: self.product_by_id(pid)) if pid else None,
-                "originalUnitPriceSet": money,
+                "originalUnitPriceSet": _bag(line.unit_price, money),
+                "originalTotalSet": _bag(line.original_total, money),
+                "discountedTotalSet": lambda info, withCodeDiscounts=False, line=line: _bag(
+                    line.discounted_total if withCodeDiscounts else line.original_total, money),
+                "totalDiscountSet": _bag(line.discount, money),
+                "discountAllocations": [{"allocatedAmountSet": _bag(line.discount, money)}]
+                if line.discount != ZERO else [],
+                "taxLines": lambda info, first=None, line=line: _tax_lines(
+                    line.tax_lines[:first], money),
             })
         return self._connection(nodes, [r[0] for r in rows], more, args)
+
+    def _shipping_lines(self, oid: int, money: OrderMoney, args: dict[str, Any]) -> dict[str, Any]:
+        first, after, reverse = self._page_args(args)
+        ordered = sorted(money.shipping_lines, key=lambda s: s.index, reverse=reverse)
+        if after is not None:
+            ordered = [s for s in ordered if (s.index < after - 1 if reverse else s.index > after - 1)]
+        page = ordered[:first]
+        nodes = [
+            {"id": gid("ShippingLine", oid * 100 + s.index), "title": s.title, "code": s.code,
+             "source": s.source, "custom": True, "isRemoved": False, "originalPriceSet": _bag(s.price, money),
+             "discountedPriceSet": _bag(s.discounted_price, money),
+             "taxLines": _tax_lines(s.tax_lines, money),
+             "discountAllocations": [{"allocatedAmountSet": _bag(s.discount, money)}]
+             if s.discount != ZERO else []}
+            for s in page
+        ]
+        return self._connection(nodes, [s.index + 1 for s in page], len(ordered) > first, args)
 
     # -- single objects ------------------------------------------------------------------
 
@@ -1130,7 +1580,30 @@ class ShopifySimulator(Simulator):
             return self.order_by_id(number)
         if kind == "BulkOperation":
             return self.bulk_operation(number)
+        if kind == "Location":
+            return self.location(number)
         return None
+
+    def nodes(self, values: list[str]) -> list[dict[str, Any] | None]:
+        """``nodes(ids:)``: each id's object or null, in the order asked."""
+        if len(values) > MAX_NODES:
+            raise GraphQLError(f"The ids argument may hold at most {MAX_NODES} ids")
+        return [self.node(value) for value in values]
+
+    def location(self, number: int | None = None) -> dict[str, Any] | None:
+        """A location by id; without one, the shop's primary (default) location."""
+        with self._db_lock:
+            row = self._db.execute(
+                "SELECT id, name, is_default, fulfills_online_orders FROM locations WHERE "
+                + ("id = ?" if number is not None else "is_default = 1"),
+                (number,) if number is not None else (),
+            ).fetchone()
+        return _location(row) if row else None
+
+    def _location_connection(self, args: dict[str, Any]) -> dict[str, Any]:
+        rows, more = self._page("locations", "id", [], [], args,
+                                "id, name, is_default, fulfills_online_orders")
+        return self._connection([_location(r) for r in rows], [r[0] for r in rows], more, args)
 
     def shop(self) -> dict[str, Any]:
         created = self._meta("created") or iso(self.clock())
@@ -1144,20 +1617,17 @@ class ShopifySimulator(Simulator):
     # -- orderCreate ----------------------------------------------------------------------
 
     def order_create(self, order: dict[str, Any], options: dict[str, Any] | None) -> dict[str, Any]:
+        """``orderCreate``: checked, priced (:mod:`.shopify_money`), stock claimed, stored at once."""
         behaviour = (options or {}).get("inventoryBehaviour") or "BYPASS"
         lines = order.get("lineItems") or []
         errors: list[dict[str, Any]] = []
         if not lines:
             errors.append(_user_error(["order", "lineItems"], "Line items can't be blank", "INVALID"))
-        currency = order.get("currency") or self.currency
         with self._db_lock:
             resolved: list[tuple[int, dict[str, Any], tuple | None]] = []
-            for index, line in enumerate(lines):
+            effective = dict(order, lineItems=[dict(line) for line in lines])
+            for index, line in enumerate(effective["lineItems"]):
                 where = ["order", "lineItems", str(index)]
-                if line["quantity"] < 1:
-                    errors.append(_user_error(where + ["quantity"],
-                                              "Quantity must be greater than or equal to 1",
-                                              "INVALID"))
                 row = None
                 if line.get("variantId"):
                     parsed = parse_gid(line["variantId"], "ProductVariant")
@@ -1173,15 +1643,25 @@ class ShopifySimulator(Simulator):
                             where + ["variantId"],
                             f"Product variant {line['variantId']} does not exist", "INVALID",
                         ))
+                    elif not line.get("priceSet"):
+                        # Shopify prices a line given without priceSet at the variant's price.
+                        price = {"amount": row[4], "currencyCode": self.currency}
+                        line["priceSet"] = {"shopMoney": price}
                 elif not line.get("title"):
                     errors.append(_user_error(where, "Line item must have a title or a variant",
                                               "INVALID"))
                 resolved.append((index, line, row))
-            if errors:
+            location = self._fulfillment_location(order, errors)
+            try:
+                money = order_money(effective, shop_currency=self.currency)
+            except OrderInputError as exc:
+                errors.extend(exc.user_errors)
+                money = None
+            if errors or money is None:
                 return {"order": None, "userErrors": errors}
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                result = self._insert_order(order, behaviour, currency, resolved)
+                result = self._insert_order(effective, behaviour, money, resolved, location)
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
@@ -1191,8 +1671,42 @@ class ShopifySimulator(Simulator):
                 self._db.execute("COMMIT")
             return result
 
-    def _insert_order(self, order: dict[str, Any], behaviour: str, currency: str,
-                      resolved: list[tuple[int, dict[str, Any], tuple | None]]) -> dict[str, Any]:
+    def _fulfillment_location(self, order: dict[str, Any], errors: list[dict[str, Any]]
+                              ) -> tuple[int, bool]:
+        """``(location id, fulfilled)``: ``fulfillment.locationId``'s location, else the default one."""
+        wanted = (order.get("fulfillment") or {}).get("locationId")
+        if wanted is None:
+            return self._default_location(), False
+        parsed = parse_gid(wanted, "Location")
+        row = self._db.execute(
+            "SELECT id FROM locations WHERE id = ?", (parsed[1] if parsed else -1,)
+        ).fetchone()
+        if row is None:
+            errors.append(_user_error(["order", "fulfillment", "locationId"],
+                                      f"Location {wanted} does not exist", "INVALID"))
+            return self._default_location(), False
+        return int(row[0]), True
+
+    def _default_location(self) -> int:
+        return int(self._db.execute("SELECT id FROM locations WHERE is_default = 1").fetchone()[0])
+
+    def _stock_at(self, vid: int, location: int, total: int) -> int:
+        """What ``location`` holds of a variant (the default location: the total less the rest)."""
+        if location == self._default_location():
+            elsewhere = self._db.execute(
+                "SELECT COALESCE(SUM(quantity), 0) FROM inventory_levels WHERE variant_id = ?", (vid,)
+            ).fetchone()[0]
+            return total - int(elsewhere)
+        row = self._db.execute(
+            "SELECT quantity FROM inventory_levels WHERE variant_id = ? AND location_id = ?",
+            (vid, location),
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def _insert_order(self, order: dict[str, Any], behaviour: str, money: OrderMoney,
+                      resolved: list[tuple[int, dict[str, Any], tuple | None]],
+                      location: tuple[int, bool]) -> dict[str, Any]:
+        where_from, fulfilled = location
         if behaviour != "BYPASS":
             needed: dict[int, int] = {}
             first_line: dict[int, int] = {}
@@ -1204,7 +1718,8 @@ class ShopifySimulator(Simulator):
             if behaviour == "DECREMENT_OBEYING_POLICY":
                 errors = []
                 for vid, quantity in needed.items():
-                    _, _, title, sku, _, stock, policy, tracked, product_title = rows[vid]
+                    _, _, title, sku, _, total, policy, tracked, product_title = rows[vid]
+                    stock = self._stock_at(vid, where_from, total)
                     if tracked and policy == "DENY" and stock < quantity:
                         errors.append(_user_error(
                             ["order", "lineItems", str(first_line[vid])],
@@ -1214,12 +1729,19 @@ class ShopifySimulator(Simulator):
                         ))
                 if errors:
                     return {"order": None, "userErrors": errors}
+            default = where_from == self._default_location()
             for vid, quantity in needed.items():
-                if rows[vid][7]:  # only tracked variants have stock to claim
+                if not rows[vid][7]:  # only tracked variants have stock to claim
+                    continue
+                self._db.execute(
+                    "UPDATE variants SET inventory_quantity = inventory_quantity - ? WHERE id = ?",
+                    (quantity, vid),
+                )
+                if not default:
                     self._db.execute(
-                        "UPDATE variants SET inventory_quantity = inventory_quantity - ? "
-                        "WHERE id = ?",
-                        (quantity, vid),
+                        "INSERT INTO inventory_levels VALUES (?, ?, ?) ON CONFLICT(variant_id, "
+                        "location_id) DO UPDATE SET quantity = quantity + excluded.quantity",
+                        (vid, where_from, -quantity),
                     )
         now = self.clock()
         created = iso(now)
@@ -1230,37 +1752,35 @@ class ShopifySimulator(Simulator):
         oid = (last[0] or ORDER_ID_BASE) + 1
         number = (last[1] or 1000) + 1
         name = order.get("name") or f"#{number}"
-        total = Decimal(0)
         line_rows = []
         last_line = self._db.execute("SELECT MAX(id) FROM line_items").fetchone()[0]
         next_line = (last_line or LINE_ITEM_ID_BASE) + 1
-        for _index, line, row in resolved:
-            price = ((line.get("priceSet") or {}).get("shopMoney") or {}).get("amount")
-            if price is None:
-                price = row[4] if row else "0"
-            total += Decimal(str(price)) * line["quantity"]
+        for index, line, row in resolved:
             line_rows.append((
                 next_line, oid, row[0] if row else None, row[1] if row else None,
                 line.get("title") or (row[8] if row else ""),
                 line.get("variantTitle") or (row[2] if row else None),
-                line.get("sku") or (row[3] if row else None), line["quantity"], str(price),
+                line.get("sku") or (row[3] if row else None), line["quantity"],
+                str(money.lines[index].unit_price.shop),
             ))
             next_line += 1
-        for shipping in order.get("shippingLines") or []:
-            total += Decimal(str(shipping["priceSet"]["shopMoney"]["amount"]))
-        financial = order.get("financialStatus") or (
-            "PAID" if order.get("transactions") else "PENDING"
-        )
         self._db.execute(
-            f"INSERT INTO orders ({self._ORDER_COLUMNS}, input) VALUES "
-            "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            f"INSERT INTO orders ({self._ORDER_COLUMNS}) VALUES "
+            "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (oid, number, name, order.get("sourceIdentifier"), order.get("sourceName"),
              order.get("email"), order.get("phone"), order.get("note"),
-             json.dumps(list(order.get("tags") or [])), 1 if order.get("test") else 0, currency,
-             financial, behaviour, str(total), now, created, processed,
-             json.dumps(order, default=str)),
+             json.dumps(list(order.get("tags") or [])), 1 if order.get("test") else 0,
+             money.currency, money.financial_status, behaviour, str(money.total.shop), now,
+             created, processed, json.dumps(order, default=str), None, None),
         )
         self._db.executemany("INSERT INTO line_items VALUES (?,?,?,?,?,?,?,?,?)", line_rows)
+        if fulfilled:
+            last_fulfillment = self._db.execute("SELECT MAX(id) FROM fulfillments").fetchone()[0]
+            self._db.execute(
+                "INSERT INTO fulfillments VALUES (?, ?, ?, 'SUCCESS', ?, ?)",
+                ((last_fulfillment or FULFILLMENT_ID_BASE) + 1, oid, where_from, money.quantity,
+                 created),
+            )
         row = self._db.execute(
             f"SELECT {self._ORDER_COLUMNS} FROM orders WHERE id = ?", (oid,)
         ).fetchone()
@@ -1425,6 +1945,18 @@ class _Root:
 
     def node(self, info: Any, id: str) -> dict[str, Any] | None:
         return self._sim.node(id)
+
+    def nodes(self, info: Any, ids: list[str]) -> list[dict[str, Any] | None]:
+        return self._sim.nodes(ids)
+
+    def location(self, info: Any, id: str | None = None) -> dict[str, Any] | None:
+        if id is None:
+            return self._sim.location()
+        parsed = parse_gid(id, "Location")
+        return self._sim.location(parsed[1]) if parsed else None
+
+    def locations(self, info: Any, **args: Any) -> dict[str, Any]:
+        return self._sim._location_connection(args)
 
     def bulkOperation(self, info: Any, id: str) -> dict[str, Any] | None:
         parsed = parse_gid(id, "BulkOperation")
