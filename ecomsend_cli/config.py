@@ -122,6 +122,13 @@ class SyncConfig:
     # How long Shopify's order search may lag a new order: an order left
     # `creating` is re-created only when absent from search for longer (§5.4).
     reconcile_wait_seconds: int = 60
+    # Shop-currency value of one unit of another currency, for TikTok orders in
+    # a currency the Shopify shop does not keep its books in (§5.7).
+    exchange_rates: dict[str, float] = field(default_factory=dict)
+    # TikTok-fulfilled (FBT) orders: skipped unless set; then created already
+    # fulfilled from this Shopify location (a gid://shopify/Location/N) (§5.8).
+    fbt_location_id: str = ""
+    samples: str = "create"  # TikTok sample orders: create (tagged tiktok-sample) or skip
 
 
 @dataclass(frozen=True)
@@ -171,12 +178,14 @@ def _section_dict(section: Any) -> dict[str, Any]:
             value = REDACTED if value else ""
         elif isinstance(value, tuple):
             value = list(value)
+        elif isinstance(value, dict):
+            value = dict(value)
         out[f.name] = value
     return out
 
 
 # --- schema ---------------------------------------------------------------
-# key -> (kind, is_secret). kind is "str", "int", "strlist".
+# key -> (kind, is_secret). kind is "str", "int", "strlist", "rates" (currency -> number).
 _SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
     "shopify": {
         "shop": ("str", False),
@@ -203,6 +212,9 @@ _SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
         "tags": ("strlist", False),
         "concurrency": ("int", False),
         "reconcile_wait_seconds": ("int", False),
+        "exchange_rates": ("rates", False),
+        "fbt_location_id": ("str", False),
+        "samples": ("str", False),
     },
     "catalog": {
         "max_age_minutes": ("int", False),
@@ -449,6 +461,8 @@ def _is_loopback(host: str) -> bool:
 def _interpolate(value: Any, env: dict[str, str], where: str, key: str) -> Any:
     if isinstance(value, list):
         return [_interpolate(v, env, where, key) for v in value]
+    if isinstance(value, dict):
+        return {k: _interpolate(v, env, where, f"{key}.{k}") for k, v in value.items()}
     if not isinstance(value, str):
         return value
 
@@ -485,6 +499,25 @@ def _coerce(key: str, kind: str, value: Any, where: str) -> Any:
         ):
             raise ConfigError(f"{where}: '{key}' must be a list of strings")
         return [str(v) for v in value]
+    if kind == "rates":
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: '{key}' must be a mapping of currency codes to rates, "
+                              f"not {_kind(value)}", hint="e.g. {GBP: 1.27, EUR: 1.08}")
+        rates = {}
+        for code, rate in value.items():
+            if not isinstance(code, str) or not re.fullmatch(r"[A-Z]{3}", code):
+                raise ConfigError(f"{where}: '{key}' has {code!r}, not a three-letter currency code",
+                                  hint="use ISO codes in capitals, e.g. GBP")
+            if isinstance(rate, str):
+                try:
+                    rate = float(rate)
+                except ValueError:
+                    pass
+            if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 < rate < 1e9:
+                raise ConfigError(f"{where}: '{key}.{code}' must be a positive number, not {_kind(rate)}",
+                                  hint="the shop currency's value of one unit, e.g. 1.27")
+            rates[code] = rate
+        return rates
     raise AssertionError(kind)
 
 
@@ -509,6 +542,12 @@ def _validate(kwargs: dict[str, Any], where: str) -> None:
             )
         if sync.concurrency < 1:
             raise ConfigError(f"{where}: 'sync.concurrency' must be at least 1")
+        if sync.samples not in ("create", "skip"):
+            raise ConfigError(f"{where}: 'sync.samples' must be create or skip, not {sync.samples!r}")
+        if sync.fbt_location_id and not re.fullmatch(r"gid://shopify/Location/\d+", sync.fbt_location_id):
+            raise ConfigError(
+                f"{where}: 'sync.fbt_location_id' must be a Shopify location id (gid://shopify/Location/N)",
+                hint="copy it from Shopify admin: Settings › Locations (the number in the address)")
 
 
 def _readable_by_others(path: Path) -> bool:

@@ -84,8 +84,10 @@ def run_demo(out: Any, *, keep: bool = False) -> int:
         f"that had been waiting. Now: {count['synced']} synced, "
         f"{count['blocked']} blocked by SKUs with no variant, {count['failed']} failed"
         + (f" ({failed[0]['reason']})" if failed else "")
-        + f", {count['waiting']} waiting (unpaid or on hold), {count['skipped']} skipped (cancelled)."
-        f" Took {time.monotonic() - started:.1f}s."
+        + f", {count['waiting']} waiting (unpaid or on hold), {count['skipped']} skipped "
+        f"({_skip_kinds(orders)})."
+        f" Took {time.monotonic() - started:.1f}s. `ecomsend verify-orders` compares every created order "
+        f"with TikTok's money, to the cent."
     )
     out.info(
         "Try next:\n"
@@ -96,6 +98,15 @@ def run_demo(out: Any, *, keep: bool = False) -> int:
         "and for your own shops: copy config.example.yaml, then `ecomsend doctor`."
     )
     return 0
+
+
+def _skip_kinds(orders: list[dict]) -> str:
+    """Why the skipped orders were skipped, in a few words each (cancelled, fulfilled by TikTok, …)."""
+    kinds = Counter(
+        "cancelled" if "cancelled" in o["reason"] else "fulfilled by TikTok" if "FBT" in o["reason"]
+        else "samples" if "sample" in o["reason"] else "other"
+        for o in orders if o["state"] == "skipped")
+    return ", ".join(f"{n} {kind}" for kind, n in kinds.items()) or "none"
 
 
 class _StepFailed(Exception):

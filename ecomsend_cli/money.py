@@ -11,7 +11,7 @@ turns a TikTok amount into a :class:`~decimal.Decimal`.
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 
 # ISO 4217 exponents that differ from 2, plus IDR, which TikTok and Shopify
@@ -71,3 +71,43 @@ def parse_amount(value: Any, currency: str, *, field: str) -> Decimal:
 def _show(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+def minor(currency: str) -> Decimal:
+    """The currency's smallest unit as a Decimal: 0.01, 1 (JPY), 0.001 (KWD)."""
+    return Decimal(1).scaleb(-minor_units(currency))
+
+
+def split(total: Decimal, weights: list[Decimal], currency: str) -> list[Decimal]:
+    """``total`` split in proportion to ``weights``, in the currency's minor units, by largest remainder.
+
+    The parts always add up to ``total`` exactly (DESIGN §5.7: never averaged
+    and truncated). Equal weights (all zero too) split evenly; ties in the
+    remainders go to the earlier parts, so the result is deterministic.
+    """
+    if not weights:
+        return []
+    unit = minor(currency)
+    units = int((total / unit).to_integral_value())
+    if units * unit != total:
+        raise AmountError(f"{total} has more decimals than {currency} has ({minor_units(currency)})")
+    basis = sum(weights)
+    if basis <= 0:
+        weights, basis = [Decimal(1)] * len(weights), Decimal(len(weights))
+    shares = [Decimal(units) * w / basis for w in weights]
+    floors = [int(s) for s in shares]  # shares are >= 0
+    left = units - sum(floors)
+    order = sorted(range(len(shares)), key=lambda i: (-(shares[i] - floors[i]), i))
+    for i in order[:left]:
+        floors[i] += 1
+    return [Decimal(f) * unit for f in floors]
+
+
+def convert(amount: Decimal, rate: Decimal, currency: str) -> Decimal:
+    """``amount`` × ``rate`` in ``currency``'s minor units (half-even, as banks round)."""
+    return (amount * rate).quantize(minor(currency), rounding=ROUND_HALF_EVEN)
+
+
+def text(amount: Decimal, currency: str) -> str:
+    """An amount as Shopify's Decimal input: exactly the currency's decimals."""
+    return str(amount.quantize(minor(currency)))

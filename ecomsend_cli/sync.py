@@ -10,8 +10,8 @@ The rules of §5 live here and only here:
   its page goes on.
 * **State** — :func:`next_state` decides what a pulled order becomes from its
   TikTok status and what we already did with it.
-* **Create** — :func:`build_order_input` maps a TikTok order onto
-  ``OrderCreateOrderInput``.
+* **Create** — :mod:`.order_input` maps a TikTok order onto
+  ``OrderCreateOrderInput`` (money, kinds and people, §5.7 and §5.8).
 * **Exactly once** (§5.4):
 
   - one run per store *file* (:class:`SyncLock` locks the file itself, so a
@@ -43,15 +43,15 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from decimal import ROUND_DOWN, Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Protocol
 
 from .config import SyncConfig
 from .errors import ApiError, EcomsendError, LockHeldError, NetworkError, OutcomeUnknownError, PagingError
-from .models import InvalidOrder, OrderItem, PulledOrder
+from .models import InvalidOrder, PulledOrder
+from .order_input import OrderRefused, Shop, build_order_input, skip_reason
 from .store import CLAIMABLE, Claimable, ClaimStamp, OrderRow, Store
-from .tiktok_orders import order_id_of, parse_order
+from .tiktok_orders import parse_order
 
 # Our states. `waiting`: UNPAID/ON_HOLD; `creating`: orderCreate may be in flight;
 # `invalid`: TikTok's payload cannot be used (§5.1), never sent. `held` is shown
@@ -90,6 +90,8 @@ class ShopifyOrders(Protocol):
     def order_create(self, order: dict, *, inventory_behaviour: str) -> Any: ...
 
     def access_scopes(self) -> set[str]: ...
+
+    def shop_info(self) -> dict: ...
 
 
 # --- clocks and the lock ------------------------------------------------------------------
@@ -194,80 +196,6 @@ def next_state(current: str | None, tiktok_status: str, statuses: Iterable[str])
     if tiktok_status in statuses:
         return PENDING, ""
     return SKIPPED, f"status {tiktok_status} is not in sync.statuses"
-
-
-def build_order_input(order: dict, items: Iterable[OrderItem], links: dict[str, str],
-                      config: SyncConfig) -> dict:
-    """``OrderCreateOrderInput`` for a TikTok order whose SKUs are all linked (§5.3)."""
-    payment = order.get("payment") or {}
-    currency = str(payment.get("currency") or "USD")
-    # The id as stored and looked up (stripped): sent any other way, no lookup would find it.
-    order_id = order_id_of(order) or str(order["id"])
-
-    def money(amount: Any) -> dict:
-        return {"shopMoney": {"amount": _money(_decimal(amount)), "currencyCode": currency}}
-
-    line_items = [
-        {"variantId": links[item.sku_id], "quantity": item.quantity, "priceSet": money(item.unit_price)}
-        for item in items
-    ]
-    data: dict[str, Any] = {
-        "currency": currency,
-        "lineItems": line_items,
-        "financialStatus": "PAID",
-        "sourceName": config.source_name,
-        "sourceIdentifier": order_id,
-        "tags": list(config.tags),
-        "note": f"TikTok Shop order {order_id}",
-        "transactions": [
-            {"kind": "SALE", "status": "SUCCESS", "gateway": "TikTok Shop",
-             "amountSet": money(payment.get("total_amount") or 0)}
-        ],
-        "shippingLines": [
-            {"title": order.get("delivery_option_name") or "TikTok Shop shipping",
-             "code": "tiktok", "source": "tiktok", "priceSet": money(payment.get("shipping_fee") or 0)}
-        ],
-    }
-    email = (order.get("buyer_email") or "").strip()
-    if email:
-        data["email"] = email
-    if order.get("create_time"):
-        data["processedAt"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(order["create_time"])))
-    address = _address(order.get("recipient_address") or {})
-    if address:
-        data["shippingAddress"] = address
-    return data
-
-
-def _address(addr: dict) -> dict:
-    districts = {d.get("address_level"): d.get("address_name") for d in addr.get("district_info") or []}
-    first, last = addr.get("first_name") or "", addr.get("last_name") or ""
-    if not (first or last) and addr.get("name"):
-        first, _, last = str(addr["name"]).partition(" ")
-    out = {
-        "firstName": first,
-        "lastName": last,
-        "address1": addr.get("address_line1") or addr.get("address_detail") or "",
-        "address2": addr.get("address_line2") or "",
-        "city": districts.get("L3") or districts.get("L2") or "",
-        "zip": addr.get("postal_code") or "",
-        "countryCode": (addr.get("region_code") or "").upper(),
-    }
-    province = districts.get("L1") or ""
-    if province and len(province) <= 3 and province.isalpha():
-        out["provinceCode"] = province.upper()
-    return {k: v for k, v in out.items() if v}
-
-
-def _decimal(value: Any) -> Decimal:
-    try:
-        return Decimal(str(value if value not in (None, "") else "0"))
-    except InvalidOperation:
-        return Decimal(0)
-
-
-def _money(value: Decimal | str) -> str:
-    return str(_decimal(value).quantize(Decimal("0.01"), rounding=ROUND_DOWN))
 
 
 # --- the engine -------------------------------------------------------------------------------
@@ -379,6 +307,8 @@ class Syncer:
         self._preview: dict[str, tuple[PulledOrder | None, str, str]] = {}  # dry run: nothing written
         self._scopes: set[str] | None = None
         self._misses = 0  # orderCreate calls in a row that hit the deadline
+        self._shop = Shop(currency="USD")  # read from Shopify before the first claim
+        self._shop_label = ""
 
     # -- pull ---------------------------------------------------------------------------------
 
@@ -423,6 +353,10 @@ class Syncer:
             current = known.get(order.tiktok_order_id)
             state, reason = next_state(current[0] if current else None, order.tiktok_status,
                                        self.config.statuses)
+            if state in (PENDING, WAITING):
+                skip = skip_reason(order.payload, self.config)  # order kinds (§5.8)
+                if skip:
+                    state, reason = SKIPPED, skip
             cancelled_after = current is not None and current[0] == SYNCED and order.tiktok_status == "CANCELLED"
             decided.append((order, state, reason, cancelled_after))
             if cancelled_after:
@@ -618,6 +552,10 @@ class Syncer:
         if not ready:
             return
         create = self.shopify.order_create  # builds a lazy client now, before any order is claimed
+        # What every order input needs of the shop, read once and outside any claim.
+        self._shop = Shop(currency=self.shopify.shop_info()["currency_code"] or "USD")
+        cipher = getattr(self.tiktok, "resolve_shop_cipher", None)
+        self._shop_label = cipher() if callable(cipher) else ""
         self.on_event("create_started", total=len(ready))
         workers = max(1, self.config.concurrency)
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="orderCreate")
@@ -712,11 +650,18 @@ class Syncer:
         state, reason = next_state(None, row.tiktok_status, self.config.statuses)
         if state != PENDING:
             return state, reason, None
+        reason = skip_reason(row.payload, self.config)
+        if reason:
+            return SKIPPED, reason, None
         missing = sorted({i.sku_id for i in row.items if i.sku_id not in links})
         stale = self.store.stale_links(i.sku_id for i in row.items if i.sku_id in links)
         if missing or stale:
             return BLOCKED, _blocked_reason(missing, stale), sorted({*missing, *stale})
-        order_input = build_order_input(row.payload, row.items, links, self.config)
+        try:
+            order_input = build_order_input(row.payload, links, self.config, self._shop,
+                                            order_id=row.tiktok_order_id, shop_label=self._shop_label)
+        except OrderRefused as exc:
+            return exc.state, exc.message, None
         return CREATING, "sent to Shopify; waiting for the answer", order_input
 
     def _finish(self, order_id: str, claim_id: str, future: Future) -> None:

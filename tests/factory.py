@@ -52,3 +52,30 @@ def links_of(path) -> dict[str, tuple[str, str]]:
 def history_of(path):
     with Store.open(path) as store:
         return store.history()
+
+
+def repriced(order: dict, lines: list[dict]) -> dict:
+    """``order`` with ``lines`` (one dict per unit) and its payment's item figures redone to match,
+    by TikTok's arithmetic; shipping and fees kept. Taxes stay added or included as they were."""
+    from decimal import Decimal
+
+    def total(name: str) -> Decimal:
+        return sum((Decimal(str(x.get(name) or 0)) for x in lines if x.get("display_status") != "CANCELLED"),
+                   Decimal(0))
+
+    payment = dict(order["payment"])
+    before = Decimal(payment["sub_total"]) + Decimal(payment["shipping_fee"]) + sum(
+        Decimal(str(payment.get(f) or 0)) for f in ("retail_delivery_fee", "small_order_fee", "buyer_service_fee",
+                                                       "handling_fee", "item_insurance_fee", "shipping_insurance_fee"))
+    included = before == Decimal(payment["total_amount"])
+    product_tax = sum((Decimal(str(t["tax_amount"])) for x in lines if x.get("display_status") != "CANCELLED"
+                       for t in x.get("item_tax") or []), Decimal(0))
+    sub_total = total("sale_price")
+    payment.update(original_total_product_price=str(total("original_price")),
+                   seller_discount=str(total("seller_discount")), platform_discount=str(total("platform_discount")),
+                   sub_total=str(sub_total), product_tax=str(product_tax),
+                   tax=str(product_tax + Decimal(payment.get("shipping_fee_tax") or 0)))
+    fees = before - Decimal(order["payment"]["sub_total"]) - Decimal(payment["shipping_fee"])
+    payment["total_amount"] = str(sub_total + Decimal(payment["shipping_fee"]) + fees
+                                  + (0 if included else Decimal(payment["tax"])))
+    return {**order, "line_items": lines, "payment": payment}

@@ -17,6 +17,7 @@ from collections import Counter
 import pytest
 
 from ecomsend_cli.store import Store
+from tests.factory import repriced
 
 TEMPLATE = "580000000000000001"  # a paid order whose SKUs auto-link
 
@@ -303,7 +304,8 @@ def test_an_order_of_a_thousand_units_is_created_not_invalid(sandbox, sb_cli):
     line.pop("id", None)
     # Pad the line to the ~1 KB a real TikTok line item weighs (fixture: 1053 bytes).
     line["sku_image"] = "https://p16-oec-va.example/" + "x" * 700
-    ids = add_orders(sandbox, 1, 1000, line_items=[{**line, "quantity": 1000}])
+    priced = repriced(base, [dict(line, id=f"L{n}") for n in range(1000)])  # the payment covers 1000 units
+    ids = add_orders(sandbox, 1, 1000, line_items=priced["line_items"], payment=priced["payment"])
     r = sb_cli("sync-orders", "--order", ids[0], "--json")
     outcome = json.loads(r.stdout)["orders"][0]
     assert outcome["state"] == "synced", outcome["reason"]

@@ -43,7 +43,8 @@ class Remote:
             lines.append(line)
             if line.startswith("  shop_cipher"):
                 break
-        self.config = yaml.safe_load("".join(lines))
+        # Ready: the whole config (with the demo's exchange rates) is in the folder.
+        self.config = yaml.safe_load((folder / "ecomsend.yaml").read_text())
         self.shopify = httpx.Client(base_url=self.config["shopify"]["shop"], timeout=30)
         self.tiktok = httpx.Client(base_url=self.config["tiktok"]["api_base_url"], timeout=30)
         self.store = Path(self.config["store"])

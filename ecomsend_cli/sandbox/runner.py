@@ -22,6 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .seed import EXCHANGE_RATES
+
 SEEDS = ("demo", "none")
 CONFIG_NAME = "ecomsend.yaml"
 STORE_NAME = "ecomsend.db"
@@ -134,6 +136,8 @@ class Sandbox:
                 "refresh_token": tiktok_creds["refresh_token"],
                 "shop_cipher": tiktok_creds["shop_cipher"],
             },
+            # The demo's orders in other currencies than the shop's (§5.7).
+            "sync": {"exchange_rates": dict(EXCHANGE_RATES)},
         }
 
     def config_yaml(self) -> str:

@@ -361,6 +361,11 @@ def _iso(ts: int) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# Stock the merchant keeps at TikTok's warehouse (the Shopify simulator's second
+# location): what an FBT order takes when sync.fbt_location_id names it (§5.8).
+_FBT_STOCK = {44021: 10, 44031: 10}  # the tote and the 11 oz mug of order 33
+
+
 def _shopify_products(now: int) -> list[dict[str, Any]]:
     products = []
     for index, (pid, title, status, variants) in enumerate(_SHOPIFY):
@@ -378,6 +383,8 @@ def _shopify_products(now: int) -> list[dict[str, Any]]:
                     "inventory_item_id": vid + 11000,
                     "inventory_quantity": qty,
                     "inventory_policy": policy,
+                    **({"location_quantities": {"TikTok FBT warehouse": _FBT_STOCK[vid]}}
+                       if vid in _FBT_STOCK else {}),
                 }
                 for vid, vtitle, sku, price, qty, policy in variants
             ],
