@@ -1187,6 +1187,47 @@ def orders_cmd(
     )
 
 
+@command(app, "verify-orders")
+def verify_orders_cmd(
+    since: str = typer.Option("30d", "--since", help="Orders created since this time: 2026-11-01, "
+                              "2026-11-01T08:00, or an age like 30d, 12h.", metavar="WHEN"),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Read back the Shopify orders ecomsend created and list every difference from TikTok.
+
+    Compares, in the buyer's currency: total (TikTok's total + platform
+    discounts), total tax, discounts, outstanding balance, currencies, the
+    quantity of each variant, and whether the order is cancelled. Exit 3 when
+    any order differs.
+
+    Example: ecomsend verify-orders --since 7d
+    """
+    from datetime import UTC, datetime
+
+    from .verify import verify_orders
+
+    s = session()
+    started = _parse_since(since)
+    cutoff = datetime.fromtimestamp(started, UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if started else None
+    report = verify_orders(s.store, s.shopify(), since=cutoff)
+    if as_json:
+        s.out.json(report.as_json())
+    else:
+        if report.differences:
+            s.out.table(["TikTok order", "Shopify order", "What", "TikTok", "Shopify"],
+                        [[d.tiktok_order_id, d.shopify_order_name or d.shopify_order_id, d.field, d.tiktok,
+                          d.shopify] for d in report.differences])
+        if not report.checked:
+            s.out.info(f"No orders created in Shopify since {cutoff or 'ever'}: nothing to compare.")
+        elif report.differing:
+            s.out.warn(f"{report.differing} of {report.checked} order(s) differ from TikTok. Check them in "
+                       "Shopify: an edited or refunded order is expected to differ; anything else is not.")
+        else:
+            s.out.success(f"All {report.checked} order(s) created since {cutoff} match TikTok to the cent.")
+    if report.differing:
+        raise typer.Exit(3)
+
+
 # --- catalog, doctor ----------------------------------------------------------------------------
 
 catalog_app = typer.Typer(help="The local cache of the Shopify catalog.", no_args_is_help=True)
@@ -1282,6 +1323,19 @@ def doctor(as_json: bool = JSON_OPT) -> None:
                             hint="add them to the app's Admin API scopes and reinstall it")
         return f"{info['name']} ({info['myshopify_domain']}), scopes ok: {', '.join(REQUIRED_SCOPES)}"
 
+    def all_orders_check() -> str:
+        from .errors import AuthError
+
+        if "read_all_orders" not in set(s.shopify().shop_info()["access_scopes"]):
+            raise AuthError(
+                "the app lacks read_all_orders: Shopify's search shows it only the last 60 days of orders, so "
+                "an order placed on TikTok more than 60 days ago is held, not created (whether it already "
+                "exists cannot be checked), and an unconfirmed one of that age is never sent again",
+                hint="add read_all_orders to the app's Admin API scopes (Shopify asks apps to justify it) "
+                "and reinstall the app",
+            )
+        return "granted: orders of any age can be looked up before they are created"
+
     def tiktok_check() -> str:
         client = s.tiktok()
         shops = client.authorized_shops()
@@ -1313,6 +1367,8 @@ def doctor(as_json: bool = JSON_OPT) -> None:
             check("sync cursor", cursor_check)
             check("links", links_check)
         check("shopify", shopify_check)
+        if checks[-1]["ok"]:
+            check("read_all_orders", all_orders_check)
         check("tiktok", tiktok_check)
     ok = all(c["ok"] for c in checks)
     if as_json:

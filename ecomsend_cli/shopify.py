@@ -81,6 +81,11 @@ MAX_RETRY_AFTER = 120.0
 # The most one call may take, connection, answer and retries of the exchange
 # included (issue 15: a server that trickles or never answers must not hold a run).
 DEFAULT_DEADLINE = 30.0
+# Shopify's trial and development stores allow 5 orderCreate a minute; the refusal
+# ("Exceeded order API rate limit, please try again in a minute") is made before
+# anything is created, so the same order is sent again after the wait.
+ORDER_LIMIT_WAIT = 60.0
+ORDER_LIMIT_PACING = 12.0
 BULK_DEADLINE = 600.0  # the bulk result download: a large file, resumable
 MAX_LIMITER_SLICE = 0.25
 
@@ -243,6 +248,10 @@ class ShopifyClient:
         self._token_margin = TOKEN_RENEW_MARGIN
         # Last requestedQueryCost seen per document: the limiter's next estimate.
         self._cost_seen: dict[str, float] = {}
+        # Trial and development stores create 5 orders a minute: once refused, pace them.
+        self.order_pacing = 0.0
+        self._last_order_at = -ORDER_LIMIT_PACING
+        self._pace_lock = threading.Lock()
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -450,7 +459,10 @@ class ShopifyClient:
                         hint="run again later",
                         code=429,
                     )
-                self._backoff(throttled, response)
+                if _order_limit(response.text):
+                    self._order_limited(response)
+                else:
+                    self._backoff(throttled, response)
                 continue
             if status >= 500:
                 self.limiter.settle(reserved, None)
@@ -504,6 +516,16 @@ class ShopifyClient:
                 codes = _error_codes(errors)
                 # A write is retried only if THROTTLED refused the whole request, not
                 # when it sits beside a payload or an error from a mutation that ran.
+                if "data" not in body and any(_order_limit(str(e.get("message") or ""))
+                                              for e in errors if isinstance(e, dict)):
+                    # A trial store's order limit, refused before anything ran: wait, send again.
+                    throttled += 1
+                    if throttled > self._max_throttle_retries:
+                        raise RateLimitedError(f"Shopify kept refusing {op}: the store's order limit",
+                                               hint="a trial or development store creates 5 orders a minute; "
+                                               "run again later", code=429)
+                    self._order_limited(None)
+                    continue
                 if "THROTTLED" in codes and (idempotent or _refused_before_run(body)):
                     throttled += 1
                     if throttled > self._max_throttle_retries:
@@ -539,6 +561,15 @@ class ShopifyClient:
                     )
                 raise ApiError(f"Shopify's answer to {op} had no data")
             return data
+
+    def _order_limited(self, response: httpx.Response | None) -> None:
+        """A trial or development store refused orderCreate (5 a minute): wait, then pace them."""
+        with self._pace_lock:
+            self.order_pacing = ORDER_LIMIT_PACING
+        delay = _retry_after(response) if response is not None else None
+        self._sleep(delay if delay is not None else ORDER_LIMIT_WAIT)
+        with self._pace_lock:
+            self._last_order_at = self._clock()  # the resend goes now: the next waits its turn
 
     def _backoff(self, attempt: int, response: httpx.Response | None = None) -> None:
         delay: float | None = None
@@ -823,6 +854,12 @@ class ShopifyClient:
                 f"unknown inventory behaviour {inventory_behaviour!r}",
                 hint=f"use one of {', '.join(INVENTORY_BEHAVIOURS)}",
             )
+        if self.order_pacing:  # a trial store: no more than its 5 orders a minute
+            with self._pace_lock:
+                wait_s = self._last_order_at + self.order_pacing - self._clock()
+                self._last_order_at = self._clock() + max(0.0, wait_s)
+            if wait_s > 0:
+                self._sleep(wait_s)
         data = self.graphql(
             docs.ORDER_CREATE,
             {"order": order, "options": {"inventoryBehaviour": inventory_behaviour}},
@@ -851,6 +888,39 @@ class ShopifyClient:
         )
 
     # -- doctor ---------------------------------------------------------------------------
+
+    def orders_for_verify(self, order_ids: list[str]) -> dict[str, dict]:
+        """``{order GID: order}`` as verify-orders compares them (DESIGN §5.7), read with ``nodes``.
+
+        Each order carries its money sets, currencies, ``cancelledAt`` and
+        every line item's quantities (more than a page of lines are read by
+        further calls). Orders Shopify no longer has are absent.
+        """
+        found: dict[str, dict] = {}
+        for start in range(0, len(order_ids), docs.VERIFY_BATCH):
+            chunk = order_ids[start:start + docs.VERIFY_BATCH]
+            data = self.graphql(docs.ORDERS_FOR_VERIFY, {"ids": chunk},
+                                cost=docs.orders_for_verify_cost(len(chunk)))
+            nodes = data.get("nodes")
+            if not isinstance(nodes, list):
+                raise ApiError("Shopify's answer to the order read had no list of nodes",
+                               hint="run again; if it persists, check shopify.api_version")
+            for node in nodes:
+                if not isinstance(node, dict) or not _is_gid(node.get("id"), "Order"):
+                    continue
+                lines = node.get("lineItems") if isinstance(node.get("lineItems"), dict) else {}
+                items = [x for x in lines.get("nodes") or [] if isinstance(x, dict)]
+                info = lines.get("pageInfo") or {}
+                after = info.get("endCursor") if info.get("hasNextPage") else None
+                while isinstance(after, str):
+                    more = self.graphql(docs.ORDER_LINE_ITEMS, {"id": node["id"], "after": after},
+                                        cost=docs.ORDER_LINE_ITEMS_COST)
+                    page = ((more.get("order") or {}).get("lineItems") or {})
+                    items += [x for x in page.get("nodes") or [] if isinstance(x, dict)]
+                    info = page.get("pageInfo") or {}
+                    after = info.get("endCursor") if info.get("hasNextPage") else None
+                found[node["id"]] = {**node, "lineItems": items}
+        return found
 
     def access_scopes(self) -> set[str]:
         """The access scopes granted to the app on this shop."""
@@ -1076,6 +1146,11 @@ def _refused_before_run(body: dict) -> bool:
     # and no path whether or not the write had committed: that is no refusal.
     return ("data" not in body and not any(has_path for _, has_path in codes)
             and not any(code in _SERVER_FAILURES for code, _ in codes))
+
+
+def _order_limit(message: str) -> bool:
+    """Whether a refusal is a trial store's order limit (REST: 429 "Exceeded order API rate limit")."""
+    return "order api rate limit" in message.lower()
 
 
 def _is_gid(value: Any, kind: str) -> bool:

@@ -156,6 +156,50 @@ mutation OrderCreate($order: OrderCreateOrderInput!, $options: OrderCreateOption
 """
 ORDER_CREATE_COST = 11
 
+_MONEY = "{ shopMoney { amount currencyCode } presentmentMoney { amount currencyCode } }"
+VERIFY_LINE_ITEMS = 25  # line items read with each order; more are paged with ORDER_LINE_ITEMS
+
+ORDERS_FOR_VERIFY = f"""
+query OrdersForVerify($ids: [ID!]!) {{
+  nodes(ids: $ids) {{
+    ... on Order {{
+      id
+      name
+      cancelledAt
+      currencyCode
+      presentmentCurrencyCode
+      totalPriceSet {_MONEY}
+      totalTaxSet {_MONEY}
+      totalDiscountsSet {_MONEY}
+      totalOutstandingSet {_MONEY}
+      lineItems(first: {VERIFY_LINE_ITEMS}) {{
+        pageInfo {{ hasNextPage endCursor }}
+        nodes {{ quantity currentQuantity variant {{ id }} }}
+      }}
+    }}
+  }}
+}}
+"""
+VERIFY_BATCH = 10  # orders per read: 10 x (an order + 25 lines) stays well under 1000 points
+
+
+def orders_for_verify_cost(count: int) -> int:
+    """Requested cost of one ORDERS_FOR_VERIFY read of ``count`` orders (learnt from answers after)."""
+    return 2 + count * (6 + 2 * VERIFY_LINE_ITEMS)
+
+
+ORDER_LINE_ITEMS = """
+query OrderLineItems($id: ID!, $after: String) {
+  order(id: $id) {
+    lineItems(first: 250, after: $after) {
+      pageInfo { hasNextPage endCursor }
+      nodes { quantity currentQuantity variant { id } }
+    }
+  }
+}
+"""
+ORDER_LINE_ITEMS_COST = 2 + 250 * 2
+
 # name -> document, for the schema validation test.
 ALL: dict[str, str] = {
     "SHOP_INFO": SHOP_INFO,
@@ -166,4 +210,6 @@ ALL: dict[str, str] = {
     "BULK_OPERATION_STATUS": BULK_OPERATION_STATUS,
     "ORDERS_BY_SOURCE_IDENTIFIER": ORDERS_BY_SOURCE_IDENTIFIER,
     "ORDER_CREATE": ORDER_CREATE,
+    "ORDERS_FOR_VERIFY": ORDERS_FOR_VERIFY,
+    "ORDER_LINE_ITEMS": ORDER_LINE_ITEMS,
 }

@@ -212,6 +212,12 @@ def _m008_link_variant_sku(db: sqlite_utils.Database) -> None:
                "WHERE v.variant_id = links.shopify_variant_id)")
 
 
+def _m009_sent_input(db: sqlite_utils.Database) -> None:
+    # What was sent to Shopify at the claim (§5.7): verify-orders compares Shopify's
+    # lines with what we meant, even after links change.
+    db.execute("ALTER TABLE order_payloads ADD COLUMN sent_input TEXT")
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_initial", _m001_initial),
     ("002_product_checked", _m002_product_checked),
@@ -221,6 +227,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("006_order_payloads", _m006_order_payloads),
     ("007_sku_keys_without_format_chars", _m007_sku_keys_without_format_chars),
     ("008_link_variant_sku", _m008_link_variant_sku),
+    ("009_sent_input", _m009_sent_input),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -501,6 +508,17 @@ class Claimable(NamedTuple):
     create_time: int | None
     missing: tuple[str, ...]  # its SKUs with no link, sorted
     skus: tuple[str, ...]  # all its SKUs, sorted
+
+
+class CreatedOrder(NamedTuple):
+    """An order ecomsend created in Shopify, as verify-orders compares it."""
+
+    tiktok_order_id: str
+    tiktok_status: str
+    shopify_order_id: str
+    shopify_order_name: str | None
+    payload: dict | None
+    sent_input: dict | None  # what the claim sent (None for orders sent before it was kept)
 
 
 class OrderSummary(NamedTuple):
@@ -1390,6 +1408,8 @@ class Store:
                 ).rowcount
                 if changed != 1:  # cannot happen inside BEGIN IMMEDIATE; never send unclaimed
                     return None
+                conn.execute("UPDATE order_payloads SET sent_input = ? WHERE tiktok_order_id = ?",
+                             (json.dumps(value), order_id))
             elif state != row.state or reason != row.reason:
                 conn.execute(
                     "UPDATE orders SET state = ?, reason = ?, state_changed_at = ? WHERE tiktok_order_id = ?",
@@ -1507,6 +1527,25 @@ class Store:
         )
         for r in rows:
             yield OrderSummary(*r[:6], bool(r[6]), _id_list(r[7]))
+
+    def synced_orders(self, *, since: str | None = None) -> list[str]:
+        """Ids of the orders ecomsend created in Shopify (synced since ``since``, ISO 8601), oldest first."""
+        sql = "SELECT tiktok_order_id FROM orders WHERE state = 'synced' AND shopify_order_id IS NOT NULL"
+        params: list[Any] = []
+        if since:
+            sql += " AND synced_at >= ?"
+            params.append(since)
+        return [r[0] for r in self.conn.execute(sql + " ORDER BY synced_at, tiktok_order_id", params)]
+
+    def created_orders(self, order_ids: Sequence[str]) -> list[CreatedOrder]:
+        """The payload, Shopify order and sent input of each of ``order_ids`` (for verify-orders)."""
+        return [CreatedOrder(r[0], r[1], r[2], r[3], json.loads(r[4] or "null"), json.loads(r[5] or "null"))
+                for r in self._select_in(
+                    "SELECT o.tiktok_order_id, o.tiktok_status, o.shopify_order_id, o.shopify_order_name, "
+                    "p.payload, p.sent_input FROM orders o "
+                    "LEFT JOIN order_payloads p ON p.tiktok_order_id = o.tiktok_order_id "
+                    "WHERE o.tiktok_order_id IN ({marks}) ORDER BY o.synced_at, o.tiktok_order_id",
+                    order_ids)]
 
     _ORDER_COLS = (
         "tiktok_order_id, tiktok_status, state, reason, shopify_order_id, shopify_order_name, "

@@ -563,3 +563,24 @@ def test_failed_bulk_operation_is_an_api_error():
                                                               "status": "CREATED"}, "userErrors": []}})
     with pytest.raises(ApiError, match="TIMEOUT"):
         make_client(Script(started, failed)).bulk_variants()
+
+
+TRIAL_LIMIT = ("Exceeded order API rate limit, please try again in a minute. "
+               "Upgrade to a paid account to remove this limit.")
+
+
+@pytest.mark.parametrize("refusal", [
+    httpx.Response(429, json={"errors": TRIAL_LIMIT}),  # as the REST API answers it
+    httpx.Response(200, json={"errors": [{"message": TRIAL_LIMIT}]}),  # a GraphQL error, nothing ran
+])
+def test_a_trial_stores_order_limit_waits_a_minute_resends_and_then_paces(refusal):
+    time = FakeTime()
+    script = Script(refusal, ok(CREATED), ok(CREATED), ok(CREATED), time=time)
+    client = make_client(script, time)
+    assert client.order_create(ORDER, inventory_behaviour="BYPASS").ok
+    assert time.sleeps == [60.0]  # refused before anything was created: the same order, a minute later
+    before = time.now
+    client.order_create(ORDER, inventory_behaviour="BYPASS")
+    client.order_create(ORDER, inventory_behaviour="BYPASS")
+    assert time.now - before >= 2 * 12.0 - 0.01  # then 5 a minute, not refused again
+    assert len(script.graphql_requests) == 4

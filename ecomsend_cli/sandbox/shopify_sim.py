@@ -817,7 +817,8 @@ class ShopifySimulator(Simulator):
         """Every order with its lines and money, for tests (no index lag, no 60-day rule).
 
         Amounts are decimal strings in shop money (``currency``); the lines
-        show the quantity ordered and the ``current_quantity`` left after edits.
+        show the quantity ordered and the ``current_quantity`` left after edits;
+        ``tags`` are the order's, sorted.
         """
         with self._db_lock:
             orders = self._db.execute(
@@ -855,6 +856,7 @@ class ShopifySimulator(Simulator):
                 "outstanding": _decimal_text(money.outstanding.shop),
                 "financial_status": money.financial_status, "cancelled_at": cancelled,
                 "fulfillment_location": gid("Location", fulfilled[oid]) if oid in fulfilled else None,
+                "tags": sorted(json.loads(text).get("tags") or []) if text else [],
                 "lines": lines_out,
             })
         return out
