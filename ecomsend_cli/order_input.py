@@ -61,6 +61,7 @@ FEES = OrderedDict([
     ("shipping_insurance_fee", "Shipping insurance fee"),
 ])
 ZERO = Decimal(0)
+_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 
 
 class OrderRefused(EcomsendError):
@@ -194,7 +195,9 @@ def build_order_input(order: dict, links: dict[str, str], config: SyncConfig, sh
     address = shipping_address(order.get("recipient_address") or {})
     if address:
         data["shippingAddress"] = address
-        if address.get("phone"):
+        # The order's phone becomes the new customer's, which Shopify keeps in E.164 and
+        # unique: TikTok's masked numbers ("(+1)213-***-1234") stay on the address only.
+        if _E164.fullmatch(address.get("phone", "")):
             data["phone"] = address["phone"]
     return data
 

@@ -21,7 +21,6 @@ from tests.test_order_input import build, us_order
 # --- people -----------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="a masked TikTok phone is sent as the new customer's phone")
 def test_a_masked_phone_is_never_sent_as_the_customers_phone():
     """TikTok masks the phone of orders shipped with its logistics ("(+1)213-***-1234", its own
     documented example). OrderCreateOrderInput.phone is the new *customer's* phone, which
