@@ -396,7 +396,8 @@ def shipping_address(addr: dict) -> dict:
         "lastName": last,
         "address1": str(addr.get("address_line1") or addr.get("address_detail") or ""),
         "address2": str(addr.get("address_line2") or ""),
-        "city": _city(levels, country),
+        # TikTok gives UK addresses their post town as its own field too (§5.7: UK post town).
+        "city": str(addr.get("post_town") or "").strip() or _city(levels, country),
         "provinceCode": _province(levels, country),
         "zip": str(addr.get("postal_code") or ""),
         "countryCode": country if re.fullmatch(r"[A-Z]{2}", country) else "",

@@ -36,7 +36,6 @@ def test_a_masked_phone_is_never_sent_as_the_customers_phone():
     assert build(order)["phone"] == "+13035550100"
 
 
-@pytest.mark.xfail(strict=True, reason="recipient_address.post_town (UK) is ignored; a county becomes the city")
 def test_a_uk_post_town_given_as_its_own_field_is_the_city():
     """TikTok added ``recipient_address.post_town`` for UK addresses (changelog "Post town added
     for UK recipient addresses"); district_info need not carry it as a level."""
