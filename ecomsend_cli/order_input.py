@@ -379,6 +379,9 @@ def _note(order: dict) -> str:
 
 
 _ISO_3166_2 = re.compile(r"([A-Z]{2})-([A-Z0-9]{1,3})")
+# Countries whose Shopify zone code is the whole ISO 3166-2 code (Tōkyō JP-13, Bangkok
+# TH-10: Shopify/worldwide data/regions/*.yml); elsewhere it is the part after the dash.
+_ZONE_CODE_IS_ISO = frozenset({"JP", "TH"})
 _CITY_LABELS = ("post town", "city", "town", "municipality", "suburb")
 
 
@@ -415,7 +418,7 @@ def _province(levels: list[dict], country: str) -> str:
     for d in levels:
         match = _ISO_3166_2.fullmatch(str(d.get("iso_code") or "").strip().upper())
         if match and (not country or match.group(1) == country):
-            return match.group(2)
+            return match.group(0) if match.group(1) in _ZONE_CODE_IS_ISO else match.group(2)
     first = _level(levels, "L1")
     name = str((first or {}).get("address_name") or "").strip()
     return name.upper() if re.fullmatch(r"[A-Za-z]{2,3}", name) else ""

@@ -50,14 +50,11 @@ def test_a_uk_post_town_given_as_its_own_field_is_the_city():
     assert address["city"] == "Preston"
 
 
-_ZONE_PREFIX_LOST = pytest.mark.xfail(strict=True, reason="JP/TH province codes lose the prefix Shopify's zones keep")
-
-
 @pytest.mark.parametrize(("country", "iso", "shopify_code"), [
     # Shopify's zone codes (Shopify/worldwide data/regions/*.yml): Tōkyō is JP-13, Bangkok TH-10,
     # California CA.
-    pytest.param("JP", "JP-13", "JP-13", marks=_ZONE_PREFIX_LOST),
-    pytest.param("TH", "TH-10", "TH-10", marks=_ZONE_PREFIX_LOST),
+    ("JP", "JP-13", "JP-13"),
+    ("TH", "TH-10", "TH-10"),
     ("US", "US-CA", "CA"),
 ])
 def test_the_province_code_is_the_one_shopify_uses_for_the_country(country, iso, shopify_code):
