@@ -16,7 +16,7 @@ The rules of §5.7 and §5.8 live here and only here:
   (``TIKTOK-SELLER-DISCOUNT``); the platform-funded discounts (items and
   shipping), which TikTok pays the seller, are a second SALE transaction.
 * **Shipping and fees**: one shipping line at ``original_shipping_fee −
-  shipping_fee_seller_discount`` taxed ``shipping_fee_tax``; each buyer-paid
+  shipping_fee_seller_discount`` (the co-funded one included) taxed ``shipping_fee_tax``; each buyer-paid
   fee TikTok counts into ``total_amount`` its own shipping line.
 * **Taxes**: added or included, decided from the numbers (``sub_total +
   shipping_fee + fees + tax = total_amount`` → added; without ``tax`` →
@@ -124,12 +124,16 @@ def build_order_input(order: dict, links: dict[str, str], config: SyncConfig, sh
         units = order_units(order, currency, amount)
         pay = {name: amount(payment, name, "payment") for name in (
             "sub_total", "seller_discount", "platform_discount", "original_shipping_fee", "shipping_fee",
-            "shipping_fee_seller_discount", "shipping_fee_platform_discount", "shipping_fee_tax",
-            "product_tax", "tax", "total_amount", *FEES)}
+            "shipping_fee_seller_discount", "shipping_fee_cofunded_discount", "shipping_fee_platform_discount",
+            "shipping_fee_tax", "product_tax", "tax", "total_amount", *FEES)}
     except AmountError as exc:  # checked at the door already; a changed config may still meet one
         raise OrderRefused("failed", f"TikTok's amounts cannot be used: {exc}") from None
     if payment.get("total_amount") in (None, ""):
         raise OrderRefused("failed", "TikTok's payment has no total_amount")
+    # Co-Funded Free Shipping (US, UK): the seller's shipping discount comes here instead of
+    # shipping_fee_seller_discount (then 0); TikTok may reimburse part of it later, but the
+    # buyer was charged the shipping net of it, like any seller discount on shipping.
+    pay["shipping_fee_seller_discount"] += pay.pop("shipping_fee_cofunded_discount")
 
     sums = _check_sums(units, pay, payment, currency)
     rate = _rate(currency, shop.currency, config)

@@ -35,7 +35,7 @@ _ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
 _MONEY_FIELDS_LINE = ("sale_price", "original_price", "seller_discount", "platform_discount")
 _MONEY_FIELDS_PAYMENT = (
     "total_amount", "sub_total", "shipping_fee", "original_shipping_fee", "original_total_product_price",
-    "seller_discount", "platform_discount", "shipping_fee_seller_discount",
+    "seller_discount", "platform_discount", "shipping_fee_seller_discount", "shipping_fee_cofunded_discount",
     "shipping_fee_platform_discount", "shipping_fee_tax", "product_tax", "tax", "retail_delivery_fee",
     "small_order_fee", "buyer_service_fee", "handling_fee", "item_insurance_fee", "shipping_insurance_fee",
 )

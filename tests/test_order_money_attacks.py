@@ -66,7 +66,6 @@ def test_the_province_code_is_the_one_shopify_uses_for_the_country(country, iso,
 # --- money ------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="shipping_fee_cofunded_discount is not read: every CFFS order fails")
 def test_a_co_funded_free_shipping_order_is_created_to_the_cent():
     """US and UK Co-Funded Free Shipping: the seller's shipping discount comes as
     ``shipping_fee_cofunded_discount`` with ``shipping_fee_seller_discount`` 0 (TikTok's docs),
