@@ -138,14 +138,32 @@ def _expected_money(payload: dict, currency: str) -> dict[str, Decimal]:
         value = payment.get(name)
         return Decimal(0) if value in (None, "") else parse_amount(value, currency, field=f"payment.{name}")
 
-    platform = amount("platform_discount") + amount("shipping_fee_platform_discount")
+    def from_lines(name: str, per_unit: Callable[[Any], Decimal]) -> Decimal:
+        # An item figure the payment leaves out is the lines' sum, as the order was built
+        # (order_input checks it against the payment only when the payment gives it).
+        if payment.get(name) not in (None, ""):
+            return amount(name)
+        units = order_units(payload, currency, _amount_reader(currency))
+        return sum((per_unit(u) for u in units), Decimal(0))
+
+    platform = from_lines("platform_discount", lambda u: u.platform_discount) \
+        + amount("shipping_fee_platform_discount")
     total = amount("total_amount") + platform
     return {
         "total": total,
-        "total tax": amount("product_tax") + amount("shipping_fee_tax"),
-        "discounts": amount("seller_discount"),
+        "total tax": from_lines("product_tax", lambda u: sum((t[2] for t in u.taxes), Decimal(0)))
+        + amount("shipping_fee_tax"),
+        "discounts": from_lines("seller_discount", lambda u: u.seller_discount),
         "outstanding": total if payload.get("is_cod") is True else Decimal(0),
     }
+
+
+def _amount_reader(currency: str) -> Callable[[dict, str, str], Decimal]:
+    def amount(source: dict, name: str, where: str) -> Decimal:
+        value = source.get(name)
+        return Decimal(0) if value in (None, "") else parse_amount(value, currency, field=f"{where}.{name}")
+
+    return amount
 
 
 def _expected_quantities(order: CreatedOrder, links: dict[str, str]) -> Counter[str]:
@@ -157,13 +175,8 @@ def _expected_quantities(order: CreatedOrder, links: dict[str, str]) -> Counter[
         return counts
     payload = order.payload or {}
     currency = str((payload.get("payment") or {}).get("currency") or "USD")
-
-    def amount(source: dict, name: str, where: str) -> Decimal:
-        value = source.get(name)
-        return Decimal(0) if value in (None, "") else parse_amount(value, currency, field=f"{where}.{name}")
-
     return Counter(links.get(u.sku_id, f"(TikTok SKU {u.sku_id}, unlinked now)")
-                   for u in order_units(payload, currency, amount))
+                   for u in order_units(payload, currency, _amount_reader(currency)))
 
 
 def _presented(money_bag: Any, currency: str) -> Decimal | None:
