@@ -50,6 +50,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import httpx
@@ -62,6 +63,7 @@ from .errors import (
     ConfigError,
     InputError,
     NetworkError,
+    NotFoundError,
     OutcomeUnknownError,
     RateLimitedError,
 )
@@ -96,19 +98,114 @@ _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 # GraphQL error codes Shopify answers before executing anything (a write refused, not done).
 _REFUSED_BEFORE_RUN = frozenset({"THROTTLED", "ACCESS_DENIED", "SHOP_INACTIVE", "MAX_COST_EXCEEDED"})
 _UNKNOWN_HINT = "the next run looks the order up in Shopify before it is ever sent again"
+_CANCEL_UNKNOWN_HINT = "read the order's cancelledAt before cancelling it again"
+_REFUND_UNKNOWN_HINT = ("send the same refund again with the same idempotency key: Shopify "
+                        "refunds one key once")
+CANCEL_REASONS = ("CUSTOMER", "DECLINED", "FRAUD", "INVENTORY", "STAFF", "OTHER")
+RESTOCK_TYPES = ("RETURN", "CANCEL", "NO_RESTOCK")
+STAFF_NOTE_MAX = 255  # Shopify refuses a longer orderCancel staffNote (userError, INVALID)
+# Shopify's userError to a refundCreate whose key is still being worked on: the
+# first request may yet commit, so the outcome is unknown (not a refusal).
+_IN_PROGRESS = "currently in progress"
 
 
 @dataclass(frozen=True)
 class OrderCreateResult:
-    """The answer to ``orderCreate``: the new order, or Shopify's ``userErrors``."""
+    """The answer to ``orderCreate``: the new order, or Shopify's ``userErrors``.
+
+    ``line_items`` are the created order's lines, ``(line GID, variant GID or
+    None, quantity)``; ``line_items_complete`` is False when Shopify had more
+    than one page of them (or answered them in a shape we could not read):
+    :meth:`ShopifyClient.order_fulfillments` then reads them all.
+    """
 
     order_id: str | None
     order_name: str | None
     user_errors: list[dict] = field(default_factory=list)  # each {field, message, code}
+    line_items: list[tuple[str, str | None, int]] = field(default_factory=list)
+    line_items_complete: bool = True
 
     @property
     def ok(self) -> bool:
         return self.order_id is not None and not self.user_errors
+
+
+@dataclass(frozen=True)
+class Tracking:
+    """One ``trackingInfo`` entry of a fulfillment (Shopify may give several numbers)."""
+
+    company: str | None
+    number: str | None
+    url: str | None
+
+
+@dataclass(frozen=True)
+class Fulfillment:
+    """A Shopify fulfillment (a shipment) of an order.
+
+    ``lines`` are ``(line GID, variant GID or None, quantity)``; None when
+    they were not read (a fulfillment the caller said it knows, or one whose
+    status is not SUCCESS).
+    """
+
+    id: str
+    status: str  # SUCCESS, CANCELLED, ERROR, FAILURE, PENDING, OPEN
+    created_at: str | None
+    updated_at: str | None
+    tracking: list[Tracking]
+    location_id: str | None
+    lines: list[tuple[str, str | None, int]] | None
+
+
+@dataclass(frozen=True)
+class OrderFulfillments:
+    """An order as the after-creation phases read it (DESIGN §6b.1, §6b.3).
+
+    ``line_items`` are ``(line GID, variant GID or None, quantity,
+    current_quantity)`` — quantity counts refunded and removed units,
+    current_quantity does not; None when not asked for.
+    """
+
+    order_id: str
+    cancelled_at: str | None
+    display_fulfillment_status: str  # UNFULFILLED, PARTIALLY_FULFILLED, FULFILLED, RESTOCKED, ...
+    line_items: list[tuple[str, str | None, int, int]] | None
+    fulfillments: list[Fulfillment]
+
+
+@dataclass(frozen=True)
+class CancelResult:
+    """The answer to ``orderCancel``: a job, "already cancelled", or Shopify's userErrors.
+
+    A job is not the cancellation: Shopify runs it later, and a job that fails
+    is not reported in API 2026-07 (``Job.done`` only says it ran). Confirm
+    by reading the order's ``cancelledAt``.
+    """
+
+    job_id: str | None
+    job_done: bool = False
+    already_cancelled: bool = False
+    user_errors: list[dict] = field(default_factory=list)  # each {field, message, code}
+
+    @property
+    def ok(self) -> bool:
+        """The cancellation is queued or was done before."""
+        return self.job_id is not None or self.already_cancelled
+
+
+@dataclass(frozen=True)
+class RefundResult:
+    """The answer to ``refundCreate``: the refund (the same one for a repeated key) or userErrors."""
+
+    refund_id: str | None
+    created_at: str | None = None
+    total_refunded: Decimal | None = None  # shop money
+    currency: str | None = None
+    user_errors: list[dict] = field(default_factory=list)  # each {field, message}
+
+    @property
+    def ok(self) -> bool:
+        return self.refund_id is not None and not self.user_errors
 
 
 class CostLimiter:
@@ -248,6 +345,8 @@ class ShopifyClient:
         self._token_margin = TOKEN_RENEW_MARGIN
         # Last requestedQueryCost seen per document: the limiter's next estimate.
         self._cost_seen: dict[str, float] = {}
+        # nodes(ids:) batch sizes Shopify priced over its ceiling, halved: kept per document.
+        self._batch_sizes: dict[str, int] = {}
         # Trial and development stores create 5 orders a minute: once refused, pace them.
         self.order_pacing = 0.0
         self._last_order_at = -ORDER_LIMIT_PACING
@@ -378,13 +477,15 @@ class ShopifyClient:
         *,
         cost: float | None = None,
         idempotent: bool | None = None,
+        unknown_hint: str = _UNKNOWN_HINT,
     ) -> dict:
         """Run one GraphQL document; return its ``data``.
 
         ``cost`` is the estimated requested cost for the limiter (learned from
         answers after the first call). ``idempotent`` defaults to True for
         queries and False for mutations; a non-idempotent call is never resent
-        once it may have reached Shopify (:class:`OutcomeUnknownError`).
+        once it may have reached Shopify (:class:`OutcomeUnknownError`, whose
+        hint is ``unknown_hint``: what the caller does about it).
         """
         if idempotent is None:
             idempotent = _operation_type(document) != "mutation"
@@ -424,7 +525,7 @@ class ShopifyClient:
                     raise OutcomeUnknownError(
                         f"{op} was sent to Shopify but no answer came back ({why}); "
                         "it may or may not have taken effect",
-                        hint=_UNKNOWN_HINT,
+                        hint=unknown_hint,
                         code="deadline" if late else None,
                     ) from None
                 attempt += 1
@@ -470,7 +571,7 @@ class ShopifyClient:
                     raise OutcomeUnknownError(
                         f"Shopify answered HTTP {status} to {op}; it may or may not have "
                         "taken effect",
-                        hint=_UNKNOWN_HINT,
+                        hint=unknown_hint,
                         code=status,
                     )
                 attempt += 1
@@ -487,7 +588,7 @@ class ShopifyClient:
                 if not idempotent:
                     raise OutcomeUnknownError(
                         f"Shopify answered HTTP {status} to {op}; it may or may not have taken effect",
-                        hint=_UNKNOWN_HINT,
+                        hint=unknown_hint,
                         code=status,
                     )
                 raise _http_error(status, self.config, op)
@@ -499,7 +600,7 @@ class ShopifyClient:
                     raise OutcomeUnknownError(
                         f"Shopify's answer to {op} could not be read; it may or may not "
                         "have taken effect",
-                        hint=_UNKNOWN_HINT,
+                        hint=unknown_hint,
                     )
                 attempt += 1
                 if attempt > self._max_retries:
@@ -543,7 +644,7 @@ class ShopifyClient:
                     # one without a code, a string) may follow a committed write.
                     raise OutcomeUnknownError(
                         f"Shopify reported an error to {op}; it may or may not have taken effect",
-                        hint=_UNKNOWN_HINT,
+                        hint=unknown_hint,
                         code=next(iter(codes), None),
                     )
                 if codes & _SERVER_FAILURES:
@@ -557,7 +658,7 @@ class ShopifyClient:
                 if not idempotent:
                     raise OutcomeUnknownError(
                         f"Shopify's answer to {op} had no data; it may or may not have taken effect",
-                        hint=_UNKNOWN_HINT,
+                        hint=unknown_hint,
                     )
                 raise ApiError(f"Shopify's answer to {op} had no data")
             return data
@@ -871,7 +972,10 @@ class ShopifyClient:
         errors = payload.get("userErrors") if isinstance(payload, dict) else None
         if isinstance(created, dict) and _is_gid(created.get("id"), "Order"):
             name = created.get("name")
-            return OrderCreateResult(order_id=created["id"], order_name=name if isinstance(name, str) else None)
+            # The order exists: whatever its lines look like, this answer is final.
+            lines, complete = _created_lines(created.get("lineItems"))
+            return OrderCreateResult(order_id=created["id"], order_name=name if isinstance(name, str) else None,
+                                     line_items=lines, line_items_complete=complete)
         if created is None and isinstance(errors, list) and errors and all(
             isinstance(e, dict) and isinstance(e.get("message"), str) and e["message"].strip() for e in errors
         ):
@@ -886,6 +990,255 @@ class ShopifyClient:
             "it may or may not have been created",
             hint=_UNKNOWN_HINT,
         )
+
+    # -- after creation: fulfillments, cancellations, refunds (DESIGN §6b) -----------------
+
+    def order_fulfillments(self, order_ids: Iterable[str], *, line_items: bool = True,
+                           known_fulfillments: Iterable[str] = ()) -> dict[str, OrderFulfillments]:
+        """``{order GID: OrderFulfillments}`` for the orders Shopify has, read in batches.
+
+        One ``nodes(ids:)`` read per batch gives each order's ``cancelledAt``,
+        ``displayFulfillmentStatus``, fulfillments and their tracking (and, with
+        ``line_items``, the order's line items, all pages of them). Then the
+        lines of each SUCCESS fulfillment not in ``known_fulfillments`` are read,
+        batched too; a known one comes back with ``lines=None``. Batches are
+        sized by each read's cost and halved if Shopify prices them over its
+        1000-point ceiling. Orders Shopify does not have are absent. Tracking
+        edits do not reliably move ``updatedAt`` (DESIGN §6b.1): compare tracking.
+        """
+        wanted = list(dict.fromkeys(str(i) for i in order_ids))
+        known = set(known_fulfillments)
+        document = docs.ORDER_FULFILLMENTS_AND_LINES if line_items else docs.ORDER_FULFILLMENTS
+        node_cost = (docs.ORDER_FULFILLMENTS_AND_LINES_NODE_COST if line_items
+                     else docs.ORDER_FULFILLMENTS_NODE_COST)
+        orders: dict[str, dict] = {}
+        for nodes in self._nodes_batches(document, wanted, node_cost):
+            for node in nodes:
+                if node is None or (isinstance(node, dict) and not node):
+                    continue  # an id Shopify does not have (or not an order)
+                order = _fulfillment_order(node, line_items)
+                if line_items and order["next_lines"]:
+                    order["line_items"] += self._more_order_lines(order["id"], order["next_lines"])
+                orders[order["id"]] = order
+        unread = [f["id"] for o in orders.values() for f in o["fulfillments"]
+                  if f["status"] == "SUCCESS" and f["id"] not in known]
+        lines = self._fulfillment_lines(unread)
+        return {
+            oid: OrderFulfillments(
+                order_id=oid, cancelled_at=o["cancelled_at"],
+                display_fulfillment_status=o["display_fulfillment_status"],
+                line_items=o["line_items"] if line_items else None,
+                fulfillments=[Fulfillment(lines=lines.get(f["id"]), **{k: v for k, v in f.items()
+                                                                        if k != "lines"})
+                              for f in o["fulfillments"]],
+            )
+            for oid, o in orders.items()
+        }
+
+    def _nodes_batches(self, document: str, ids: list[str], node_cost: int) -> Iterator[list]:
+        """The ``nodes`` of ``document`` for ``ids``, one list per batch, in order.
+
+        The batch is sized so the read stays under Shopify's single-query
+        ceiling; an answer MAX_COST_EXCEEDED (refused before running) halves
+        it, and the smaller size is kept for the rest of this client's life.
+        """
+        start = 0
+        while start < len(ids):
+            size = self._batch_sizes.get(document) or docs.batch_size(node_cost)
+            chunk = ids[start:start + size]
+            try:
+                data = self.graphql(document, {"ids": chunk}, cost=2 + node_cost * len(chunk))
+            except ApiError as exc:
+                if exc.code != "MAX_COST_EXCEEDED" or len(chunk) == 1:
+                    raise
+                self._batch_sizes[document] = max(1, len(chunk) // 2)
+                continue
+            nodes = data.get("nodes")
+            if not isinstance(nodes, list) or len(nodes) != len(chunk):
+                raise ApiError("Shopify's answer to a batched read had no list of nodes, one per id",
+                               hint="run again; if it persists, check shopify.api_version")
+            yield nodes
+            start += len(chunk)
+
+    def _more_order_lines(self, order_id: str, after: str) -> list[tuple[str, str | None, int, int]]:
+        """The order's line items after cursor ``after``, every page."""
+        out: list[tuple[str, str | None, int, int]] = []
+        cursor: str | None = after
+        while cursor:
+            data = self.graphql(docs.ORDER_LINE_ITEMS, {"id": order_id, "after": cursor},
+                                cost=docs.ORDER_LINE_ITEMS_COST)
+            connection = (data.get("order") or {}).get("lineItems")
+            page, cursor = _page(connection, "order line items")
+            out += [_order_line(node) for node in page]
+        return out
+
+    def _fulfillment_lines(self, fulfillment_ids: list[str]) -> dict[str, list[tuple[str, str | None, int]]]:
+        """``{fulfillment GID: [(line GID, variant GID, quantity)]}``, batched and every page read."""
+        found: dict[str, list[tuple[str, str | None, int]]] = {}
+        for nodes in self._nodes_batches(docs.FULFILLMENT_LINES, fulfillment_ids,
+                                         docs.FULFILLMENT_LINES_NODE_COST):
+            for node in nodes:
+                if not isinstance(node, dict) or not _is_gid(node.get("id"), "Fulfillment"):
+                    continue  # a fulfillment gone meanwhile: its lines stay unread (None)
+                page, cursor = _page(node.get("fulfillmentLineItems"), "fulfillment lines")
+                lines = [_fulfillment_line(item) for item in page]
+                while cursor:
+                    data = self.graphql(docs.FULFILLMENT_LINE_ITEMS, {"id": node["id"], "after": cursor},
+                                        cost=docs.FULFILLMENT_LINE_ITEMS_COST)
+                    more, cursor = _page((data.get("node") or {}).get("fulfillmentLineItems"),
+                                         "fulfillment lines")
+                    lines += [_fulfillment_line(item) for item in more]
+                found[node["id"]] = lines
+        return found
+
+    def order_cancel(self, order_id: str, *, reason: str, staff_note: str, restock: bool = True,
+                     refund: bool = True, notify_customer: bool = False) -> CancelResult:
+        """Ask Shopify to cancel an order (``orderCancel``, DESIGN §6b.3). Never resent once it may have arrived.
+
+        ``refund`` refunds what was paid to the original payment methods
+        (``refundMethod: {originalPaymentMethodsRefund}``); ``restock`` puts
+        the committed stock back. Shopify answers with a job and cancels later:
+        confirm with ``cancelledAt`` (:meth:`order_fulfillments`). An order
+        already cancelled comes back as ``already_cancelled`` (Shopify's
+        userError "Cannot cancel an order that has already been canceled");
+        other refusals as ``user_errors``. A staff note longer than Shopify's
+        255 characters is shortened. :class:`OutcomeUnknownError` when the call
+        may have happened without an answer.
+        """
+        if not _is_gid(order_id, "Order"):
+            raise InputError(f"{order_id!r} is not a Shopify order id", hint="use gid://shopify/Order/<number>")
+        if reason not in CANCEL_REASONS:
+            raise InputError(f"unknown cancel reason {reason!r}", hint=f"use one of {', '.join(CANCEL_REASONS)}")
+        note = staff_note if len(staff_note) <= STAFF_NOTE_MAX else staff_note[:STAFF_NOTE_MAX - 1] + "…"
+        data = self.graphql(
+            docs.ORDER_CANCEL,
+            {"orderId": order_id, "reason": reason, "restock": bool(restock),
+             "refundMethod": {"originalPaymentMethodsRefund": bool(refund)},
+             "notifyCustomer": bool(notify_customer), "staffNote": note},
+            cost=docs.ORDER_CANCEL_COST, idempotent=False, unknown_hint=_CANCEL_UNKNOWN_HINT,
+        )
+        payload = data.get("orderCancel")
+        job = payload.get("job") if isinstance(payload, dict) else None
+        errors = _user_errors(payload.get("orderCancelUserErrors") if isinstance(payload, dict) else None,
+                              coded=True)
+        if isinstance(job, dict) and _is_job(job.get("id")) and errors == []:
+            return CancelResult(job_id=job["id"], job_done=job.get("done") is True)
+        if job is None and errors:
+            already = any("already" in e["message"].lower() and "cancel" in e["message"].lower()
+                          for e in errors)
+            return CancelResult(job_id=None, already_cancelled=already, user_errors=errors)
+        raise OutcomeUnknownError(
+            "Shopify's answer to orderCancel held neither a job nor an explanation; the order may "
+            "or may not be cancelled",
+            hint=_CANCEL_UNKNOWN_HINT,
+        )
+
+    def job_done(self, job_id: str) -> bool:
+        """Whether Shopify has run the job (``job(id:) { done }``).
+
+        Done is not success: a job whose cancellation failed is done too, and
+        Shopify answers done for ids it never queued. Confirm a cancellation
+        by the order's ``cancelledAt``.
+        """
+        data = self.graphql(docs.JOB, {"id": job_id}, cost=docs.JOB_COST)
+        job = data.get("job")
+        if not isinstance(job, dict) or not isinstance(job.get("done"), bool):
+            raise ApiError(f"Shopify has no job {job_id}",
+                           hint="confirm the cancellation by the order's cancelledAt")
+        return job["done"]
+
+    def order_transactions(self, order_id: str) -> list[dict]:
+        """The order's transactions, oldest first: ``{id, kind, status, gateway, parent_id,
+        amount, currency, presentment_amount, presentment_currency}`` (amounts as Decimal).
+
+        A refund's parent is the SALE (or CAPTURE) it gives back. NotFoundError
+        when Shopify has no such order.
+        """
+        data = self.graphql(docs.ORDER_TRANSACTIONS, {"id": order_id}, cost=docs.ORDER_TRANSACTIONS_COST)
+        order = data.get("order")
+        if order is None:
+            raise NotFoundError(f"Shopify has no order {order_id}",
+                                hint="it may have been deleted in the Shopify admin")
+        transactions = order.get("transactions") if isinstance(order, dict) else None
+        if not isinstance(transactions, list):
+            raise ApiError("Shopify's answer to the transactions read had no list of transactions")
+        return [_transaction(t) for t in transactions]
+
+    def refund_create(self, order_id: str, *, idempotency_key: str, line_items: list[tuple],
+                      shipping_amount: Decimal | None, transactions: list[dict], note: str,
+                      notify: bool = False, currency: str | None = None) -> RefundResult:
+        """Create one refund (``refundCreate @idempotent(key:)``, DESIGN §6b.3–§6b.5).
+
+        ``line_items``: ``(line GID, quantity, restockType)`` with restockType
+        RETURN, CANCEL or NO_RESTOCK, optionally a 4th element, the Location
+        GID to restock at. ``transactions``: ``{"amount", "gateway",
+        "parent_id"}`` (``"kind"`` defaults to REFUND), each giving back part
+        of its parent SALE. ``shipping_amount`` refunds that much shipping.
+        ``currency`` is the order's presentment currency, which Shopify needs
+        when it differs from the shop's.
+
+        Shopify refunds a key once and answers a repeat with the same refund,
+        so after :class:`OutcomeUnknownError` send the same refund again with
+        the same key. Shopify keeps keys for a limited time (a day, by third
+        party accounts): a much later retry should first read
+        :meth:`order_refunds`. A key reused with different parameters is a
+        userError ("The same idempotency key cannot be used with different
+        operation parameters.").
+        """
+        if not _is_gid(order_id, "Order"):
+            raise InputError(f"{order_id!r} is not a Shopify order id", hint="use gid://shopify/Order/<number>")
+        if not isinstance(idempotency_key, str) or not idempotency_key.strip():
+            raise InputError("a refund needs an idempotency key", hint="derive it from the TikTok id (§6b.5)")
+        refund: dict[str, Any] = {"orderId": order_id, "note": note, "notify": bool(notify)}
+        if currency:
+            refund["currency"] = currency
+        refund["refundLineItems"] = [_refund_line_input(item) for item in line_items]
+        if shipping_amount is not None:
+            refund["shipping"] = {"amount": _money_text(shipping_amount, "shipping_amount")}
+        refund["transactions"] = [_refund_transaction_input(order_id, t) for t in transactions]
+        data = self.graphql(
+            docs.REFUND_CREATE, {"input": refund, "idempotencyKey": idempotency_key},
+            cost=docs.REFUND_CREATE_COST, idempotent=False, unknown_hint=_REFUND_UNKNOWN_HINT,
+        )
+        payload = data.get("refundCreate")
+        created = payload.get("refund") if isinstance(payload, dict) else None
+        errors = _user_errors(payload.get("userErrors") if isinstance(payload, dict) else None)
+        if isinstance(created, dict) and _is_gid(created.get("id"), "Refund") and errors == []:
+            amount, currency_code = _money_of(created.get("totalRefundedSet"), "shopMoney")
+            created_at = created.get("createdAt")
+            return RefundResult(refund_id=created["id"],
+                                created_at=created_at if isinstance(created_at, str) else None,
+                                total_refunded=amount, currency=currency_code)
+        if created is None and errors:
+            if any(_IN_PROGRESS in e["message"].lower() for e in errors):
+                # The first request with this key is still being worked on: it may yet refund.
+                raise OutcomeUnknownError(
+                    "Shopify is still working on an earlier refundCreate with this key",
+                    hint=_REFUND_UNKNOWN_HINT, code="IDEMPOTENCY_CONCURRENT_REQUEST",
+                )
+            return RefundResult(refund_id=None, user_errors=errors)
+        raise OutcomeUnknownError(
+            "Shopify's answer to refundCreate held neither a refund nor an explanation; it may or "
+            "may not have been made",
+            hint=_REFUND_UNKNOWN_HINT,
+        )
+
+    def order_refunds(self, order_id: str) -> list[dict]:
+        """The order's refunds, oldest first: ``{id, created_at, note, total_refunded, currency,
+        line_items: [(line GID, quantity, restockType, location GID)], transactions: [...]}``.
+
+        Transactions are shaped as :meth:`order_transactions` gives them.
+        NotFoundError when Shopify has no such order.
+        """
+        data = self.graphql(docs.ORDER_REFUNDS, {"id": order_id}, cost=docs.ORDER_REFUNDS_COST)
+        order = data.get("order")
+        if order is None:
+            raise NotFoundError(f"Shopify has no order {order_id}",
+                                hint="it may have been deleted in the Shopify admin")
+        refunds = order.get("refunds") if isinstance(order, dict) else None
+        if not isinstance(refunds, list):
+            raise ApiError("Shopify's answer to the refunds read had no list of refunds")
+        return [_refund(r) for r in refunds]
 
     # -- doctor ---------------------------------------------------------------------------
 
@@ -937,6 +1290,248 @@ class ShopifyClient:
             "currency_code": shop.get("currencyCode"),
             "access_scopes": sorted(s["handle"] for s in scopes),
         }
+
+
+# -- answers of the after-creation calls, checked at the boundary -------------------------------
+#
+# Reads raise ApiError on a shape Shopify does not document (nothing was written,
+# a retry is harmless); the writes' callers never see these helpers fail after
+# a known success (orderCreate's lines are read leniently).
+
+_SHAPE_HINT = "run again; if it persists, check shopify.api_version"
+
+
+def _shape_error(what: str) -> ApiError:
+    return ApiError(f"Shopify's answer held {what} not shaped as documented", hint=_SHAPE_HINT)
+
+
+def _optional_str(value: Any, what: str) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise _shape_error(what)
+
+
+def _count(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise _shape_error(what)
+    return value
+
+
+def _variant_id(line: dict, what: str) -> str | None:
+    variant = line.get("variant")
+    if variant is None:
+        return None  # a custom line, or a variant deleted since
+    if not isinstance(variant, dict) or not _is_gid(variant.get("id"), "ProductVariant"):
+        raise _shape_error(what)
+    return variant["id"]
+
+
+def _created_lines(connection: Any) -> tuple[list[tuple[str, str | None, int]], bool]:
+    """orderCreate's line items, and whether they are all there (never raises: the order exists)."""
+    try:
+        nodes, cursor = _page(connection, "order line items", cursor_needed=False)
+        lines = []
+        for node in nodes:
+            if not isinstance(node, dict) or not _is_gid(node.get("id"), "LineItem"):
+                raise _shape_error("order line items")
+            lines.append((node["id"], _variant_id(node, "order line items"),
+                          _count(node.get("quantity"), "order line items")))
+    except ApiError:
+        return [], False
+    return lines, cursor is None
+
+
+def _page(connection: Any, what: str, *, cursor_needed: bool = True) -> tuple[list, str | None]:
+    """A connection's nodes and the cursor of the next page (None: no more)."""
+    if not isinstance(connection, dict) or not isinstance(connection.get("nodes"), list):
+        raise _shape_error(what)
+    info = connection.get("pageInfo") or {}
+    if not isinstance(info, dict):
+        raise _shape_error(what)
+    if info.get("hasNextPage") is not True:
+        return connection["nodes"], None
+    cursor = info.get("endCursor")
+    if not cursor_needed:
+        return connection["nodes"], "more"
+    if not isinstance(cursor, str) or not cursor:
+        raise _shape_error(what)
+    return connection["nodes"], cursor
+
+
+def _order_line(node: Any) -> tuple[str, str | None, int, int]:
+    if not isinstance(node, dict) or not _is_gid(node.get("id"), "LineItem"):
+        raise _shape_error("order line items")
+    return (node["id"], _variant_id(node, "order line items"), _count(node.get("quantity"), "order line items"),
+            _count(node.get("currentQuantity"), "order line items"))
+
+
+def _fulfillment_line(node: Any) -> tuple[str, str | None, int]:
+    line = node.get("lineItem") if isinstance(node, dict) else None
+    if not isinstance(line, dict) or not _is_gid(line.get("id"), "LineItem"):
+        raise _shape_error("fulfillment lines")
+    return line["id"], _variant_id(line, "fulfillment lines"), _count(node.get("quantity"), "fulfillment lines")
+
+
+def _fulfillment_order(node: Any, with_lines: bool) -> dict:
+    """One order of an ORDER_FULFILLMENTS read, checked, as a dict (lines of fulfillments not read yet)."""
+    if not isinstance(node, dict) or not _is_gid(node.get("id"), "Order"):
+        raise _shape_error("an order")
+    status = node.get("displayFulfillmentStatus")
+    fulfillments = node.get("fulfillments")
+    if not isinstance(status, str) or not isinstance(fulfillments, list):
+        raise _shape_error("an order's fulfillments")
+    order: dict[str, Any] = {
+        "id": node["id"], "cancelled_at": _optional_str(node.get("cancelledAt"), "cancelledAt"),
+        "display_fulfillment_status": status, "line_items": [], "next_lines": None,
+        "fulfillments": [_fulfillment(f) for f in fulfillments],
+    }
+    if with_lines:
+        page, cursor = _page(node.get("lineItems"), "order line items")
+        order["line_items"] = [_order_line(line) for line in page]
+        order["next_lines"] = cursor
+    return order
+
+
+def _fulfillment(node: Any) -> dict:
+    if not isinstance(node, dict) or not _is_gid(node.get("id"), "Fulfillment"):
+        raise _shape_error("a fulfillment")
+    status = node.get("status")
+    tracking = node.get("trackingInfo")
+    if not isinstance(status, str) or not isinstance(tracking, list):
+        raise _shape_error("a fulfillment")
+    infos = []
+    for info in tracking:
+        if not isinstance(info, dict):
+            raise _shape_error("tracking")
+        infos.append(Tracking(company=_optional_str(info.get("company"), "tracking"),
+                              number=_optional_str(info.get("number"), "tracking"),
+                              url=_optional_str(info.get("url"), "tracking")))
+    location = node.get("location")
+    if location is not None and (not isinstance(location, dict) or not _is_gid(location.get("id"), "Location")):
+        raise _shape_error("a fulfillment's location")
+    return {"id": node["id"], "status": status,
+            "created_at": _optional_str(node.get("createdAt"), "createdAt"),
+            "updated_at": _optional_str(node.get("updatedAt"), "updatedAt"),
+            "tracking": infos, "location_id": location["id"] if location else None, "lines": None}
+
+
+def _user_errors(errors: Any, *, coded: bool = False) -> list[dict] | None:
+    """Well-formed userErrors as ``[{field, message(, code)}]``; None when they are not well formed."""
+    if not isinstance(errors, list) or not all(
+        isinstance(e, dict) and isinstance(e.get("message"), str) and e["message"].strip() for e in errors
+    ):
+        return None
+    out = []
+    for e in errors[:20]:
+        error = {"field": e.get("field") if isinstance(e.get("field"), list) else None,
+                 "message": e["message"][:500]}
+        if coded:
+            error["code"] = e.get("code") if isinstance(e.get("code"), str) else None
+        out.append(error)
+    return out
+
+
+def _is_job(value: Any) -> bool:
+    # Job ids are not numbers (gid://shopify/Job/810c0b1a-d0fe-4ce1-9be0-2c3c781a9787).
+    return isinstance(value, str) and re.fullmatch(r"gid://shopify/Job/[A-Za-z0-9-]+", value) is not None
+
+
+def _money_of(bag: Any, side: str) -> tuple[Decimal, str]:
+    money = bag.get(side) if isinstance(bag, dict) else None
+    if not isinstance(money, dict) or not isinstance(money.get("currencyCode"), str):
+        raise _shape_error("an amount")
+    try:
+        amount = Decimal(str(money.get("amount")))
+    except InvalidOperation:
+        raise _shape_error("an amount") from None
+    if not amount.is_finite():
+        raise _shape_error("an amount")
+    return amount, money["currencyCode"]
+
+
+def _transaction(node: Any) -> dict:
+    if not isinstance(node, dict) or not _is_gid(node.get("id"), "OrderTransaction"):
+        raise _shape_error("a transaction")
+    parent = node.get("parentTransaction")
+    if parent is not None and (not isinstance(parent, dict) or not _is_gid(parent.get("id"), "OrderTransaction")):
+        raise _shape_error("a transaction's parent")
+    kind, status = node.get("kind"), node.get("status")
+    if not isinstance(kind, str) or not isinstance(status, str):
+        raise _shape_error("a transaction")
+    amount, currency = _money_of(node.get("amountSet"), "shopMoney")
+    presentment, presentment_currency = _money_of(node.get("amountSet"), "presentmentMoney")
+    return {"id": node["id"], "kind": kind, "status": status,
+            "gateway": _optional_str(node.get("gateway"), "a transaction's gateway"),
+            "parent_id": parent["id"] if parent else None, "amount": amount, "currency": currency,
+            "presentment_amount": presentment, "presentment_currency": presentment_currency}
+
+
+def _refund(node: Any) -> dict:
+    if not isinstance(node, dict) or not _is_gid(node.get("id"), "Refund"):
+        raise _shape_error("a refund")
+    total, currency = _money_of(node.get("totalRefundedSet"), "shopMoney")
+    lines_page, _ = _page(node.get("refundLineItems"), "refund lines", cursor_needed=False)
+    transactions_page, _ = _page(node.get("transactions"), "refund transactions", cursor_needed=False)
+    lines = []
+    for item in lines_page:
+        line = item.get("lineItem") if isinstance(item, dict) else None
+        restock = item.get("restockType") if isinstance(item, dict) else None
+        location = item.get("location") if isinstance(item, dict) else None
+        if not isinstance(line, dict) or not _is_gid(line.get("id"), "LineItem") or not isinstance(restock, str):
+            raise _shape_error("refund lines")
+        if location is not None and (not isinstance(location, dict) or not _is_gid(location.get("id"), "Location")):
+            raise _shape_error("refund lines")
+        lines.append((line["id"], _count(item.get("quantity"), "refund lines"), restock,
+                      location["id"] if location else None))
+    return {"id": node["id"], "created_at": _optional_str(node.get("createdAt"), "createdAt"),
+            "note": _optional_str(node.get("note"), "a refund's note"), "total_refunded": total,
+            "currency": currency, "line_items": lines,
+            "transactions": [_transaction(t) for t in transactions_page]}
+
+
+def _money_text(value: Any, what: str) -> str:
+    """An amount for Shopify's Money scalar: a finite, non-negative decimal, as text."""
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        raise InputError(f"{what} {value!r} is not an amount") from None
+    if not amount.is_finite() or amount < 0:
+        raise InputError(f"{what} {value!r} is not a non-negative amount")
+    return format(amount, "f")
+
+
+def _refund_line_input(item: Any) -> dict:
+    if not isinstance(item, tuple | list) or len(item) not in (3, 4):
+        raise InputError(f"refund line {item!r} is not (line id, quantity, restock type[, location id])")
+    line_id, quantity, restock = item[0], item[1], item[2]
+    if not _is_gid(line_id, "LineItem"):
+        raise InputError(f"{line_id!r} is not a Shopify line item id")
+    if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
+        raise InputError(f"refund quantity {quantity!r} of {line_id} is not a positive whole number")
+    if restock not in RESTOCK_TYPES:
+        raise InputError(f"unknown restock type {restock!r}", hint=f"use one of {', '.join(RESTOCK_TYPES)}")
+    line = {"lineItemId": line_id, "quantity": quantity, "restockType": restock}
+    if len(item) == 4 and item[3] is not None:
+        if not _is_gid(item[3], "Location"):
+            raise InputError(f"{item[3]!r} is not a Shopify location id")
+        line["locationId"] = item[3]
+    return line
+
+
+def _refund_transaction_input(order_id: str, transaction: Any) -> dict:
+    if not isinstance(transaction, dict):
+        raise InputError(f"refund transaction {transaction!r} is not a dict")
+    parent, gateway = transaction.get("parent_id"), transaction.get("gateway")
+    if not _is_gid(parent, "OrderTransaction"):
+        raise InputError(f"refund transaction parent {parent!r} is not a Shopify transaction id",
+                         hint="give the SALE it refunds (order_transactions)")
+    if not isinstance(gateway, str) or not gateway:
+        raise InputError("a refund transaction needs the gateway of its parent")
+    amount = _money_text(transaction.get("amount"), "refund amount")
+    if Decimal(amount) == 0:
+        raise InputError("a refund transaction of 0 refunds nothing")
+    return {"orderId": order_id, "parentId": parent, "gateway": gateway,
+            "kind": transaction.get("kind") or "REFUND", "amount": amount}
 
 
 # -- helpers of this module ------------------------------------------------------------------
