@@ -115,6 +115,12 @@ def test_every_type_field_and_argument_of_the_simulator_exists_in_shopify_schema
                 mismatches.append(f"enum values of {name}")
         else:
             assert isinstance(ours, GraphQLScalarType)
+    for directive in simulator_schema().directives:
+        theirs = real.get_directive(directive.name)
+        if theirs is None or set(directive.locations) != set(theirs.locations) or {
+            name: str(arg.type) for name, arg in directive.args.items()
+        } != {name: str(arg.type) for name, arg in theirs.args.items()}:
+            mismatches.append(f"directive @{directive.name}")
     assert mismatches == []
     assert real.query_type.name == simulator_schema().query_type.name
     assert real.mutation_type.name == simulator_schema().mutation_type.name
