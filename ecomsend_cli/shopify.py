@@ -1,9 +1,11 @@
-"""The Shopify Admin GraphQL client (DESIGN §4.3, §5.3–§5.5).
+"""The Shopify Admin GraphQL client (DESIGN §4.3, §5.3–§5.5, §6b).
 
 Owns: authentication (a custom-app access token, or the client-credentials
 grant with the token cached and renewed), the cost limiter shared by every
 thread using one client, retries, and the few calls ecomsend makes. The
-documents themselves live in :mod:`ecomsend_cli.shopify_documents`.
+documents themselves live in :mod:`ecomsend_cli.shopify_documents`; the
+records of the after-creation calls (fulfillments, cancellations, refunds)
+and the checks of their answers in :mod:`ecomsend_cli.shopify_records`.
 
 Retry policy
 ------------
@@ -12,8 +14,9 @@ Retry policy
   back-off and jitter; when retries run out they raise
   :class:`~ecomsend_cli.errors.RateLimitedError` or
   :class:`~ecomsend_cli.errors.NetworkError`.
-* Writes that are not idempotent (``orderCreate``: Shopify takes no
-  idempotency key) are retried only where Shopify certainly did nothing: the
+* Writes (``orderCreate``: Shopify takes no idempotency key; ``orderCancel``;
+  ``refundCreate``, whose key makes the *caller's* resend safe) are retried
+  here only where Shopify certainly did nothing: the
   connection could not be made, the pool had no connection, the answer was
   401 (the token is renewed), 429 or ``THROTTLED`` (all refused before
   execution). A well-formed answer whose errors all carry a code Shopify
@@ -50,7 +53,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -68,6 +71,30 @@ from .errors import (
     RateLimitedError,
 )
 from .models import TokenCache, Variant
+
+# The records are part of this client's interface: re-exported here.
+from .shopify_records import RESTOCK_TYPES as RESTOCK_TYPES
+from .shopify_records import CancelResult as CancelResult
+from .shopify_records import Fulfillment as Fulfillment
+from .shopify_records import OrderFulfillments as OrderFulfillments
+from .shopify_records import RefundResult as RefundResult
+from .shopify_records import Tracking as Tracking
+from .shopify_records import (
+    connection_page,
+    created_lines,
+    fulfillment_line,
+    fulfillment_order,
+    is_gid,
+    is_job,
+    money_of,
+    money_text,
+    order_line,
+    refund_line_input,
+    refund_record,
+    refund_transaction_input,
+    transaction_record,
+    user_errors,
+)
 from .transport import deadline, deadline_passed, http_client, tls_verify
 
 INVENTORY_BEHAVIOURS = ("BYPASS", "DECREMENT_IGNORING_POLICY", "DECREMENT_OBEYING_POLICY")
@@ -102,7 +129,6 @@ _CANCEL_UNKNOWN_HINT = "read the order's cancelledAt before cancelling it again"
 _REFUND_UNKNOWN_HINT = ("send the same refund again with the same idempotency key: Shopify "
                         "refunds one key once")
 CANCEL_REASONS = ("CUSTOMER", "DECLINED", "FRAUD", "INVENTORY", "STAFF", "OTHER")
-RESTOCK_TYPES = ("RETURN", "CANCEL", "NO_RESTOCK")
 STAFF_NOTE_MAX = 255  # Shopify refuses a longer orderCancel staffNote (userError, INVALID)
 # Shopify's userError to a refundCreate whose key is still being worked on: the
 # first request may yet commit, so the outcome is unknown (not a refusal).
@@ -128,84 +154,6 @@ class OrderCreateResult:
     @property
     def ok(self) -> bool:
         return self.order_id is not None and not self.user_errors
-
-
-@dataclass(frozen=True)
-class Tracking:
-    """One ``trackingInfo`` entry of a fulfillment (Shopify may give several numbers)."""
-
-    company: str | None
-    number: str | None
-    url: str | None
-
-
-@dataclass(frozen=True)
-class Fulfillment:
-    """A Shopify fulfillment (a shipment) of an order.
-
-    ``lines`` are ``(line GID, variant GID or None, quantity)``; None when
-    they were not read (a fulfillment the caller said it knows, or one whose
-    status is not SUCCESS).
-    """
-
-    id: str
-    status: str  # SUCCESS, CANCELLED, ERROR, FAILURE, PENDING, OPEN
-    created_at: str | None
-    updated_at: str | None
-    tracking: list[Tracking]
-    location_id: str | None
-    lines: list[tuple[str, str | None, int]] | None
-
-
-@dataclass(frozen=True)
-class OrderFulfillments:
-    """An order as the after-creation phases read it (DESIGN §6b.1, §6b.3).
-
-    ``line_items`` are ``(line GID, variant GID or None, quantity,
-    current_quantity)`` — quantity counts refunded and removed units,
-    current_quantity does not; None when not asked for.
-    """
-
-    order_id: str
-    cancelled_at: str | None
-    display_fulfillment_status: str  # UNFULFILLED, PARTIALLY_FULFILLED, FULFILLED, RESTOCKED, ...
-    line_items: list[tuple[str, str | None, int, int]] | None
-    fulfillments: list[Fulfillment]
-
-
-@dataclass(frozen=True)
-class CancelResult:
-    """The answer to ``orderCancel``: a job, "already cancelled", or Shopify's userErrors.
-
-    A job is not the cancellation: Shopify runs it later, and a job that fails
-    is not reported in API 2026-07 (``Job.done`` only says it ran). Confirm
-    by reading the order's ``cancelledAt``.
-    """
-
-    job_id: str | None
-    job_done: bool = False
-    already_cancelled: bool = False
-    user_errors: list[dict] = field(default_factory=list)  # each {field, message, code}
-
-    @property
-    def ok(self) -> bool:
-        """The cancellation is queued or was done before."""
-        return self.job_id is not None or self.already_cancelled
-
-
-@dataclass(frozen=True)
-class RefundResult:
-    """The answer to ``refundCreate``: the refund (the same one for a repeated key) or userErrors."""
-
-    refund_id: str | None
-    created_at: str | None = None
-    total_refunded: Decimal | None = None  # shop money
-    currency: str | None = None
-    user_errors: list[dict] = field(default_factory=list)  # each {field, message}
-
-    @property
-    def ok(self) -> bool:
-        return self.refund_id is not None and not self.user_errors
 
 
 class CostLimiter:
@@ -970,10 +918,10 @@ class ShopifyClient:
         payload = data.get("orderCreate")
         created = payload.get("order") if isinstance(payload, dict) else None
         errors = payload.get("userErrors") if isinstance(payload, dict) else None
-        if isinstance(created, dict) and _is_gid(created.get("id"), "Order"):
+        if isinstance(created, dict) and is_gid(created.get("id"), "Order"):
             name = created.get("name")
             # The order exists: whatever its lines look like, this answer is final.
-            lines, complete = _created_lines(created.get("lineItems"))
+            lines, complete = created_lines(created.get("lineItems"))
             return OrderCreateResult(order_id=created["id"], order_name=name if isinstance(name, str) else None,
                                      line_items=lines, line_items_complete=complete)
         if created is None and isinstance(errors, list) and errors and all(
@@ -1016,7 +964,7 @@ class ShopifyClient:
             for node in nodes:
                 if node is None or (isinstance(node, dict) and not node):
                     continue  # an id Shopify does not have (or not an order)
-                order = _fulfillment_order(node, line_items)
+                order = fulfillment_order(node, line_items)
                 if line_items and order["next_lines"]:
                     order["line_items"] += self._more_order_lines(order["id"], order["next_lines"])
                 orders[order["id"]] = order
@@ -1068,8 +1016,8 @@ class ShopifyClient:
             data = self.graphql(docs.ORDER_LINE_ITEMS, {"id": order_id, "after": cursor},
                                 cost=docs.ORDER_LINE_ITEMS_COST)
             connection = (data.get("order") or {}).get("lineItems")
-            page, cursor = _page(connection, "order line items")
-            out += [_order_line(node) for node in page]
+            page, cursor = connection_page(connection, "order line items")
+            out += [order_line(node) for node in page]
         return out
 
     def _fulfillment_lines(self, fulfillment_ids: list[str]) -> dict[str, list[tuple[str, str | None, int]]]:
@@ -1078,16 +1026,16 @@ class ShopifyClient:
         for nodes in self._nodes_batches(docs.FULFILLMENT_LINES, fulfillment_ids,
                                          docs.FULFILLMENT_LINES_NODE_COST):
             for node in nodes:
-                if not isinstance(node, dict) or not _is_gid(node.get("id"), "Fulfillment"):
+                if not isinstance(node, dict) or not is_gid(node.get("id"), "Fulfillment"):
                     continue  # a fulfillment gone meanwhile: its lines stay unread (None)
-                page, cursor = _page(node.get("fulfillmentLineItems"), "fulfillment lines")
-                lines = [_fulfillment_line(item) for item in page]
+                page, cursor = connection_page(node.get("fulfillmentLineItems"), "fulfillment lines")
+                lines = [fulfillment_line(item) for item in page]
                 while cursor:
                     data = self.graphql(docs.FULFILLMENT_LINE_ITEMS, {"id": node["id"], "after": cursor},
                                         cost=docs.FULFILLMENT_LINE_ITEMS_COST)
-                    more, cursor = _page((data.get("node") or {}).get("fulfillmentLineItems"),
+                    more, cursor = connection_page((data.get("node") or {}).get("fulfillmentLineItems"),
                                          "fulfillment lines")
-                    lines += [_fulfillment_line(item) for item in more]
+                    lines += [fulfillment_line(item) for item in more]
                 found[node["id"]] = lines
         return found
 
@@ -1105,7 +1053,7 @@ class ShopifyClient:
         255 characters is shortened. :class:`OutcomeUnknownError` when the call
         may have happened without an answer.
         """
-        if not _is_gid(order_id, "Order"):
+        if not is_gid(order_id, "Order"):
             raise InputError(f"{order_id!r} is not a Shopify order id", hint="use gid://shopify/Order/<number>")
         if reason not in CANCEL_REASONS:
             raise InputError(f"unknown cancel reason {reason!r}", hint=f"use one of {', '.join(CANCEL_REASONS)}")
@@ -1119,9 +1067,9 @@ class ShopifyClient:
         )
         payload = data.get("orderCancel")
         job = payload.get("job") if isinstance(payload, dict) else None
-        errors = _user_errors(payload.get("orderCancelUserErrors") if isinstance(payload, dict) else None,
+        errors = user_errors(payload.get("orderCancelUserErrors") if isinstance(payload, dict) else None,
                               coded=True)
-        if isinstance(job, dict) and _is_job(job.get("id")) and errors == []:
+        if isinstance(job, dict) and is_job(job.get("id")) and errors == []:
             return CancelResult(job_id=job["id"], job_done=job.get("done") is True)
         if job is None and errors:
             already = any("already" in e["message"].lower() and "cancel" in e["message"].lower()
@@ -1162,7 +1110,7 @@ class ShopifyClient:
         transactions = order.get("transactions") if isinstance(order, dict) else None
         if not isinstance(transactions, list):
             raise ApiError("Shopify's answer to the transactions read had no list of transactions")
-        return [_transaction(t) for t in transactions]
+        return [transaction_record(t) for t in transactions]
 
     def refund_create(self, order_id: str, *, idempotency_key: str, line_items: list[tuple],
                       shipping_amount: Decimal | None, transactions: list[dict], note: str,
@@ -1185,26 +1133,26 @@ class ShopifyClient:
         userError ("The same idempotency key cannot be used with different
         operation parameters.").
         """
-        if not _is_gid(order_id, "Order"):
+        if not is_gid(order_id, "Order"):
             raise InputError(f"{order_id!r} is not a Shopify order id", hint="use gid://shopify/Order/<number>")
         if not isinstance(idempotency_key, str) or not idempotency_key.strip():
             raise InputError("a refund needs an idempotency key", hint="derive it from the TikTok id (§6b.5)")
         refund: dict[str, Any] = {"orderId": order_id, "note": note, "notify": bool(notify)}
         if currency:
             refund["currency"] = currency
-        refund["refundLineItems"] = [_refund_line_input(item) for item in line_items]
+        refund["refundLineItems"] = [refund_line_input(item) for item in line_items]
         if shipping_amount is not None:
-            refund["shipping"] = {"amount": _money_text(shipping_amount, "shipping_amount")}
-        refund["transactions"] = [_refund_transaction_input(order_id, t) for t in transactions]
+            refund["shipping"] = {"amount": money_text(shipping_amount, "shipping_amount")}
+        refund["transactions"] = [refund_transaction_input(order_id, t) for t in transactions]
         data = self.graphql(
             docs.REFUND_CREATE, {"input": refund, "idempotencyKey": idempotency_key},
             cost=docs.REFUND_CREATE_COST, idempotent=False, unknown_hint=_REFUND_UNKNOWN_HINT,
         )
         payload = data.get("refundCreate")
         created = payload.get("refund") if isinstance(payload, dict) else None
-        errors = _user_errors(payload.get("userErrors") if isinstance(payload, dict) else None)
-        if isinstance(created, dict) and _is_gid(created.get("id"), "Refund") and errors == []:
-            amount, currency_code = _money_of(created.get("totalRefundedSet"), "shopMoney")
+        errors = user_errors(payload.get("userErrors") if isinstance(payload, dict) else None)
+        if isinstance(created, dict) and is_gid(created.get("id"), "Refund") and errors == []:
+            amount, currency_code = money_of(created.get("totalRefundedSet"), "shopMoney")
             created_at = created.get("createdAt")
             return RefundResult(refund_id=created["id"],
                                 created_at=created_at if isinstance(created_at, str) else None,
@@ -1238,7 +1186,7 @@ class ShopifyClient:
         refunds = order.get("refunds") if isinstance(order, dict) else None
         if not isinstance(refunds, list):
             raise ApiError("Shopify's answer to the refunds read had no list of refunds")
-        return [_refund(r) for r in refunds]
+        return [refund_record(r) for r in refunds]
 
     # -- doctor ---------------------------------------------------------------------------
 
@@ -1259,7 +1207,7 @@ class ShopifyClient:
                 raise ApiError("Shopify's answer to the order read had no list of nodes",
                                hint="run again; if it persists, check shopify.api_version")
             for node in nodes:
-                if not isinstance(node, dict) or not _is_gid(node.get("id"), "Order"):
+                if not isinstance(node, dict) or not is_gid(node.get("id"), "Order"):
                     continue
                 lines = node.get("lineItems") if isinstance(node.get("lineItems"), dict) else {}
                 items = [x for x in lines.get("nodes") or [] if isinstance(x, dict)]
@@ -1290,248 +1238,6 @@ class ShopifyClient:
             "currency_code": shop.get("currencyCode"),
             "access_scopes": sorted(s["handle"] for s in scopes),
         }
-
-
-# -- answers of the after-creation calls, checked at the boundary -------------------------------
-#
-# Reads raise ApiError on a shape Shopify does not document (nothing was written,
-# a retry is harmless); the writes' callers never see these helpers fail after
-# a known success (orderCreate's lines are read leniently).
-
-_SHAPE_HINT = "run again; if it persists, check shopify.api_version"
-
-
-def _shape_error(what: str) -> ApiError:
-    return ApiError(f"Shopify's answer held {what} not shaped as documented", hint=_SHAPE_HINT)
-
-
-def _optional_str(value: Any, what: str) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    raise _shape_error(what)
-
-
-def _count(value: Any, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise _shape_error(what)
-    return value
-
-
-def _variant_id(line: dict, what: str) -> str | None:
-    variant = line.get("variant")
-    if variant is None:
-        return None  # a custom line, or a variant deleted since
-    if not isinstance(variant, dict) or not _is_gid(variant.get("id"), "ProductVariant"):
-        raise _shape_error(what)
-    return variant["id"]
-
-
-def _created_lines(connection: Any) -> tuple[list[tuple[str, str | None, int]], bool]:
-    """orderCreate's line items, and whether they are all there (never raises: the order exists)."""
-    try:
-        nodes, cursor = _page(connection, "order line items", cursor_needed=False)
-        lines = []
-        for node in nodes:
-            if not isinstance(node, dict) or not _is_gid(node.get("id"), "LineItem"):
-                raise _shape_error("order line items")
-            lines.append((node["id"], _variant_id(node, "order line items"),
-                          _count(node.get("quantity"), "order line items")))
-    except ApiError:
-        return [], False
-    return lines, cursor is None
-
-
-def _page(connection: Any, what: str, *, cursor_needed: bool = True) -> tuple[list, str | None]:
-    """A connection's nodes and the cursor of the next page (None: no more)."""
-    if not isinstance(connection, dict) or not isinstance(connection.get("nodes"), list):
-        raise _shape_error(what)
-    info = connection.get("pageInfo") or {}
-    if not isinstance(info, dict):
-        raise _shape_error(what)
-    if info.get("hasNextPage") is not True:
-        return connection["nodes"], None
-    cursor = info.get("endCursor")
-    if not cursor_needed:
-        return connection["nodes"], "more"
-    if not isinstance(cursor, str) or not cursor:
-        raise _shape_error(what)
-    return connection["nodes"], cursor
-
-
-def _order_line(node: Any) -> tuple[str, str | None, int, int]:
-    if not isinstance(node, dict) or not _is_gid(node.get("id"), "LineItem"):
-        raise _shape_error("order line items")
-    return (node["id"], _variant_id(node, "order line items"), _count(node.get("quantity"), "order line items"),
-            _count(node.get("currentQuantity"), "order line items"))
-
-
-def _fulfillment_line(node: Any) -> tuple[str, str | None, int]:
-    line = node.get("lineItem") if isinstance(node, dict) else None
-    if not isinstance(line, dict) or not _is_gid(line.get("id"), "LineItem"):
-        raise _shape_error("fulfillment lines")
-    return line["id"], _variant_id(line, "fulfillment lines"), _count(node.get("quantity"), "fulfillment lines")
-
-
-def _fulfillment_order(node: Any, with_lines: bool) -> dict:
-    """One order of an ORDER_FULFILLMENTS read, checked, as a dict (lines of fulfillments not read yet)."""
-    if not isinstance(node, dict) or not _is_gid(node.get("id"), "Order"):
-        raise _shape_error("an order")
-    status = node.get("displayFulfillmentStatus")
-    fulfillments = node.get("fulfillments")
-    if not isinstance(status, str) or not isinstance(fulfillments, list):
-        raise _shape_error("an order's fulfillments")
-    order: dict[str, Any] = {
-        "id": node["id"], "cancelled_at": _optional_str(node.get("cancelledAt"), "cancelledAt"),
-        "display_fulfillment_status": status, "line_items": [], "next_lines": None,
-        "fulfillments": [_fulfillment(f) for f in fulfillments],
-    }
-    if with_lines:
-        page, cursor = _page(node.get("lineItems"), "order line items")
-        order["line_items"] = [_order_line(line) for line in page]
-        order["next_lines"] = cursor
-    return order
-
-
-def _fulfillment(node: Any) -> dict:
-    if not isinstance(node, dict) or not _is_gid(node.get("id"), "Fulfillment"):
-        raise _shape_error("a fulfillment")
-    status = node.get("status")
-    tracking = node.get("trackingInfo")
-    if not isinstance(status, str) or not isinstance(tracking, list):
-        raise _shape_error("a fulfillment")
-    infos = []
-    for info in tracking:
-        if not isinstance(info, dict):
-            raise _shape_error("tracking")
-        infos.append(Tracking(company=_optional_str(info.get("company"), "tracking"),
-                              number=_optional_str(info.get("number"), "tracking"),
-                              url=_optional_str(info.get("url"), "tracking")))
-    location = node.get("location")
-    if location is not None and (not isinstance(location, dict) or not _is_gid(location.get("id"), "Location")):
-        raise _shape_error("a fulfillment's location")
-    return {"id": node["id"], "status": status,
-            "created_at": _optional_str(node.get("createdAt"), "createdAt"),
-            "updated_at": _optional_str(node.get("updatedAt"), "updatedAt"),
-            "tracking": infos, "location_id": location["id"] if location else None, "lines": None}
-
-
-def _user_errors(errors: Any, *, coded: bool = False) -> list[dict] | None:
-    """Well-formed userErrors as ``[{field, message(, code)}]``; None when they are not well formed."""
-    if not isinstance(errors, list) or not all(
-        isinstance(e, dict) and isinstance(e.get("message"), str) and e["message"].strip() for e in errors
-    ):
-        return None
-    out = []
-    for e in errors[:20]:
-        error = {"field": e.get("field") if isinstance(e.get("field"), list) else None,
-                 "message": e["message"][:500]}
-        if coded:
-            error["code"] = e.get("code") if isinstance(e.get("code"), str) else None
-        out.append(error)
-    return out
-
-
-def _is_job(value: Any) -> bool:
-    # Job ids are not numbers (gid://shopify/Job/810c0b1a-d0fe-4ce1-9be0-2c3c781a9787).
-    return isinstance(value, str) and re.fullmatch(r"gid://shopify/Job/[A-Za-z0-9-]+", value) is not None
-
-
-def _money_of(bag: Any, side: str) -> tuple[Decimal, str]:
-    money = bag.get(side) if isinstance(bag, dict) else None
-    if not isinstance(money, dict) or not isinstance(money.get("currencyCode"), str):
-        raise _shape_error("an amount")
-    try:
-        amount = Decimal(str(money.get("amount")))
-    except InvalidOperation:
-        raise _shape_error("an amount") from None
-    if not amount.is_finite():
-        raise _shape_error("an amount")
-    return amount, money["currencyCode"]
-
-
-def _transaction(node: Any) -> dict:
-    if not isinstance(node, dict) or not _is_gid(node.get("id"), "OrderTransaction"):
-        raise _shape_error("a transaction")
-    parent = node.get("parentTransaction")
-    if parent is not None and (not isinstance(parent, dict) or not _is_gid(parent.get("id"), "OrderTransaction")):
-        raise _shape_error("a transaction's parent")
-    kind, status = node.get("kind"), node.get("status")
-    if not isinstance(kind, str) or not isinstance(status, str):
-        raise _shape_error("a transaction")
-    amount, currency = _money_of(node.get("amountSet"), "shopMoney")
-    presentment, presentment_currency = _money_of(node.get("amountSet"), "presentmentMoney")
-    return {"id": node["id"], "kind": kind, "status": status,
-            "gateway": _optional_str(node.get("gateway"), "a transaction's gateway"),
-            "parent_id": parent["id"] if parent else None, "amount": amount, "currency": currency,
-            "presentment_amount": presentment, "presentment_currency": presentment_currency}
-
-
-def _refund(node: Any) -> dict:
-    if not isinstance(node, dict) or not _is_gid(node.get("id"), "Refund"):
-        raise _shape_error("a refund")
-    total, currency = _money_of(node.get("totalRefundedSet"), "shopMoney")
-    lines_page, _ = _page(node.get("refundLineItems"), "refund lines", cursor_needed=False)
-    transactions_page, _ = _page(node.get("transactions"), "refund transactions", cursor_needed=False)
-    lines = []
-    for item in lines_page:
-        line = item.get("lineItem") if isinstance(item, dict) else None
-        restock = item.get("restockType") if isinstance(item, dict) else None
-        location = item.get("location") if isinstance(item, dict) else None
-        if not isinstance(line, dict) or not _is_gid(line.get("id"), "LineItem") or not isinstance(restock, str):
-            raise _shape_error("refund lines")
-        if location is not None and (not isinstance(location, dict) or not _is_gid(location.get("id"), "Location")):
-            raise _shape_error("refund lines")
-        lines.append((line["id"], _count(item.get("quantity"), "refund lines"), restock,
-                      location["id"] if location else None))
-    return {"id": node["id"], "created_at": _optional_str(node.get("createdAt"), "createdAt"),
-            "note": _optional_str(node.get("note"), "a refund's note"), "total_refunded": total,
-            "currency": currency, "line_items": lines,
-            "transactions": [_transaction(t) for t in transactions_page]}
-
-
-def _money_text(value: Any, what: str) -> str:
-    """An amount for Shopify's Money scalar: a finite, non-negative decimal, as text."""
-    try:
-        amount = Decimal(str(value))
-    except InvalidOperation:
-        raise InputError(f"{what} {value!r} is not an amount") from None
-    if not amount.is_finite() or amount < 0:
-        raise InputError(f"{what} {value!r} is not a non-negative amount")
-    return format(amount, "f")
-
-
-def _refund_line_input(item: Any) -> dict:
-    if not isinstance(item, tuple | list) or len(item) not in (3, 4):
-        raise InputError(f"refund line {item!r} is not (line id, quantity, restock type[, location id])")
-    line_id, quantity, restock = item[0], item[1], item[2]
-    if not _is_gid(line_id, "LineItem"):
-        raise InputError(f"{line_id!r} is not a Shopify line item id")
-    if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
-        raise InputError(f"refund quantity {quantity!r} of {line_id} is not a positive whole number")
-    if restock not in RESTOCK_TYPES:
-        raise InputError(f"unknown restock type {restock!r}", hint=f"use one of {', '.join(RESTOCK_TYPES)}")
-    line = {"lineItemId": line_id, "quantity": quantity, "restockType": restock}
-    if len(item) == 4 and item[3] is not None:
-        if not _is_gid(item[3], "Location"):
-            raise InputError(f"{item[3]!r} is not a Shopify location id")
-        line["locationId"] = item[3]
-    return line
-
-
-def _refund_transaction_input(order_id: str, transaction: Any) -> dict:
-    if not isinstance(transaction, dict):
-        raise InputError(f"refund transaction {transaction!r} is not a dict")
-    parent, gateway = transaction.get("parent_id"), transaction.get("gateway")
-    if not _is_gid(parent, "OrderTransaction"):
-        raise InputError(f"refund transaction parent {parent!r} is not a Shopify transaction id",
-                         hint="give the SALE it refunds (order_transactions)")
-    if not isinstance(gateway, str) or not gateway:
-        raise InputError("a refund transaction needs the gateway of its parent")
-    amount = _money_text(transaction.get("amount"), "refund amount")
-    if Decimal(amount) == 0:
-        raise InputError("a refund transaction of 0 refunds nothing")
-    return {"orderId": order_id, "parentId": parent, "gateway": gateway,
-            "kind": transaction.get("kind") or "REFUND", "amount": amount}
 
 
 # -- helpers of this module ------------------------------------------------------------------
@@ -1746,11 +1452,6 @@ def _refused_before_run(body: dict) -> bool:
 def _order_limit(message: str) -> bool:
     """Whether a refusal is a trial store's order limit (REST: 429 "Exceeded order API rate limit")."""
     return "order api rate limit" in message.lower()
-
-
-def _is_gid(value: Any, kind: str) -> bool:
-    prefix = f"gid://shopify/{kind}/"
-    return isinstance(value, str) and value.startswith(prefix) and value[len(prefix):].isdigit()
 
 
 def _graphql_error(errors: Any, codes: set[str], op: str) -> ApiError:

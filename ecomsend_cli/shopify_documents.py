@@ -161,9 +161,10 @@ mutation OrderCreate($order: OrderCreateOrderInput!, $options: OrderCreateOption
   }
 }
 """
-# 10 for the mutation, plus the payload priced as a query would be (2 + 250 × (line + variant))
-# in case Shopify charges it; the first answer's requestedQueryCost replaces this guess.
-ORDER_CREATE_COST = 10 + 1 + 2 + 250 * 2
+# A mutation costs 10 (DESIGN §9). The payload's line connection could be priced too
+# (2 + 250 × 2); the first answer's requestedQueryCost replaces this guess either way,
+# and a guess of 513 would hold the first concurrent creates back on a small bucket.
+ORDER_CREATE_COST = 11
 
 _MONEY = "{ shopMoney { amount currencyCode } presentmentMoney { amount currencyCode } }"
 VERIFY_LINE_ITEMS = 25  # line items read with each order; more are paged with ORDER_LINE_ITEMS
