@@ -173,6 +173,15 @@ def test_query_costing_more_than_1000_is_refused(sim):
     assert sim.stats["max_cost_exceeded"] == 1
 
 
+def test_a_document_is_judged_the_same_every_time_it_is_sent(sim):
+    # Validation results are cached by document text: a repeat must be refused (or served) alike.
+    bad = "{ shop { name noSuchField } }"
+    for _ in range(2):
+        with pytest.raises(ApiError, match="Cannot query field 'noSuchField' on type 'Shop'"):
+            client_for(sim).graphql(bad)
+        assert client_for(sim).graphql("{ shop { name } }")["shop"]["name"] == "ecomsend sandbox"
+
+
 def test_control_endpoints_over_http(sim):
     reply = httpx.post(f"{sim.url}/_sandbox/faults", json={"fail_next": [{"op": "shop", "kind": "error"}]})
     assert reply.json()["fail_next"][0]["op"] == "shop"
