@@ -514,3 +514,15 @@ def test_a_refund_throttled_with_429_is_sent_again_because_nothing_ran(sim):
     sim.set_faults(fail_next=[{"op": "refundCreate", "kind": "rate_limit"}])
     assert refund(sim, order).ok
     assert len(sim.ops("refundCreate")) == 2 and len(listed(sim, order.order_id)["refunds"]) == 1
+
+
+def test_orders_and_fulfillments_with_more_lines_than_a_page_are_read_whole(sim):
+    lines = [{"variantId": f"gid://shopify/ProductVariant/{10 + n % 3}", "quantity": 1, "requiresShipping": True}
+             for n in range(30)]
+    order = client_for(sim).order_create({"lineItems": lines, "sourceIdentifier": "BIG"}, inventory_behaviour="BYPASS")
+    sim.fulfil(1001, [(n, 1) for n in range(12)], tracking_number="1Z", company="UPS")
+    before = len(sim.ops())
+    read = client_for(sim).order_fulfillments([order.order_id])[order.order_id]
+    assert [line[0] for line in read.line_items] == [line[0] for line in order.line_items]  # 25 + a page more
+    assert [line[0] for line in read.fulfillments[0].lines] == [line[0] for line in order.line_items[:12]]
+    assert len(sim.ops()) - before == 4  # orders, more order lines, fulfillment lines, their second page
