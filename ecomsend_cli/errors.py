@@ -105,8 +105,10 @@ class PagingError(ApiError):
 class OutcomeUnknownError(ApiError):
     """A write was sent but its answer never arrived: it may or may not have happened.
 
-    Raised by the Shopify client for ``orderCreate`` instead of retrying;
-    the sync engine reconciles by ``source_identifier`` (DESIGN §5.4).
+    Raised by the Shopify client for ``orderCreate`` instead of retrying (the
+    sync engine reconciles by ``source_identifier``, DESIGN §5.4), and for
+    ``orderCancel`` and ``refundCreate`` (confirmed by ``cancelledAt``, or
+    sent again under the same idempotency key, DESIGN §6b).
     """
 
 

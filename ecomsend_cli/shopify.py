@@ -1,9 +1,11 @@
-"""The Shopify Admin GraphQL client (DESIGN §4.3, §5.3–§5.5).
+"""The Shopify Admin GraphQL client (DESIGN §4.3, §5.3–§5.5, §6b).
 
 Owns: authentication (a custom-app access token, or the client-credentials
 grant with the token cached and renewed), the cost limiter shared by every
 thread using one client, retries, and the few calls ecomsend makes. The
-documents themselves live in :mod:`ecomsend_cli.shopify_documents`.
+documents themselves live in :mod:`ecomsend_cli.shopify_documents`; the
+records of the after-creation calls (fulfillments, cancellations, refunds)
+and the checks of their answers in :mod:`ecomsend_cli.shopify_records`.
 
 Retry policy
 ------------
@@ -12,8 +14,9 @@ Retry policy
   back-off and jitter; when retries run out they raise
   :class:`~ecomsend_cli.errors.RateLimitedError` or
   :class:`~ecomsend_cli.errors.NetworkError`.
-* Writes that are not idempotent (``orderCreate``: Shopify takes no
-  idempotency key) are retried only where Shopify certainly did nothing: the
+* Writes (``orderCreate``: Shopify takes no idempotency key; ``orderCancel``;
+  ``refundCreate``, whose key makes the *caller's* resend safe) are retried
+  here only where Shopify certainly did nothing: the
   connection could not be made, the pool had no connection, the answer was
   401 (the token is renewed), 429 or ``THROTTLED`` (all refused before
   execution). A well-formed answer whose errors all carry a code Shopify
@@ -50,6 +53,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -62,10 +66,35 @@ from .errors import (
     ConfigError,
     InputError,
     NetworkError,
+    NotFoundError,
     OutcomeUnknownError,
     RateLimitedError,
 )
 from .models import TokenCache, Variant
+
+# The records are part of this client's interface: re-exported here.
+from .shopify_records import RESTOCK_TYPES as RESTOCK_TYPES
+from .shopify_records import CancelResult as CancelResult
+from .shopify_records import Fulfillment as Fulfillment
+from .shopify_records import OrderFulfillments as OrderFulfillments
+from .shopify_records import RefundResult as RefundResult
+from .shopify_records import Tracking as Tracking
+from .shopify_records import (
+    connection_page,
+    created_lines,
+    fulfillment_line,
+    fulfillment_order,
+    is_gid,
+    is_job,
+    money_of,
+    money_text,
+    order_line,
+    refund_line_input,
+    refund_record,
+    refund_transaction_input,
+    transaction_record,
+    user_errors,
+)
 from .transport import deadline, deadline_passed, http_client, tls_verify
 
 INVENTORY_BEHAVIOURS = ("BYPASS", "DECREMENT_IGNORING_POLICY", "DECREMENT_OBEYING_POLICY")
@@ -96,15 +125,31 @@ _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 # GraphQL error codes Shopify answers before executing anything (a write refused, not done).
 _REFUSED_BEFORE_RUN = frozenset({"THROTTLED", "ACCESS_DENIED", "SHOP_INACTIVE", "MAX_COST_EXCEEDED"})
 _UNKNOWN_HINT = "the next run looks the order up in Shopify before it is ever sent again"
+_CANCEL_UNKNOWN_HINT = "read the order's cancelledAt before cancelling it again"
+_REFUND_UNKNOWN_HINT = ("send the same refund again with the same idempotency key: Shopify "
+                        "refunds one key once")
+CANCEL_REASONS = ("CUSTOMER", "DECLINED", "FRAUD", "INVENTORY", "STAFF", "OTHER")
+STAFF_NOTE_MAX = 255  # Shopify refuses a longer orderCancel staffNote (userError, INVALID)
+# Shopify's userError to a refundCreate whose key is still being worked on: the
+# first request may yet commit, so the outcome is unknown (not a refusal).
+_IN_PROGRESS = "currently in progress"
 
 
 @dataclass(frozen=True)
 class OrderCreateResult:
-    """The answer to ``orderCreate``: the new order, or Shopify's ``userErrors``."""
+    """The answer to ``orderCreate``: the new order, or Shopify's ``userErrors``.
+
+    ``line_items`` are the created order's lines, ``(line GID, variant GID or
+    None, quantity)``; ``line_items_complete`` is False when Shopify had more
+    than one page of them (or answered them in a shape we could not read):
+    :meth:`ShopifyClient.order_fulfillments` then reads them all.
+    """
 
     order_id: str | None
     order_name: str | None
     user_errors: list[dict] = field(default_factory=list)  # each {field, message, code}
+    line_items: list[tuple[str, str | None, int]] = field(default_factory=list)
+    line_items_complete: bool = True
 
     @property
     def ok(self) -> bool:
@@ -248,6 +293,8 @@ class ShopifyClient:
         self._token_margin = TOKEN_RENEW_MARGIN
         # Last requestedQueryCost seen per document: the limiter's next estimate.
         self._cost_seen: dict[str, float] = {}
+        # nodes(ids:) batch sizes Shopify priced over its ceiling, halved: kept per document.
+        self._batch_sizes: dict[str, int] = {}
         # Trial and development stores create 5 orders a minute: once refused, pace them.
         self.order_pacing = 0.0
         self._last_order_at = -ORDER_LIMIT_PACING
@@ -378,13 +425,15 @@ class ShopifyClient:
         *,
         cost: float | None = None,
         idempotent: bool | None = None,
+        unknown_hint: str = _UNKNOWN_HINT,
     ) -> dict:
         """Run one GraphQL document; return its ``data``.
 
         ``cost`` is the estimated requested cost for the limiter (learned from
         answers after the first call). ``idempotent`` defaults to True for
         queries and False for mutations; a non-idempotent call is never resent
-        once it may have reached Shopify (:class:`OutcomeUnknownError`).
+        once it may have reached Shopify (:class:`OutcomeUnknownError`, whose
+        hint is ``unknown_hint``: what the caller does about it).
         """
         if idempotent is None:
             idempotent = _operation_type(document) != "mutation"
@@ -424,7 +473,7 @@ class ShopifyClient:
                     raise OutcomeUnknownError(
                         f"{op} was sent to Shopify but no answer came back ({why}); "
                         "it may or may not have taken effect",
-                        hint=_UNKNOWN_HINT,
+                        hint=unknown_hint,
                         code="deadline" if late else None,
                     ) from None
                 attempt += 1
@@ -470,7 +519,7 @@ class ShopifyClient:
                     raise OutcomeUnknownError(
                         f"Shopify answered HTTP {status} to {op}; it may or may not have "
                         "taken effect",
-                        hint=_UNKNOWN_HINT,
+                        hint=unknown_hint,
                         code=status,
                     )
                 attempt += 1
@@ -487,7 +536,7 @@ class ShopifyClient:
                 if not idempotent:
                     raise OutcomeUnknownError(
                         f"Shopify answered HTTP {status} to {op}; it may or may not have taken effect",
-                        hint=_UNKNOWN_HINT,
+                        hint=unknown_hint,
                         code=status,
                     )
                 raise _http_error(status, self.config, op)
@@ -499,7 +548,7 @@ class ShopifyClient:
                     raise OutcomeUnknownError(
                         f"Shopify's answer to {op} could not be read; it may or may not "
                         "have taken effect",
-                        hint=_UNKNOWN_HINT,
+                        hint=unknown_hint,
                     )
                 attempt += 1
                 if attempt > self._max_retries:
@@ -543,7 +592,7 @@ class ShopifyClient:
                     # one without a code, a string) may follow a committed write.
                     raise OutcomeUnknownError(
                         f"Shopify reported an error to {op}; it may or may not have taken effect",
-                        hint=_UNKNOWN_HINT,
+                        hint=unknown_hint,
                         code=next(iter(codes), None),
                     )
                 if codes & _SERVER_FAILURES:
@@ -557,7 +606,7 @@ class ShopifyClient:
                 if not idempotent:
                     raise OutcomeUnknownError(
                         f"Shopify's answer to {op} had no data; it may or may not have taken effect",
-                        hint=_UNKNOWN_HINT,
+                        hint=unknown_hint,
                     )
                 raise ApiError(f"Shopify's answer to {op} had no data")
             return data
@@ -869,9 +918,12 @@ class ShopifyClient:
         payload = data.get("orderCreate")
         created = payload.get("order") if isinstance(payload, dict) else None
         errors = payload.get("userErrors") if isinstance(payload, dict) else None
-        if isinstance(created, dict) and _is_gid(created.get("id"), "Order"):
+        if isinstance(created, dict) and is_gid(created.get("id"), "Order"):
             name = created.get("name")
-            return OrderCreateResult(order_id=created["id"], order_name=name if isinstance(name, str) else None)
+            # The order exists: whatever its lines look like, this answer is final.
+            lines, complete = created_lines(created.get("lineItems"))
+            return OrderCreateResult(order_id=created["id"], order_name=name if isinstance(name, str) else None,
+                                     line_items=lines, line_items_complete=complete)
         if created is None and isinstance(errors, list) and errors and all(
             isinstance(e, dict) and isinstance(e.get("message"), str) and e["message"].strip() for e in errors
         ):
@@ -886,6 +938,255 @@ class ShopifyClient:
             "it may or may not have been created",
             hint=_UNKNOWN_HINT,
         )
+
+    # -- after creation: fulfillments, cancellations, refunds (DESIGN §6b) -----------------
+
+    def order_fulfillments(self, order_ids: Iterable[str], *, line_items: bool = True,
+                           known_fulfillments: Iterable[str] = ()) -> dict[str, OrderFulfillments]:
+        """``{order GID: OrderFulfillments}`` for the orders Shopify has, read in batches.
+
+        One ``nodes(ids:)`` read per batch gives each order's ``cancelledAt``,
+        ``displayFulfillmentStatus``, fulfillments and their tracking (and, with
+        ``line_items``, the order's line items, all pages of them). Then the
+        lines of each SUCCESS fulfillment not in ``known_fulfillments`` are read,
+        batched too; a known one comes back with ``lines=None``. Batches are
+        sized by each read's cost and halved if Shopify prices them over its
+        1000-point ceiling. Orders Shopify does not have are absent. Tracking
+        edits do not reliably move ``updatedAt`` (DESIGN §6b.1): compare tracking.
+        """
+        wanted = list(dict.fromkeys(str(i) for i in order_ids))
+        known = set(known_fulfillments)
+        document = docs.ORDER_FULFILLMENTS_AND_LINES if line_items else docs.ORDER_FULFILLMENTS
+        node_cost = (docs.ORDER_FULFILLMENTS_AND_LINES_NODE_COST if line_items
+                     else docs.ORDER_FULFILLMENTS_NODE_COST)
+        orders: dict[str, dict] = {}
+        for nodes in self._nodes_batches(document, wanted, node_cost):
+            for node in nodes:
+                if node is None or (isinstance(node, dict) and not node):
+                    continue  # an id Shopify does not have (or not an order)
+                order = fulfillment_order(node, line_items)
+                if line_items and order["next_lines"]:
+                    order["line_items"] += self._more_order_lines(order["id"], order["next_lines"])
+                orders[order["id"]] = order
+        unread = [f["id"] for o in orders.values() for f in o["fulfillments"]
+                  if f["status"] == "SUCCESS" and f["id"] not in known]
+        lines = self._fulfillment_lines(unread)
+        return {
+            oid: OrderFulfillments(
+                order_id=oid, cancelled_at=o["cancelled_at"],
+                display_fulfillment_status=o["display_fulfillment_status"],
+                line_items=o["line_items"] if line_items else None,
+                fulfillments=[Fulfillment(lines=lines.get(f["id"]), **{k: v for k, v in f.items()
+                                                                        if k != "lines"})
+                              for f in o["fulfillments"]],
+            )
+            for oid, o in orders.items()
+        }
+
+    def _nodes_batches(self, document: str, ids: list[str], node_cost: int) -> Iterator[list]:
+        """The ``nodes`` of ``document`` for ``ids``, one list per batch, in order.
+
+        The batch is sized so the read stays under Shopify's single-query
+        ceiling; an answer MAX_COST_EXCEEDED (refused before running) halves
+        it, and the smaller size is kept for the rest of this client's life.
+        """
+        start = 0
+        while start < len(ids):
+            size = self._batch_sizes.get(document) or docs.batch_size(node_cost)
+            chunk = ids[start:start + size]
+            try:
+                data = self.graphql(document, {"ids": chunk}, cost=2 + node_cost * len(chunk))
+            except ApiError as exc:
+                if exc.code != "MAX_COST_EXCEEDED" or len(chunk) == 1:
+                    raise
+                self._batch_sizes[document] = max(1, len(chunk) // 2)
+                continue
+            nodes = data.get("nodes")
+            if not isinstance(nodes, list) or len(nodes) != len(chunk):
+                raise ApiError("Shopify's answer to a batched read had no list of nodes, one per id",
+                               hint="run again; if it persists, check shopify.api_version")
+            yield nodes
+            start += len(chunk)
+
+    def _more_order_lines(self, order_id: str, after: str) -> list[tuple[str, str | None, int, int]]:
+        """The order's line items after cursor ``after``, every page."""
+        out: list[tuple[str, str | None, int, int]] = []
+        cursor: str | None = after
+        while cursor:
+            data = self.graphql(docs.ORDER_LINE_ITEMS, {"id": order_id, "after": cursor},
+                                cost=docs.ORDER_LINE_ITEMS_COST)
+            connection = (data.get("order") or {}).get("lineItems")
+            page, cursor = connection_page(connection, "order line items")
+            out += [order_line(node) for node in page]
+        return out
+
+    def _fulfillment_lines(self, fulfillment_ids: list[str]) -> dict[str, list[tuple[str, str | None, int]]]:
+        """``{fulfillment GID: [(line GID, variant GID, quantity)]}``, batched and every page read."""
+        found: dict[str, list[tuple[str, str | None, int]]] = {}
+        for nodes in self._nodes_batches(docs.FULFILLMENT_LINES, fulfillment_ids,
+                                         docs.FULFILLMENT_LINES_NODE_COST):
+            for node in nodes:
+                if not isinstance(node, dict) or not is_gid(node.get("id"), "Fulfillment"):
+                    continue  # a fulfillment gone meanwhile: its lines stay unread (None)
+                page, cursor = connection_page(node.get("fulfillmentLineItems"), "fulfillment lines")
+                lines = [fulfillment_line(item) for item in page]
+                while cursor:
+                    data = self.graphql(docs.FULFILLMENT_LINE_ITEMS, {"id": node["id"], "after": cursor},
+                                        cost=docs.FULFILLMENT_LINE_ITEMS_COST)
+                    more, cursor = connection_page((data.get("node") or {}).get("fulfillmentLineItems"),
+                                         "fulfillment lines")
+                    lines += [fulfillment_line(item) for item in more]
+                found[node["id"]] = lines
+        return found
+
+    def order_cancel(self, order_id: str, *, reason: str, staff_note: str, restock: bool = True,
+                     refund: bool = True, notify_customer: bool = False) -> CancelResult:
+        """Ask Shopify to cancel an order (``orderCancel``, DESIGN §6b.3). Never resent once it may have arrived.
+
+        ``refund`` refunds what was paid to the original payment methods
+        (``refundMethod: {originalPaymentMethodsRefund}``); ``restock`` puts
+        the committed stock back. Shopify answers with a job and cancels later:
+        confirm with ``cancelledAt`` (:meth:`order_fulfillments`). An order
+        already cancelled comes back as ``already_cancelled`` (Shopify's
+        userError "Cannot cancel an order that has already been canceled");
+        other refusals as ``user_errors``. A staff note longer than Shopify's
+        255 characters is shortened. :class:`OutcomeUnknownError` when the call
+        may have happened without an answer.
+        """
+        if not is_gid(order_id, "Order"):
+            raise InputError(f"{order_id!r} is not a Shopify order id", hint="use gid://shopify/Order/<number>")
+        if reason not in CANCEL_REASONS:
+            raise InputError(f"unknown cancel reason {reason!r}", hint=f"use one of {', '.join(CANCEL_REASONS)}")
+        note = staff_note if len(staff_note) <= STAFF_NOTE_MAX else staff_note[:STAFF_NOTE_MAX - 1] + "…"
+        data = self.graphql(
+            docs.ORDER_CANCEL,
+            {"orderId": order_id, "reason": reason, "restock": bool(restock),
+             "refundMethod": {"originalPaymentMethodsRefund": bool(refund)},
+             "notifyCustomer": bool(notify_customer), "staffNote": note},
+            cost=docs.ORDER_CANCEL_COST, idempotent=False, unknown_hint=_CANCEL_UNKNOWN_HINT,
+        )
+        payload = data.get("orderCancel")
+        job = payload.get("job") if isinstance(payload, dict) else None
+        errors = user_errors(payload.get("orderCancelUserErrors") if isinstance(payload, dict) else None,
+                              coded=True)
+        if isinstance(job, dict) and is_job(job.get("id")) and errors == []:
+            return CancelResult(job_id=job["id"], job_done=job.get("done") is True)
+        if job is None and errors:
+            already = any("already" in e["message"].lower() and "cancel" in e["message"].lower()
+                          for e in errors)
+            return CancelResult(job_id=None, already_cancelled=already, user_errors=errors)
+        raise OutcomeUnknownError(
+            "Shopify's answer to orderCancel held neither a job nor an explanation; the order may "
+            "or may not be cancelled",
+            hint=_CANCEL_UNKNOWN_HINT,
+        )
+
+    def job_done(self, job_id: str) -> bool:
+        """Whether Shopify has run the job (``job(id:) { done }``).
+
+        Done is not success: a job whose cancellation failed is done too, and
+        Shopify answers done for ids it never queued. Confirm a cancellation
+        by the order's ``cancelledAt``.
+        """
+        data = self.graphql(docs.JOB, {"id": job_id}, cost=docs.JOB_COST)
+        job = data.get("job")
+        if not isinstance(job, dict) or not isinstance(job.get("done"), bool):
+            raise ApiError(f"Shopify has no job {job_id}",
+                           hint="confirm the cancellation by the order's cancelledAt")
+        return job["done"]
+
+    def order_transactions(self, order_id: str) -> list[dict]:
+        """The order's transactions, oldest first: ``{id, kind, status, gateway, parent_id,
+        amount, currency, presentment_amount, presentment_currency}`` (amounts as Decimal).
+
+        A refund's parent is the SALE (or CAPTURE) it gives back. NotFoundError
+        when Shopify has no such order.
+        """
+        data = self.graphql(docs.ORDER_TRANSACTIONS, {"id": order_id}, cost=docs.ORDER_TRANSACTIONS_COST)
+        order = data.get("order")
+        if order is None:
+            raise NotFoundError(f"Shopify has no order {order_id}",
+                                hint="it may have been deleted in the Shopify admin")
+        transactions = order.get("transactions") if isinstance(order, dict) else None
+        if not isinstance(transactions, list):
+            raise ApiError("Shopify's answer to the transactions read had no list of transactions")
+        return [transaction_record(t) for t in transactions]
+
+    def refund_create(self, order_id: str, *, idempotency_key: str, line_items: list[tuple],
+                      shipping_amount: Decimal | None, transactions: list[dict], note: str,
+                      notify: bool = False, currency: str | None = None) -> RefundResult:
+        """Create one refund (``refundCreate @idempotent(key:)``, DESIGN §6b.3–§6b.5).
+
+        ``line_items``: ``(line GID, quantity, restockType)`` with restockType
+        RETURN, CANCEL or NO_RESTOCK, optionally a 4th element, the Location
+        GID to restock at. ``transactions``: ``{"amount", "gateway",
+        "parent_id"}`` (``"kind"`` defaults to REFUND), each giving back part
+        of its parent SALE. ``shipping_amount`` refunds that much shipping.
+        ``currency`` is the order's presentment currency, which Shopify needs
+        when it differs from the shop's.
+
+        Shopify refunds a key once and answers a repeat with the same refund,
+        so after :class:`OutcomeUnknownError` send the same refund again with
+        the same key. Shopify keeps keys for a limited time (a day, by third
+        party accounts): a much later retry should first read
+        :meth:`order_refunds`. A key reused with different parameters is a
+        userError ("The same idempotency key cannot be used with different
+        operation parameters.").
+        """
+        if not is_gid(order_id, "Order"):
+            raise InputError(f"{order_id!r} is not a Shopify order id", hint="use gid://shopify/Order/<number>")
+        if not isinstance(idempotency_key, str) or not idempotency_key.strip():
+            raise InputError("a refund needs an idempotency key", hint="derive it from the TikTok id (§6b.5)")
+        refund: dict[str, Any] = {"orderId": order_id, "note": note, "notify": bool(notify)}
+        if currency:
+            refund["currency"] = currency
+        refund["refundLineItems"] = [refund_line_input(item) for item in line_items]
+        if shipping_amount is not None:
+            refund["shipping"] = {"amount": money_text(shipping_amount, "shipping_amount")}
+        refund["transactions"] = [refund_transaction_input(order_id, t) for t in transactions]
+        data = self.graphql(
+            docs.REFUND_CREATE, {"input": refund, "idempotencyKey": idempotency_key},
+            cost=docs.REFUND_CREATE_COST, idempotent=False, unknown_hint=_REFUND_UNKNOWN_HINT,
+        )
+        payload = data.get("refundCreate")
+        created = payload.get("refund") if isinstance(payload, dict) else None
+        errors = user_errors(payload.get("userErrors") if isinstance(payload, dict) else None)
+        if isinstance(created, dict) and is_gid(created.get("id"), "Refund") and errors == []:
+            amount, currency_code = money_of(created.get("totalRefundedSet"), "shopMoney")
+            created_at = created.get("createdAt")
+            return RefundResult(refund_id=created["id"],
+                                created_at=created_at if isinstance(created_at, str) else None,
+                                total_refunded=amount, currency=currency_code)
+        if created is None and errors:
+            if any(_IN_PROGRESS in e["message"].lower() for e in errors):
+                # The first request with this key is still being worked on: it may yet refund.
+                raise OutcomeUnknownError(
+                    "Shopify is still working on an earlier refundCreate with this key",
+                    hint=_REFUND_UNKNOWN_HINT, code="IDEMPOTENCY_CONCURRENT_REQUEST",
+                )
+            return RefundResult(refund_id=None, user_errors=errors)
+        raise OutcomeUnknownError(
+            "Shopify's answer to refundCreate held neither a refund nor an explanation; it may or "
+            "may not have been made",
+            hint=_REFUND_UNKNOWN_HINT,
+        )
+
+    def order_refunds(self, order_id: str) -> list[dict]:
+        """The order's refunds, oldest first: ``{id, created_at, note, total_refunded, currency,
+        line_items: [(line GID, quantity, restockType, location GID)], transactions: [...]}``.
+
+        Transactions are shaped as :meth:`order_transactions` gives them.
+        NotFoundError when Shopify has no such order.
+        """
+        data = self.graphql(docs.ORDER_REFUNDS, {"id": order_id}, cost=docs.ORDER_REFUNDS_COST)
+        order = data.get("order")
+        if order is None:
+            raise NotFoundError(f"Shopify has no order {order_id}",
+                                hint="it may have been deleted in the Shopify admin")
+        refunds = order.get("refunds") if isinstance(order, dict) else None
+        if not isinstance(refunds, list):
+            raise ApiError("Shopify's answer to the refunds read had no list of refunds")
+        return [refund_record(r) for r in refunds]
 
     # -- doctor ---------------------------------------------------------------------------
 
@@ -906,7 +1207,7 @@ class ShopifyClient:
                 raise ApiError("Shopify's answer to the order read had no list of nodes",
                                hint="run again; if it persists, check shopify.api_version")
             for node in nodes:
-                if not isinstance(node, dict) or not _is_gid(node.get("id"), "Order"):
+                if not isinstance(node, dict) or not is_gid(node.get("id"), "Order"):
                     continue
                 lines = node.get("lineItems") if isinstance(node.get("lineItems"), dict) else {}
                 items = [x for x in lines.get("nodes") or [] if isinstance(x, dict)]
@@ -1151,11 +1452,6 @@ def _refused_before_run(body: dict) -> bool:
 def _order_limit(message: str) -> bool:
     """Whether a refusal is a trial store's order limit (REST: 429 "Exceeded order API rate limit")."""
     return "order api rate limit" in message.lower()
-
-
-def _is_gid(value: Any, kind: str) -> bool:
-    prefix = f"gid://shopify/{kind}/"
-    return isinstance(value, str) and value.startswith(prefix) and value[len(prefix):].isdigit()
 
 
 def _graphql_error(errors: Any, codes: set[str], op: str) -> ApiError:

@@ -18,10 +18,12 @@ from hypothesis import strategies as st
 from ecomsend_cli.sandbox.shopify_money import (
     Bag,
     OrderInputError,
+    TransactionMoney,
     allocate,
     cancel_money,
     edit_money,
     order_money,
+    refund_money,
 )
 from tests.conftest import fixture_path
 
@@ -292,3 +294,67 @@ def test_edits_recompute_the_money():
     assert result.original_total == fewer.original_total == cancelled.original_total
     with pytest.raises(ValueError, match="removed"):
         edit_money(removed, 1, quantity=1)
+
+
+# -- refunds ---------------------------------------------------------------------------------------
+
+
+def paid_order() -> dict:
+    """Two lines (2 × 10.00 with 2.00 tax, 5.00 with 0.50 tax), a 5.00 code, 22.50 paid."""
+    return {"lineItems": [line("10.00", 2, tax="2.00"), line("5.00", tax="0.50")],
+            "discountCode": {"itemFixedDiscountCode": {"code": "C", "amountSet": money("5.00")}},
+            "transactions": [{"kind": "SALE", "gateway": "TikTok Shop", "amountSet": money("22.50")}],
+            "financialStatus": "PAID"}
+
+
+def refund_of(amount: str, parent: int = 0) -> TransactionMoney:
+    return TransactionMoney(kind="REFUND", status="SUCCESS", amount=Bag(D(amount), D(amount)),
+                            gateway="TikTok Shop", parent=parent)
+
+
+def test_a_refunded_unit_leaves_the_current_totals_with_its_share_of_discount_and_tax():
+    result = order_money(paid_order(), shop_currency="USD")
+    one = refund_money(result, units={0: 1}, transactions=[refund_of("9.00")])
+    # The unit: 10 − 2 (half the line's 4.00 discount) + 1.00 tax = 9.00.
+    assert one.current_total.shop == D("13.50")
+    assert one.current_quantity == 2 and one.quantity == 3  # subtotalLineItemsQuantity keeps refunded units
+    assert one.current_subtotal.shop == D("12.00") and one.current_total_tax.shop == D("1.50")
+    assert one.total.shop == D("22.50")  # totalPriceSet: before returns
+    assert one.received.shop == D("22.50") and one.refunded.shop == D("9.00")
+    assert one.net_payment.shop == D("13.50") and one.outstanding.shop == 0
+    assert one.display_financial_status == "PARTIALLY_REFUNDED" and one.financial_status == "PAID"
+
+
+def test_refunding_what_was_received_makes_the_order_refunded():
+    result = order_money(paid_order(), shop_currency="USD")
+    whole = refund_money(result, units={0: 2, 1: 1}, transactions=[refund_of("22.50")])
+    assert whole.current_total.shop == 0 and whole.outstanding.shop == 0
+    assert whole.display_financial_status == "REFUNDED"
+
+
+def test_cancelled_and_refunded_as_shopify_answered_it():
+    # Captured 2026-04 (airhorns/shopify-draft-proxy): 20.00 paid, orderCancel with refundMethod →
+    # received 20.0, refunded 20.0, net 0.0, current total 0.0, outstanding 0.0, REFUNDED.
+    order = {"lineItems": [line("10.00", 2)], "financialStatus": "PAID",
+             "transactions": [{"kind": "SALE", "gateway": "manual", "amountSet": money("20.00")}]}
+    result = cancel_money(refund_money(order_money(order, shop_currency="USD"), units={0: 2},
+                                       transactions=[refund_of("20.00")]))
+    assert (result.received.shop, result.refunded.shop, result.net_payment.shop) == (20, 20, 0)
+    assert result.current_total.shop == 0 and result.outstanding.shop == 0
+    assert result.display_financial_status == "REFUNDED"
+
+
+def test_refunded_shipping_comes_off_the_current_total():
+    order = {"lineItems": [line("10.00")], "shippingLines": [{"title": "S", "priceSet": money("4.00")}],
+             "transactions": [{"kind": "SALE", "amountSet": money("14.00")}]}
+    result = refund_money(order_money(order, shop_currency="USD"), units={}, shipping=Bag(D("4.00"), D("4.00")),
+                          transactions=[refund_of("4.00")])
+    assert result.current_total.shop == D("10.00") and result.outstanding.shop == 0
+
+
+def test_more_units_than_are_left_cannot_be_refunded():
+    result = refund_money(order_money(paid_order(), shop_currency="USD"), units={0: 2})
+    with pytest.raises(ValueError, match="0 refundable"):
+        refund_money(result, units={0: 1})
+    with pytest.raises(ValueError, match="no line"):
+        refund_money(result, units={5: 1})

@@ -115,6 +115,12 @@ def test_every_type_field_and_argument_of_the_simulator_exists_in_shopify_schema
                 mismatches.append(f"enum values of {name}")
         else:
             assert isinstance(ours, GraphQLScalarType)
+    for directive in simulator_schema().directives:
+        theirs = real.get_directive(directive.name)
+        if theirs is None or set(directive.locations) != set(theirs.locations) or {
+            name: str(arg.type) for name, arg in directive.args.items()
+        } != {name: str(arg.type) for name, arg in theirs.args.items()}:
+            mismatches.append(f"directive @{directive.name}")
     assert mismatches == []
     assert real.query_type.name == simulator_schema().query_type.name
     assert real.mutation_type.name == simulator_schema().mutation_type.name
@@ -165,6 +171,15 @@ def test_query_costing_more_than_1000_is_refused(sim):
         client_for(sim).graphql(document)
     assert caught.value.code == "MAX_COST_EXCEEDED"
     assert sim.stats["max_cost_exceeded"] == 1
+
+
+def test_a_document_is_judged_the_same_every_time_it_is_sent(sim):
+    # Validation results are cached by document text: a repeat must be refused (or served) alike.
+    bad = "{ shop { name noSuchField } }"
+    for _ in range(2):
+        with pytest.raises(ApiError, match="Cannot query field 'noSuchField' on type 'Shop'"):
+            client_for(sim).graphql(bad)
+        assert client_for(sim).graphql("{ shop { name } }")["shop"]["name"] == "ecomsend sandbox"
 
 
 def test_control_endpoints_over_http(sim):

@@ -8,7 +8,8 @@ call it in-process on thousands of generated inputs. An input Shopify would
 refuse raises :class:`OrderInputError`, which carries Shopify-style
 ``userErrors`` (``field`` path, ``message``, ``code``). :func:`edit_money` and
 :func:`cancel_money` give the money after an operator's edit (the simulator's
-``/_sandbox/orders/{number}/edit``).
+``/_sandbox/orders/{number}/edit``) or a cancellation; :func:`refund_money` the
+money after a refund (``refundCreate``, or the refund ``orderCancel`` records).
 
 What Shopify documents, and the simulator follows:
 
@@ -64,6 +65,22 @@ Where Shopify's documentation is silent, the plainest reading, chosen here:
   currency has; a discount larger than the lines it applies to; a percentage
   outside 0–100; a quantity below 1.
 * Free orders (total 0) without transactions are PAID.
+
+Refunds (``refundCreate``; Shopify's field descriptions, and a real answer
+captured by airhorns/shopify-draft-proxy, 2026-04 ``orderCancel`` with
+``refundMethod``: after refunding 20.00 of 20.00, ``totalReceivedSet`` 20.0,
+``totalRefundedSet`` 20.0, ``netPaymentSet`` 0.0, ``totalOutstandingSet`` 0.0,
+``displayFinancialStatus`` REFUNDED):
+
+* ``totalPriceSet`` and ``totalReceivedSet`` never change ("before returns");
+  ``totalRefundedSet`` sums the REFUND transactions; ``netPaymentSet`` is
+  received less refunded.
+* ``current*`` totals and a line's ``currentQuantity`` leave refunded units
+  out ("excluding refunded units"): a refunded unit takes its share of the
+  line's discount and tax with it, scaled as an edit scales them. Refunded
+  shipping comes off the current total (its tax is not recomputed).
+* A refund makes the financial status PARTIALLY_REFUNDED, or REFUNDED once
+  refunds reach what was received.
 """
 
 from __future__ import annotations
@@ -187,6 +204,7 @@ class TransactionMoney:
     amount: Bag
     gateway: str | None = None
     test: bool = False
+    parent: int | None = None  # a REFUND's SALE or CAPTURE: its place in ``transactions``
 
 
 @dataclass(frozen=True)
@@ -203,6 +221,8 @@ class OrderMoney:
     financial_status: str
     original_total: Bag  # ``originalTotalPriceSet``: the total at creation, never edited
     cancelled: bool = False
+    refunded_units: tuple[int, ...] = ()  # per line, units refunded (``currentQuantity`` leaves them out)
+    refunded_shipping: Bag = ZERO
 
     @property
     def line_items_total(self) -> Bag:
@@ -255,12 +275,82 @@ class OrderMoney:
     @property
     def outstanding(self) -> Bag:
         """``totalOutstandingSet``: the current total not yet paid (negative: owed to the buyer)."""
-        return self.current(self.total) - self.received + self.refunded
+        return self.current_total - self.received + self.refunded
+
+    @property
+    def net_payment(self) -> Bag:
+        """``netPaymentSet``: received less refunded."""
+        return self.received - self.refunded
 
     @property
     def quantity(self) -> int:
-        """``subtotalLineItemsQuantity`` (and, for a live order, the current one)."""
+        """``subtotalLineItemsQuantity``: units ordered after edits, refunded ones included."""
         return sum(line.current_quantity for line in self.lines)
+
+    # -- after refunds (the ``current*`` fields) --
+
+    def refunded_quantity(self, index: int) -> int:
+        """Units of line ``index`` refunded so far."""
+        return self.refunded_units[index] if index < len(self.refunded_units) else 0
+
+    @property
+    def current_lines(self) -> tuple[LineMoney, ...]:
+        """The lines less their refunded units (each with its share of discount and tax)."""
+        if not any(self.refunded_units):
+            return self.lines
+        return tuple(
+            _rescale(line, line.current_quantity - self.refunded_quantity(line.index),
+                     self.currency, self.presentment_currency)
+            if self.refunded_quantity(line.index) else line
+            for line in self.lines
+        )
+
+    def _current_sum(self, part: str) -> Bag:
+        if self.cancelled:
+            return ZERO
+        lines = self.current_lines
+        if part == "subtotal":
+            return total([line.discounted_total for line in lines])
+        if part == "tax":
+            return total([line.tax for line in lines] + [s.tax for s in self.shipping_lines])
+        if part == "discounts":
+            return total([line.discount for line in lines] + [s.discount for s in self.shipping_lines])
+        shipping = total([s.discounted_price for s in self.shipping_lines]) - self.refunded_shipping
+        added = ZERO if self.taxes_included else self._current_sum("tax")
+        return self._current_sum("subtotal") + shipping + added
+
+    @property
+    def current_subtotal(self) -> Bag:
+        """``currentSubtotalPriceSet``."""
+        return self._current_sum("subtotal")
+
+    @property
+    def current_total_tax(self) -> Bag:
+        """``currentTotalTaxSet``."""
+        return self._current_sum("tax")
+
+    @property
+    def current_total_discounts(self) -> Bag:
+        """``currentTotalDiscountsSet``."""
+        return self._current_sum("discounts")
+
+    @property
+    def current_total(self) -> Bag:
+        """``currentTotalPriceSet``: 0 once cancelled, refunded units and shipping left out."""
+        return self._current_sum("total")
+
+    @property
+    def current_quantity(self) -> int:
+        """``currentSubtotalLineItemsQuantity``."""
+        return 0 if self.cancelled else sum(line.current_quantity for line in self.current_lines)
+
+    @property
+    def display_financial_status(self) -> str:
+        """``displayFinancialStatus``: as created or derived, until a refund makes it (PARTIALLY_)REFUNDED."""
+        refunded = self.refunded.shop
+        if refunded > 0:
+            return "REFUNDED" if refunded >= self.received.shop else "PARTIALLY_REFUNDED"
+        return self.financial_status
 
 
 def order_money(order: Mapping[str, Any], *, shop_currency: str) -> OrderMoney:
@@ -290,17 +380,8 @@ def edit_money(money: OrderMoney, index: int, *, quantity: int | None = None,
             raise ValueError("quantity must be 0 (remove the line) or more")
         if line.current_quantity == 0:
             raise ValueError(f"line {index} was removed; it cannot be edited")
-        old = line.current_quantity
-
-        def scale(bag: Bag) -> Bag:
-            return Bag(_round(bag.shop * quantity / old, money.currency),
-                       _round(bag.presentment * quantity / old, money.presentment_currency))
-
-        line = replace(
-            line, quantity=max(line.quantity, quantity), current_quantity=quantity,
-            discount=scale(line.discount),
-            tax_lines=tuple(replace(t, amount=scale(t.amount)) for t in line.tax_lines),
-        )
+        line = replace(_rescale(line, quantity, money.currency, money.presentment_currency),
+                       quantity=max(line.quantity, quantity))
     if unit_price is not None:
         if unit_price.shop < 0 or unit_price.presentment < 0:
             raise ValueError("a price cannot be negative")
@@ -315,6 +396,42 @@ def edit_money(money: OrderMoney, index: int, *, quantity: int | None = None,
 def cancel_money(money: OrderMoney) -> OrderMoney:
     """The money of the order once cancelled: its ``current*`` totals are 0."""
     return replace(money, cancelled=True)
+
+
+def refund_money(money: OrderMoney, *, units: Mapping[int, int], shipping: Bag = ZERO,
+                 transactions: Sequence[TransactionMoney] = ()) -> OrderMoney:
+    """The money after one refund: ``units`` (line index → units) refunded, ``shipping``
+    refunded, ``transactions`` (REFUNDs) added.
+
+    ValueError when a line has fewer refundable units left than asked.
+    """
+    refunded = [money.refunded_quantity(i) for i in range(len(money.lines))]
+    for index, count in units.items():
+        if not 0 <= index < len(money.lines):
+            raise ValueError(f"the order has no line {index}")
+        if count < 0 or refunded[index] + count > money.lines[index].current_quantity:
+            raise ValueError(f"line {index} has {money.lines[index].current_quantity - refunded[index]} "
+                             f"refundable unit(s), not {count}")
+        refunded[index] += count
+    return replace(money, refunded_units=tuple(refunded),
+                   refunded_shipping=money.refunded_shipping + shipping,
+                   transactions=money.transactions + tuple(transactions))
+
+
+def _rescale(line: LineMoney, quantity: int, currency: str, presentment: str) -> LineMoney:
+    """``line`` with ``quantity`` current units, its discount and taxes scaled with them (half up)."""
+    old = line.current_quantity
+    if old == quantity:
+        return line
+    if old == 0:
+        raise ValueError(f"line {line.index} has no units left")
+
+    def scale(bag: Bag) -> Bag:
+        return Bag(_round(bag.shop * quantity / old, currency),
+                   _round(bag.presentment * quantity / old, presentment))
+
+    return replace(line, current_quantity=quantity, discount=scale(line.discount),
+                   tax_lines=tuple(replace(t, amount=scale(t.amount)) for t in line.tax_lines))
 
 
 # -- building ----------------------------------------------------------------------------------

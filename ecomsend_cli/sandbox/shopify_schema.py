@@ -69,6 +69,8 @@ scalar Decimal
 
 scalar JSON
 
+directive @idempotent(key: String!) on FIELD
+
 enum CurrencyCode {
   USD EUR GBP CAD AFN ALL DZD AOA ARS AMD AWG AUD BBD AZN BDT BSD BHD BIF BYN BZD BMD BTN BAM
   BRL BOB BWP BND BGN MMK KHR CVE KYD XAF CLP CNY COP KMF CDF CRC HRK CZK DKK DJF DOP XCD EGP
@@ -162,6 +164,14 @@ enum FulfillmentStatus {
   PENDING OPEN SUCCESS CANCELLED ERROR FAILURE
 }
 
+enum OrderCancelUserErrorCode {
+  NO_REFUND_PERMISSION NOT_FOUND INVALID INTERNAL_ERROR
+}
+
+enum RefundLineItemRestockType {
+  RETURN CANCEL LEGACY_RESTOCK NO_RESTOCK
+}
+
 enum OrderTransactionKind {
   SALE CAPTURE AUTHORIZATION VOID REFUND CHANGE EMV_AUTHORIZATION SUGGESTED_REFUND
 }
@@ -219,6 +229,7 @@ type QueryRoot {
   currentAppInstallation: AppInstallation!
   currentBulkOperation(type: BulkOperationType = QUERY): BulkOperation
   bulkOperation(id: ID!): BulkOperation
+  job(id: ID!): Job
 }
 
 type Mutation {
@@ -230,6 +241,15 @@ type Mutation {
     query: String!
     groupObjects: Boolean! = false
   ): BulkOperationRunQueryPayload
+  orderCancel(
+    orderId: ID!
+    refundMethod: OrderCancelRefundMethodInput
+    restock: Boolean!
+    reason: OrderCancelReason!
+    notifyCustomer: Boolean = false
+    staffNote: String = null
+  ): OrderCancelPayload
+  refundCreate(input: RefundInput!): RefundCreatePayload
 }
 
 interface Node {
@@ -379,6 +399,9 @@ type Order implements Node {
   ): ShippingLineConnection!
   transactions(first: Int): [OrderTransaction!]!
   fulfillments(first: Int): [Fulfillment!]!
+  totalRefundedSet: MoneyBag!
+  netPaymentSet: MoneyBag!
+  refunds(first: Int): [Refund!]!
 }
 
 type Attribute {
@@ -443,8 +466,21 @@ type OrderTransaction implements Node {
   status: OrderTransactionStatus!
   gateway: String
   test: Boolean!
+  createdAt: DateTime!
   processedAt: DateTime
   amountSet: MoneyBag!
+  parentTransaction: OrderTransaction
+}
+
+type OrderTransactionConnection {
+  edges: [OrderTransactionEdge!]!
+  nodes: [OrderTransaction!]!
+  pageInfo: PageInfo!
+}
+
+type OrderTransactionEdge {
+  cursor: String!
+  node: OrderTransaction!
 }
 
 type Fulfillment implements Node {
@@ -452,8 +488,147 @@ type Fulfillment implements Node {
   name: String!
   status: FulfillmentStatus!
   createdAt: DateTime!
+  updatedAt: DateTime!
   totalQuantity: Int!
   location: Location
+  trackingInfo(first: Int): [FulfillmentTrackingInfo!]!
+  fulfillmentLineItems(
+    first: Int
+    after: String
+    last: Int
+    before: String
+    reverse: Boolean = false
+  ): FulfillmentLineItemConnection!
+}
+
+type FulfillmentTrackingInfo {
+  company: String
+  number: String
+  url: URL
+}
+
+type FulfillmentLineItem implements Node {
+  id: ID!
+  quantity: Int
+  lineItem: LineItem!
+}
+
+type FulfillmentLineItemConnection {
+  edges: [FulfillmentLineItemEdge!]!
+  nodes: [FulfillmentLineItem!]!
+  pageInfo: PageInfo!
+}
+
+type FulfillmentLineItemEdge {
+  cursor: String!
+  node: FulfillmentLineItem!
+}
+
+type Job {
+  done: Boolean!
+  id: ID!
+}
+
+type OrderCancelPayload {
+  job: Job
+  orderCancelUserErrors: [OrderCancelUserError!]!
+}
+
+type OrderCancelUserError implements DisplayableError {
+  code: OrderCancelUserErrorCode
+  field: [String!]
+  message: String!
+}
+
+input OrderCancelRefundMethodInput {
+  originalPaymentMethodsRefund: Boolean
+}
+
+type UserError implements DisplayableError {
+  field: [String!]
+  message: String!
+}
+
+type Refund implements Node {
+  createdAt: DateTime
+  id: ID!
+  note: String
+  order: Order!
+  processedAt: DateTime!
+  updatedAt: DateTime!
+  totalRefundedSet: MoneyBag!
+  refundLineItems(
+    first: Int
+    after: String
+    last: Int
+    before: String
+    reverse: Boolean = false
+  ): RefundLineItemConnection!
+  transactions(
+    first: Int
+    after: String
+    last: Int
+    before: String
+    reverse: Boolean = false
+  ): OrderTransactionConnection!
+}
+
+type RefundLineItem {
+  id: ID
+  lineItem: LineItem!
+  location: Location
+  quantity: Int!
+  restockType: RefundLineItemRestockType!
+  restocked: Boolean!
+  priceSet: MoneyBag!
+}
+
+type RefundLineItemConnection {
+  edges: [RefundLineItemEdge!]!
+  nodes: [RefundLineItem!]!
+  pageInfo: PageInfo!
+}
+
+type RefundLineItemEdge {
+  cursor: String!
+  node: RefundLineItem!
+}
+
+type RefundCreatePayload {
+  order: Order
+  refund: Refund
+  userErrors: [UserError!]!
+}
+
+input RefundInput {
+  currency: CurrencyCode
+  orderId: ID!
+  note: String
+  notify: Boolean
+  shipping: ShippingRefundInput
+  refundLineItems: [RefundLineItemInput!]
+  transactions: [OrderTransactionInput!]
+  allowOverRefunding: Boolean = false
+}
+
+input ShippingRefundInput {
+  amount: Money
+  fullRefund: Boolean
+}
+
+input RefundLineItemInput {
+  lineItemId: ID!
+  quantity: Int!
+  restockType: RefundLineItemRestockType
+  locationId: ID
+}
+
+input OrderTransactionInput {
+  amount: Money!
+  gateway: String!
+  kind: OrderTransactionKind!
+  orderId: ID!
+  parentId: ID
 }
 
 type Location implements Node {

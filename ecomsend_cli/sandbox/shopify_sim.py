@@ -10,8 +10,10 @@ It serves, on one port:
   ``productVariant``, ``orders``, ``order``, ``node``, ``nodes`` (at most 250
   ids; an unknown id is null), ``locations``, ``location`` (no id: the
   default one), ``shop``, ``currentAppInstallation``, ``bulkOperation``,
-  ``currentBulkOperation``; mutations ``orderCreate`` and
-  ``bulkOperationRunQuery``. Connections take
+  ``currentBulkOperation``, ``job``; mutations ``orderCreate``,
+  ``bulkOperationRunQuery``, ``orderCancel`` and ``refundCreate`` (with
+  ``@idempotent(key:)``; see :mod:`.shopify_life` for both and for
+  fulfillments). Connections take
   ``first``/``after`` (at most 250; ``last``/``before`` are refused) and
   ``reverse``; they are ordered by id.
 * ``POST /admin/oauth/access_token`` — the client-credentials grant (form or
@@ -69,7 +71,10 @@ Orders serve, besides ids, names and times: ``currencyCode``,
 ``lineItems`` (with ``quantity``, ``currentQuantity``, ``unfulfilledQuantity``,
 ``requiresShipping``, ``originalUnitPriceSet``, ``originalTotalSet``,
 ``discountedTotalSet``, ``totalDiscountSet``, ``discountAllocations``,
-``taxLines``), ``shippingLines``, ``transactions`` and ``fulfillments``.
+``taxLines``), ``shippingLines``, ``transactions`` (with ``parentTransaction``),
+``fulfillments`` (with ``trackingInfo``, ``fulfillmentLineItems``, ``updatedAt``),
+``refunds``, ``totalRefundedSet`` and ``netPaymentSet``; the ``current*``
+fields leave refunded units out (:mod:`.shopify_money`).
 
 Locations: a new state file has two, ``Shop location`` (the default; it holds
 the seeded ``inventory_quantity``) and ``TikTok FBT warehouse``; a seeded
@@ -107,22 +112,37 @@ Fault keys (``set_faults`` / ``POST /_sandbox/faults``): those of
 ``restore_rate`` (100), ``max_query_cost`` (1000), ``index_lag_seconds`` (0),
 ``token_lifetime_seconds`` (86399), ``bulk_delay_seconds`` (0),
 ``retry_after_seconds`` (1, the ``Retry-After`` of an injected 429),
-``trial_order_limit_per_minute`` (0: off).
+``trial_order_limit_per_minute`` (0: off), ``job_delay_seconds`` (0: an
+``orderCancel`` job runs before the next request is served),
+``idempotency_retention_seconds`` (86400: how long ``refundCreate`` keys are kept).
 Operation names for ``fail_next``: the first root field of the GraphQL
-document (``orderCreate``, ``productVariants``, ``orders``,
-``bulkOperationRunQuery``, ``bulkOperation``, ``shop``, …), ``token`` and
+document (``orderCreate``, ``productVariants``, ``orders``, ``nodes``,
+``orderCancel``, ``refundCreate``, ``job``, ``bulkOperationRunQuery``,
+``bulkOperation``, ``shop``, …), ``token`` and
 ``bulk_download``; kind ``rate_limit`` answers HTTP 429 with ``Retry-After``.
 
 Test-control endpoints (JSON):
 
 * ``POST /_sandbox/faults``, ``GET /_sandbox/faults``, ``GET /_sandbox/requests[?op=]``
 * ``GET  /_sandbox/orders`` — every order: ``id``, ``number``, ``name``,
-  ``source_identifier``, ``source_name``, ``created_at``, ``inventory_behaviour``,
-  ``currency``, ``presentment_currency``, ``taxes_included``, ``total``,
-  ``current_total``, ``total_tax``, ``total_discounts``, ``outstanding`` (shop
+  ``source_identifier``, ``source_name``, ``created_at``, ``updated_at``,
+  ``inventory_behaviour``, ``currency``, ``presentment_currency``,
+  ``taxes_included``, ``total``, ``current_total``, ``total_tax``,
+  ``total_discounts``, ``outstanding``, ``received``, ``refunded`` (shop
   money, decimal strings), ``financial_status``, ``cancelled_at``,
-  ``fulfillment_location``, ``lines: [{variant_id, sku, title, quantity,
-  current_quantity, price}]``.
+  ``cancel_reason``, ``display_fulfillment_status``, ``fulfillment_location``,
+  ``lines: [{id, variant_id, sku, title, quantity, current_quantity, price,
+  fulfilled}]``, ``fulfillments`` (as :meth:`~ShopifySimulator.fulfillment_view`
+  shows them) and ``refunds: [{id, created_at, note, amount, shipping, lines:
+  [{line_id, quantity, restock_type, location, restocked}]}]``. Queued jobs run first.
+* ``POST /_sandbox/orders/{number}/fulfil`` — a merchant fulfils
+  (:meth:`~ShopifySimulator.fulfil`): ``{"lines": [{"line": position or
+  LineItem GID, "quantity": n}] (absent: every unit left), "tracking_number",
+  "company", "url", "location"}``; answers the fulfillment, 400 when impossible.
+* ``POST /_sandbox/fulfillments/{id}/tracking`` — a merchant edits the tracking
+  (:meth:`~ShopifySimulator.update_tracking`): ``{"tracking_number", "company", "url"}``.
+* ``POST /_sandbox/jobs/run`` — run the queued jobs that are due (``{"force":
+  true}``: all of them); answers ``{"ran": n}``.
 * ``POST /_sandbox/orders/{number}/edit`` — a merchant's change to an order
   (:meth:`~ShopifySimulator.edit_order`): ``{"cancel": true}``, or ``{"line":
   position or LineItem GID`` with one of ``"quantity": n``, ``"remove":
@@ -141,7 +161,8 @@ Test-control endpoints (JSON):
   :attr:`ShopifySimulator.stats` counter).
 
 The same as methods: :meth:`~ShopifySimulator.orders`,
-:meth:`~ShopifySimulator.edit_order`,
+:meth:`~ShopifySimulator.edit_order`, :meth:`~ShopifySimulator.fulfil`,
+:meth:`~ShopifySimulator.update_tracking`, :meth:`~ShopifySimulator.run_jobs`,
 :meth:`~ShopifySimulator.inventory`, :meth:`~ShopifySimulator.add_products`,
 :meth:`~ShopifySimulator.expire_tokens`, :meth:`~ShopifySimulator.set_faults`,
 :meth:`~ShopifySimulator.ops`.
@@ -150,7 +171,6 @@ The same as methods: :meth:`~ShopifySimulator.orders`,
 from __future__ import annotations
 
 import base64
-import dataclasses
 import json
 import re
 import secrets
@@ -176,10 +196,16 @@ from graphql import (
     parse,
     validate,
 )
+from graphql.execution.values import get_directive_values
 
 from ._http import Reply, Request, Simulator
 from .shopify_bulk import BulkPlan
+from .shopify_common import bag as _bag
+from .shopify_common import decimal_text as _decimal_text
+from .shopify_common import gid, iso, order_money_of, parse_gid
+from .shopify_common import location_node as _location
 from .shopify_cost import LeakyBucket, operation_cost, selected_fields
+from .shopify_life import LIFE_COLUMNS, LIFE_SQL, OrderFacts, OrderLife
 from .shopify_money import (
     ZERO,
     Bag,
@@ -187,8 +213,6 @@ from .shopify_money import (
     OrderInputError,
     OrderMoney,
     TaxLineMoney,
-    cancel_money,
-    edit_money,
     minor_units,
     order_money,
 )
@@ -217,6 +241,8 @@ LOCATIONS = ((71_000_000_001, "Shop location", True, True),
 TRIAL_ORDER_LIMIT = ("Exceeded order API rate limit, please try again in a minute. "
                      "Upgrade to a paid account to remove this limit.")
 EDIT_PATH = re.compile(r"^/_sandbox/orders/(\d+)/edit$")
+FULFIL_PATH = re.compile(r"^/_sandbox/orders/(\d+)/fulfil$")
+TRACKING_PATH = re.compile(r"^/_sandbox/fulfillments/(\d+)/tracking$")
 MAX_NODES = 250
 # Columns added after the first state files were written: (table, column, type).
 _ADDED_COLUMNS = (
@@ -284,22 +310,6 @@ _VARIANT_COLUMNS = (
 _PRODUCT_COLUMNS = (
     "p.id, p.title, p.handle, p.status, p.vendor, p.product_type, p.created_at, p.updated_at"
 )
-
-
-def gid(kind: str, number: int) -> str:
-    return f"gid://shopify/{kind}/{number}"
-
-
-def parse_gid(value: Any, kind: str | None = None) -> tuple[str, int] | None:
-    """``(kind, number)`` of a GID (of ``kind`` when given), or None."""
-    match = re.fullmatch(r"gid://shopify/(\w+)/(\d+)", str(value or ""))
-    if not match or (kind is not None and match.group(1) != kind):
-        return None
-    return match.group(1), int(match.group(2))
-
-
-def iso(epoch: float) -> str:
-    return datetime.fromtimestamp(int(epoch), UTC).isoformat().replace("+00:00", "Z")
 
 
 @lru_cache(maxsize=4096)
@@ -496,17 +506,14 @@ def _parse_document(text: str) -> DocumentNode:
     return parse(text)
 
 
-def _money(amount: Any, currency: str) -> dict[str, str]:
-    return {"amount": _decimal_text(amount), "currencyCode": currency}
+@lru_cache(maxsize=256)
+def _document_problems(text: str) -> tuple[dict[str, Any], ...]:
+    """The validation errors of a parsed document against the simulator's (fixed) schema.
 
-
-def _decimal_text(amount: Any) -> str:
-    try:
-        value = Decimal(str(amount))
-    except InvalidOperation:
-        value = Decimal(0)
-    text = format(value.normalize(), "f")
-    return text if "." in text else text + ".0"
+    Cached by text: a client sends the same few documents thousands of times,
+    and validating one costs more than running it.
+    """
+    return tuple(p.formatted for p in validate(simulator_schema(), _parse_document(text)))
 
 
 def _user_error(field: list[str], message: str, code: str) -> dict[str, Any]:
@@ -523,12 +530,6 @@ def _edit_amount(value: Any, currency: str) -> Decimal:
     if not amount.is_finite() or amount < 0 or amount != amount.quantize(places):
         raise ValueError(f"price {value!r} is not a non-negative amount in {currency}")
     return amount
-
-
-def _bag(amount: Bag, money: OrderMoney) -> dict[str, Any]:
-    """A ``MoneyBag`` of ``amount`` in the order's shop and presentment currencies."""
-    return {"shopMoney": _money(amount.shop, money.currency),
-            "presentmentMoney": _money(amount.presentment, money.presentment_currency)}
 
 
 def _tax_lines(taxes: Iterable[TaxLineMoney], money: OrderMoney) -> list[dict[str, Any]]:
@@ -566,49 +567,18 @@ def _address(value: dict[str, Any] | None, number: int) -> dict[str, Any] | None
     }
 
 
-def _location(row: tuple) -> dict[str, Any]:
-    lid, name, is_default, online = row
-    return {
-        "__typename": "Location", "id": gid("Location", lid), "legacyResourceId": str(lid),
-        "name": name, "isActive": True, "fulfillsOnlineOrders": bool(online),
-        "shipsInventory": bool(is_default), "isFulfillmentService": False,
-    }
+def _control_body(req: Request, allowed: set[str]) -> dict[str, Any]:
+    """A control endpoint's JSON object body, its keys among ``allowed`` (ValueError: a 400)."""
+    body = req.json()
+    if not isinstance(body, dict):
+        raise ValueError("the body must be a JSON object")
+    unknown = set(body) - allowed
+    if unknown:
+        raise ValueError(f"unknown keys: {', '.join(sorted(unknown))}; use {', '.join(sorted(allowed))}")
+    return body
 
 
-@lru_cache(maxsize=4096)
-def _money_of(text: str, edits: str | None, cancelled: str | None, currency: str) -> OrderMoney:
-    """An order's money from its stored input and operator edits (pure, so cached)."""
-    order = json.loads(text)
-    try:
-        money = order_money(order, shop_currency=currency)
-    except OrderInputError:
-        money = _legacy_money(order, currency)
-    for edit in json.loads(edits or "[]"):
-        price = edit.get("price")
-        money = edit_money(
-            money, int(edit["line"]), quantity=edit.get("quantity"),
-            unit_price=Bag(Decimal(price[0]), Decimal(price[1])) if price else None,
-        )
-    return cancel_money(money) if cancelled else money
-
-
-def _legacy_money(order: dict[str, Any], currency: str) -> OrderMoney:
-    """The money of an order stored by an older simulator, which checked no amounts: lines only."""
-    lines = []
-    for index, line in enumerate(order.get("lineItems") or []):
-        amount = ((line.get("priceSet") or {}).get("shopMoney") or {}).get("amount") or 0
-        try:
-            price = Decimal(str(amount))
-        except InvalidOperation:
-            price = Decimal(0)
-        quantity = max(1, int(line.get("quantity") or 1))
-        lines.append(LineMoney(index, quantity, quantity, Bag(price, price), ZERO, ()))
-    money = OrderMoney(currency, currency, False, tuple(lines), (), (), None,
-                       str(order.get("financialStatus") or "PENDING"), ZERO)
-    return dataclasses.replace(money, original_total=money.total)
-
-
-class ShopifySimulator(Simulator):
+class ShopifySimulator(OrderLife, Simulator):
     """The Shopify simulator (see the module docstring for what it serves)."""
 
     extra_fault_defaults = {
@@ -620,6 +590,8 @@ class ShopifySimulator(Simulator):
         "bulk_delay_seconds": 0.0,
         "retry_after_seconds": 1.0,
         "trial_order_limit_per_minute": 0,
+        "job_delay_seconds": 0.0,
+        "idempotency_retention_seconds": 86400.0,
     }
     api_version = "2026-07"
 
@@ -663,6 +635,7 @@ class ShopifySimulator(Simulator):
         with self._db_lock:
             self._db.executescript(_SCHEMA_SQL)
             self._migrate()
+            self._db.executescript(LIFE_SQL)
             new = self._meta("created") is None
             for key, given, prefix in (
                 ("access_token", access_token, "shpat_sandbox_"),
@@ -687,7 +660,7 @@ class ShopifySimulator(Simulator):
 
     def _migrate(self) -> None:
         """Bring a state file written by an older simulator up to date (orders and stock kept)."""
-        for table, column, kind in _ADDED_COLUMNS:
+        for table, column, kind in _ADDED_COLUMNS + LIFE_COLUMNS:
             present = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
             if column not in present:
                 self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
@@ -814,50 +787,69 @@ class ShopifySimulator(Simulator):
             self._db.execute("UPDATE tokens SET expires_at = ?", (self.clock() - 1,))
 
     def orders(self) -> list[dict[str, Any]]:
-        """Every order with its lines and money, for tests (no index lag, no 60-day rule).
+        """Every order with its lines, money, fulfillments and refunds, for tests (no index lag, no 60-day rule).
 
         Amounts are decimal strings in shop money (``currency``); the lines
-        show the quantity ordered and the ``current_quantity`` left after edits;
-        ``tags`` are the order's, sorted.
+        show their ``id`` (LineItem GID), the quantity ordered, the
+        ``current_quantity`` left after edits and refunds, and the units
+        ``fulfilled``; ``tags`` are the order's, sorted. Queued jobs run first.
         """
+        self.run_jobs()
         with self._db_lock:
             orders = self._db.execute(
                 "SELECT id, number, name, source_identifier, source_name, created_at, "
-                "inventory_behaviour, currency, input, edits, cancelled_at FROM orders ORDER BY id"
+                "inventory_behaviour, input, cancel_reason, updated_at FROM orders ORDER BY id"
             ).fetchall()
             lines = self._db.execute(
-                "SELECT order_id, variant_id, sku, title, quantity FROM line_items ORDER BY id"
+                "SELECT order_id, id, variant_id, sku, title, quantity FROM line_items ORDER BY id"
             ).fetchall()
-            fulfilled = dict(self._db.execute("SELECT order_id, location_id FROM fulfillments"))
+            fulfilled = dict(self._db.execute(
+                "SELECT order_id, location_id FROM fulfillments ORDER BY id DESC"))
+            fulfillments: dict[int, list[int]] = {}
+            for oid, fid in self._db.execute("SELECT order_id, id FROM fulfillments ORDER BY id"):
+                fulfillments.setdefault(oid, []).append(fid)
+            facts = {row[0]: self.order_facts(row[0]) for row in orders}
         by_order: dict[int, list[dict[str, Any]]] = {}
-        for order_id, variant_id, sku, title, quantity in lines:
+        for order_id, lid, variant_id, sku, title, quantity in lines:
             by_order.setdefault(order_id, []).append({
+                "id": gid("LineItem", lid),
                 "variant_id": gid("ProductVariant", variant_id) if variant_id else None,
                 "sku": sku, "title": title, "quantity": quantity,
             })
         out = []
-        for (oid, number, name, source, source_name, created, behaviour, currency, text, edits,
-             cancelled) in orders:
-            money = _money_of(text, edits, cancelled, currency)
+        for oid, number, name, source, source_name, created, behaviour, text, reason, updated in orders:
+            fact = facts[oid]
+            assert fact is not None
+            money = fact.money
             lines_out = by_order.get(oid, [])
-            for line, line_money in zip(lines_out, money.lines, strict=False):
+            for place, (line, line_money) in enumerate(zip(lines_out, money.current_lines, strict=False)):
                 line["current_quantity"] = 0 if money.cancelled else line_money.current_quantity
                 line["price"] = _decimal_text(line_money.unit_price.shop)
+                line["fulfilled"] = fact.fulfilled.get(fact.lines[place][0], 0)
+            given = json.loads(text) if text else {}
             out.append({
                 "id": gid("Order", oid), "number": number, "name": name,
                 "source_identifier": source, "source_name": source_name, "created_at": created,
+                "updated_at": updated or created,
                 "inventory_behaviour": behaviour, "currency": money.currency,
                 "presentment_currency": money.presentment_currency,
                 "taxes_included": money.taxes_included,
                 "total": _decimal_text(money.total.shop),
-                "current_total": _decimal_text(money.current(money.total).shop),
+                "current_total": _decimal_text(money.current_total.shop),
                 "total_tax": _decimal_text(money.total_tax.shop),
                 "total_discounts": _decimal_text(money.total_discounts.shop),
                 "outstanding": _decimal_text(money.outstanding.shop),
-                "financial_status": money.financial_status, "cancelled_at": cancelled,
+                "received": _decimal_text(money.received.shop),
+                "refunded": _decimal_text(money.refunded.shop),
+                "financial_status": money.display_financial_status, "cancelled_at": fact.cancelled,
+                "cancel_reason": (reason or "OTHER") if fact.cancelled else None,
+                "display_fulfillment_status": self.display_fulfillment_status(
+                    fact, given.get("fulfillmentStatus")),
                 "fulfillment_location": gid("Location", fulfilled[oid]) if oid in fulfilled else None,
-                "tags": sorted(json.loads(text).get("tags") or []) if text else [],
+                "tags": sorted(given.get("tags") or []),
                 "lines": lines_out,
+                "fulfillments": [self.fulfillment_view(fid) for fid in fulfillments.get(oid, [])],
+                "refunds": [self._refund_view(fact, record) for record in fact.refunds],
             })
         return out
 
@@ -865,8 +857,9 @@ class ShopifySimulator(Simulator):
         """Every variant's SKU, total stock, stock per location and inventory policy.
 
         ``inventory_quantity`` is the total over locations; ``locations`` maps
-        each location's GID to the quantity held there.
+        each location's GID to the quantity held there. Queued jobs run first.
         """
+        self.run_jobs()
         with self._db_lock:
             rows = self._db.execute(
                 "SELECT id, sku, inventory_quantity, inventory_policy FROM variants ORDER BY id"
@@ -905,12 +898,12 @@ class ShopifySimulator(Simulator):
         """
         with self._db_lock:
             row = self._db.execute(
-                "SELECT id, currency, input, edits, cancelled_at FROM orders WHERE number = ?",
+                "SELECT id, currency, input, edits, cancelled_at, refunds FROM orders WHERE number = ?",
                 (number,),
             ).fetchone()
             if row is None:
                 raise ValueError(f"no order number {number}")
-            oid, currency, text, edits_text, cancelled = row
+            oid, currency, text, edits_text, cancelled, refunds = row
             if cancelled:
                 raise ValueError(f"order {number} is cancelled")
             if cancel:
@@ -919,7 +912,7 @@ class ShopifySimulator(Simulator):
                 self._db.execute("UPDATE orders SET cancelled_at = ? WHERE id = ?",
                                  (iso(self.clock()), oid))
                 return next(o for o in self.orders() if o["id"] == gid("Order", oid))
-            money = _money_of(text, edits_text, None, currency)
+            money = order_money_of(text, edits_text, None, currency)
             place = self._line_place(oid, line)
             changes = [quantity is not None, price is not None, bool(remove)]
             if sum(changes) != 1:
@@ -936,7 +929,7 @@ class ShopifySimulator(Simulator):
             else:
                 edit["quantity"] = 0 if remove else int(quantity or 0)
             edits = [*json.loads(edits_text or "[]"), edit]
-            _money_of(text, json.dumps(edits), None, currency)  # ValueError if impossible
+            order_money_of(text, json.dumps(edits), None, currency, refunds)  # ValueError if impossible
             self._db.execute("UPDATE orders SET edits = ? WHERE id = ?", (json.dumps(edits), oid))
         return next(o for o in self.orders() if o["id"] == gid("Order", oid))
 
@@ -1009,6 +1002,19 @@ class ShopifySimulator(Simulator):
             if unknown:
                 raise ValueError(f"unknown edit keys: {', '.join(sorted(unknown))}")
             return Reply(200, self.edit_order(int(edit.group(1)), **body))
+        fulfil = FULFIL_PATH.match(req.path)
+        if fulfil and req.method == "POST":
+            body = _control_body(req, {"lines", "tracking_number", "company", "url", "location"})
+            return Reply(200, self.fulfil(int(fulfil.group(1)), body.pop("lines", None), **body))
+        tracking = TRACKING_PATH.match(req.path)
+        if tracking and req.method == "POST":
+            body = _control_body(req, {"tracking_number", "company", "url"})
+            if not isinstance(body.get("tracking_number"), str) or not body["tracking_number"]:
+                raise ValueError("the body needs a tracking_number")
+            return Reply(200, self.update_tracking(int(tracking.group(1)), **body))
+        if req.path == "/_sandbox/jobs/run" and req.method == "POST":
+            body = _control_body(req, {"force"}) if req.body else {}
+            return Reply(200, {"ran": self.run_jobs(force=bool(body.get("force")))})
         if req.path == "/_sandbox/inventory" and req.method == "GET":
             return Reply(200, {"variants": self.inventory()})
         if req.path == "/_sandbox/products" and req.method == "POST":
@@ -1082,6 +1088,7 @@ class ShopifySimulator(Simulator):
         if not self._token_valid(req.headers.get("x-shopify-access-token")):
             self._count("unauthorized")
             return Reply(401, {"errors": INVALID_TOKEN})
+        self.run_jobs()  # queued orderCancel jobs complete before the next request is served
         try:
             body = req.json()
             text = body["query"]
@@ -1095,9 +1102,9 @@ class ShopifySimulator(Simulator):
             document = _parse_document(text)
         except GraphQLError as exc:
             return Reply(200, {"errors": [exc.formatted]})
-        problems = validate(self.schema, document)
+        problems = _document_problems(text)
         if problems:
-            return Reply(200, {"errors": [p.formatted for p in problems]})
+            return Reply(200, {"errors": list(problems)})
         operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
         operation = next(
             (o for o in operations if operation_name is None or (o.name and o.name.value == operation_name)),
@@ -1227,18 +1234,18 @@ class ShopifySimulator(Simulator):
         return int(row[0])
 
     def _order(self, row: tuple) -> dict[str, Any]:
-        (oid, _number, name, source, source_name, email, phone, note, tags, test, currency,
-         _financial, _behaviour, _total, _epoch, created, processed, text, edits, cancelled) = row
-        money = _money_of(text, edits, cancelled, currency)
+        (oid, _number, name, source, source_name, email, phone, note, tags, test, _currency,
+         _financial, _behaviour, _total, _epoch, created, processed, text, _edits, cancelled,
+         _refunds, cancel_reason, updated, _location_id) = row
+        with self._db_lock:
+            facts = self.order_facts(oid)
+        assert facts is not None
+        money = facts.money
         given = json.loads(text)
 
         def bag(amount: Bag) -> dict[str, Any]:
             return _bag(amount, money)
 
-        fulfilled = self._fulfillments(oid, name)
-        status = "FULFILLED" if fulfilled else {
-            "FULFILLED": "FULFILLED", "PARTIAL": "PARTIALLY_FULFILLED", "RESTOCKED": "RESTOCKED",
-        }.get(str(given.get("fulfillmentStatus")), "UNFULFILLED")
         code = [money.discount_code] if money.discount_code is not None else []
         return {
             "__typename": "Order", "id": gid("Order", oid), "legacyResourceId": str(oid),
@@ -1247,65 +1254,48 @@ class ShopifySimulator(Simulator):
             "test": bool(test), "sourceIdentifier": source, "sourceName": source_name,
             "currencyCode": money.currency, "presentmentCurrencyCode": money.presentment_currency,
             "taxesIncluded": money.taxes_included,
-            "displayFinancialStatus": money.financial_status,
-            "displayFulfillmentStatus": status,
+            "displayFinancialStatus": money.display_financial_status,
+            "displayFulfillmentStatus": self.display_fulfillment_status(facts, given.get("fulfillmentStatus")),
             "fullyPaid": money.outstanding.shop <= 0,
             "requiresShipping": any(line.requires_shipping and line.current_quantity
-                                    for line in money.lines),
-            "cancelledAt": cancelled, "cancelReason": "OTHER" if cancelled else None,
-            "createdAt": created, "processedAt": processed, "updatedAt": created,
+                                    for line in money.current_lines) and not cancelled,
+            "cancelledAt": cancelled, "cancelReason": (cancel_reason or "OTHER") if cancelled else None,
+            "createdAt": created, "processedAt": processed, "updatedAt": updated or created,
             "discountCode": code[0] if code else None, "discountCodes": code,
             "customAttributes": [{"key": str(a.get("key")), "value": a.get("value")}
                                  for a in given.get("customAttributes") or []],
             "shippingAddress": _address(given.get("shippingAddress"), oid * 10 + 1),
             "billingAddress": _address(given.get("billingAddress"), oid * 10 + 2),
             "subtotalLineItemsQuantity": money.quantity,
-            "currentSubtotalLineItemsQuantity": 0 if money.cancelled else money.quantity,
+            "currentSubtotalLineItemsQuantity": money.current_quantity,
             "subtotalPriceSet": bag(money.subtotal),
-            "currentSubtotalPriceSet": bag(money.current(money.subtotal)),
+            "currentSubtotalPriceSet": bag(money.current_subtotal),
             "totalPriceSet": bag(money.total),
-            "currentTotalPriceSet": bag(money.current(money.total)),
+            "currentTotalPriceSet": bag(money.current_total),
             "originalTotalPriceSet": bag(money.original_total),
             "totalTaxSet": bag(money.total_tax),
-            "currentTotalTaxSet": bag(money.current(money.total_tax)),
+            "currentTotalTaxSet": bag(money.current_total_tax),
             "totalDiscountsSet": bag(money.total_discounts),
-            "currentTotalDiscountsSet": bag(money.current(money.total_discounts)),
+            "currentTotalDiscountsSet": bag(money.current_total_discounts),
             "totalShippingPriceSet": bag(money.shipping),
             "totalReceivedSet": bag(money.received),
+            "totalRefundedSet": bag(money.refunded),
+            "netPaymentSet": bag(money.net_payment),
             "totalOutstandingSet": bag(money.outstanding),
             "taxLines": _order_tax_lines(money),
-            "lineItems": lambda info, **args: self._line_items(oid, money, bool(fulfilled), args),
+            "lineItems": lambda info, **args: self._memory_connection(
+                [(int(node["legacyId"]), node) for node in self._line_nodes(oid, facts)], args),
             "shippingLines": lambda info, **args: self._shipping_lines(oid, money, args),
-            "transactions": lambda info, first=None, **_: [
-                {"__typename": "OrderTransaction",
-                 "id": gid("OrderTransaction", oid * 100 + n),
-                 "kind": t.kind, "status": t.status, "gateway": t.gateway, "test": t.test,
-                 "processedAt": processed, "amountSet": bag(t.amount)}
-                for n, t in enumerate(money.transactions[:first])
-            ],
-            "fulfillments": lambda info, first=None, **_: fulfilled[:first],
+            "transactions": lambda info, first=None, **_: self.transaction_nodes(oid, first),
+            "fulfillments": lambda info, first=None, **_: self.fulfillment_nodes(oid, name, first),
+            "refunds": lambda info, first=None, **_: self.refund_nodes(oid, first),
         }
 
     _ORDER_COLUMNS = (
         "id, number, name, source_identifier, source_name, email, phone, note, tags, test, "
         "currency, financial_status, inventory_behaviour, total, created_epoch, created_at, "
-        "processed_at, input, edits, cancelled_at"
+        "processed_at, input, edits, cancelled_at, refunds, cancel_reason, updated_at, location_id"
     )
-
-    def _fulfillments(self, oid: int, order_name: str) -> list[dict[str, Any]]:
-        with self._db_lock:
-            rows = self._db.execute(
-                "SELECT f.id, f.status, f.quantity, f.created_at, l.id, l.name, l.is_default, "
-                "l.fulfills_online_orders FROM fulfillments f JOIN locations l "
-                "ON l.id = f.location_id WHERE f.order_id = ? ORDER BY f.id", (oid,)
-            ).fetchall()
-        return [
-            {"__typename": "Fulfillment", "id": gid("Fulfillment", fid), "name": f"{order_name}.{n}",
-             "status": status, "totalQuantity": quantity, "createdAt": created,
-             "location": _location((lid, lname, is_default, online))}
-            for n, (fid, status, quantity, created, lid, lname, is_default, online)
-            in enumerate(rows, 1)
-        ]
 
     # -- connections -------------------------------------------------------------------
 
@@ -1462,29 +1452,32 @@ class ShopifySimulator(Simulator):
         rows, more = self._page("orders", "id", conditions, params, args, self._ORDER_COLUMNS)
         return self._connection([self._order(r) for r in rows], [r[0] for r in rows], more, args)
 
-    def _line_items(self, oid: int, money: OrderMoney, fulfilled: bool,
-                    args: dict[str, Any]) -> dict[str, Any]:
-        rows, more = self._page(
-            "line_items", "id", ["order_id = ?"], [oid], args,
-            "id, variant_id, product_id, title, variant_title, sku, quantity, price",
-        )
+    def _line_nodes(self, oid: int, facts: OrderFacts | None = None) -> list[dict[str, Any]]:
+        """The order's line items as GraphQL serves them, in order (``legacyId``: the id, for paging)."""
         with self._db_lock:
-            # A line's money is found by its place in the order (ids are given in input order).
-            places = {lid: n for n, (lid,) in enumerate(self._db.execute(
-                "SELECT id FROM line_items WHERE order_id = ? ORDER BY id", (oid,)))}
+            facts = facts or self.order_facts(oid)
+            rows = self._db.execute(
+                "SELECT id, variant_id, product_id, title, variant_title, sku, quantity, price FROM line_items "
+                "WHERE order_id = ? ORDER BY id", (oid,),
+            ).fetchall()
+        assert facts is not None
+        money = facts.money
+        current_lines = money.current_lines
         nodes = []
-        for lid, vid, pid, title, variant_title, sku, quantity, price in rows:
-            place = places[lid]
-            line = (money.lines[place] if place < len(money.lines) else
-                    LineMoney(place, quantity, quantity, Bag(Decimal(price), Decimal(price)), ZERO, ()))
-            current = 0 if money.cancelled else line.current_quantity
+        # A line's money is found by its place in the order (ids are given in input order).
+        for place, (lid, vid, pid, title, variant_title, sku, quantity, price) in enumerate(rows):
+            if place < len(money.lines):
+                line, now = money.lines[place], current_lines[place]
+            else:
+                line = now = LineMoney(place, quantity, quantity, Bag(Decimal(price), Decimal(price)), ZERO, ())
+            current = 0 if money.cancelled else now.current_quantity
             nodes.append({
-                "__typename": "LineItem", "id": gid("LineItem", lid), "title": title,
+                "__typename": "LineItem", "id": gid("LineItem", lid), "legacyId": lid, "title": title,
                 "name": f"{title} - {variant_title}" if variant_title else title,
                 "quantity": line.quantity, "currentQuantity": current, "sku": sku,
                 "variantTitle": variant_title, "vendor": None, "taxable": line.taxable,
                 "requiresShipping": line.requires_shipping,
-                "unfulfilledQuantity": 0 if fulfilled else current,
+                "unfulfilledQuantity": facts.unfulfilled(place) if place < len(money.lines) else 0,
                 "variant": (lambda info, vid=vid: self.variant_by_id(vid)) if vid else None,
                 "product": (lambda info, pid=pid: self.product_by_id(pid)) if pid else None,
                 "originalUnitPriceSet": _bag(line.unit_price, money),
@@ -1494,10 +1487,18 @@ class ShopifySimulator(Simulator):
                 "totalDiscountSet": _bag(line.discount, money),
                 "discountAllocations": [{"allocatedAmountSet": _bag(line.discount, money)}]
                 if line.discount != ZERO else [],
-                "taxLines": lambda info, first=None, line=line: _tax_lines(
-                    line.tax_lines[:first], money),
+                "taxLines": lambda info, first=None, line=line: _tax_lines(line.tax_lines[:first], money),
             })
-        return self._connection(nodes, [r[0] for r in rows], more, args)
+        return nodes
+
+    def _memory_connection(self, items: list[tuple[int, dict[str, Any]]], args: dict[str, Any]) -> dict[str, Any]:
+        """A connection over ``(key, node)`` pairs already in memory, paged by key as ``_page`` pages ids."""
+        first, after, reverse = self._page_args(args)
+        ordered = sorted(items, key=lambda item: item[0], reverse=reverse)
+        if after is not None:
+            ordered = [item for item in ordered if (item[0] < after if reverse else item[0] > after)]
+        page = ordered[:first]
+        return self._connection([node for _, node in page], [key for key, _ in page], len(ordered) > first, args)
 
     def _shipping_lines(self, oid: int, money: OrderMoney, args: dict[str, Any]) -> dict[str, Any]:
         first, after, reverse = self._page_args(args)
@@ -1584,6 +1585,8 @@ class ShopifySimulator(Simulator):
             return self.bulk_operation(number)
         if kind == "Location":
             return self.location(number)
+        if kind == "Fulfillment":
+            return self.fulfillment_node(number)
         return None
 
     def nodes(self, values: list[str]) -> list[dict[str, Any] | None]:
@@ -1768,21 +1771,27 @@ class ShopifySimulator(Simulator):
             next_line += 1
         self._db.execute(
             f"INSERT INTO orders ({self._ORDER_COLUMNS}) VALUES "
-            "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (oid, number, name, order.get("sourceIdentifier"), order.get("sourceName"),
              order.get("email"), order.get("phone"), order.get("note"),
              json.dumps(list(order.get("tags") or [])), 1 if order.get("test") else 0,
              money.currency, money.financial_status, behaviour, str(money.total.shop), now,
-             created, processed, json.dumps(order, default=str), None, None),
+             created, processed, json.dumps(order, default=str), None, None, None, None, created,
+             where_from),
         )
         self._db.executemany("INSERT INTO line_items VALUES (?,?,?,?,?,?,?,?,?)", line_rows)
         if fulfilled:
-            last_fulfillment = self._db.execute("SELECT MAX(id) FROM fulfillments").fetchone()[0]
+            fid = (self._db.execute("SELECT MAX(id) FROM fulfillments").fetchone()[0]
+                   or FULFILLMENT_ID_BASE) + 1
             self._db.execute(
-                "INSERT INTO fulfillments VALUES (?, ?, ?, 'SUCCESS', ?, ?)",
-                ((last_fulfillment or FULFILLMENT_ID_BASE) + 1, oid, where_from, money.quantity,
-                 created),
+                "INSERT INTO fulfillments (id, order_id, location_id, status, quantity, created_at, "
+                "updated_at, tracking) VALUES (?, ?, ?, 'SUCCESS', ?, ?, ?, ?)",
+                (fid, oid, where_from, money.quantity, created, created, json.dumps(
+                    [{"company": order["fulfillment"].get("trackingCompany"),
+                      "number": order["fulfillment"].get("trackingNumber"), "url": None}]
+                    if order["fulfillment"].get("trackingNumber") else [])),
             )
+            self._insert_fulfillment_lines(fid, [(row[0], row[7]) for row in line_rows])
         row = self._db.execute(
             f"SELECT {self._ORDER_COLUMNS} FROM orders WHERE id = ?", (oid,)
         ).fetchone()
@@ -1984,3 +1993,19 @@ class _Root:
     def bulkOperationRunQuery(self, info: Any, query: str, groupObjects: bool = False
                               ) -> dict[str, Any]:
         return self._sim.bulk_run_query(query)
+
+    def job(self, info: Any, id: str) -> dict[str, Any] | None:
+        return self._sim.job(id)
+
+    def orderCancel(self, info: Any, orderId: str, restock: bool, reason: str,
+                    refundMethod: dict[str, Any] | None = None, notifyCustomer: bool = False,
+                    staffNote: str | None = None) -> dict[str, Any]:
+        return self._sim.order_cancel(orderId, reason=reason, restock=restock, refund_method=refundMethod,
+                                      staff_note=staffNote)
+
+    def refundCreate(self, info: Any, input: dict[str, Any]) -> dict[str, Any]:
+        # The key rides on a directive of this very field (@idempotent(key:)), not on an argument.
+        directive = self._sim.schema.get_directive("idempotent")
+        assert directive is not None
+        values = get_directive_values(directive, info.field_nodes[0], info.variable_values)
+        return self._sim.refund_create(input, (values or {}).get("key"))
