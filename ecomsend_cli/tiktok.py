@@ -1,4 +1,4 @@
-"""TikTok Shop Open API client (API version 202309): signing, tokens, retries, reads.
+"""TikTok Shop Open API client: signing, tokens, retries, reads and the few writes.
 
 This module owns how ecomsend talks to TikTok Shop:
 
@@ -11,11 +11,27 @@ This module owns how ecomsend talks to TikTok Shop:
   an expired access token (105002) refreshed with the refresh token and the
   new pair saved in the token cache, and a pair saved there by another
   process (TikTok rotates the refresh token) taken instead; throttling (36009002 / HTTP 429) backed
-  off with jitter; 5xx answers and network errors retried (every call here is
-  a read).
+  off with jitter.
 
-The client only reads: order search and detail, product search and detail,
-the authorised shops. It never prints; secrets never reach a message.
+Reads (202309 orders, products, shops; logistics shipping providers; the
+202406 external order references; return_refund cancellations and returns
+search) are retried on 5xx answers and network errors.
+
+**Writes are not idempotent** (DESIGN §6b): Mark Package As Shipped, Ship
+Package, Update Package Shipping Info and Add External Order References take
+no idempotency key. A write is sent again only when TikTok certainly did not
+run it: the connection could not be made, the request was throttled
+(36009002 / HTTP 429), or the access token had expired (105002, refreshed and
+sent again). A clear error envelope (any other non-zero code) is TikTok's
+refusal, raised as today. Everything else once the request may have left —
+a timeout, a dropped connection, a 5xx (or 36009003, internal error), an
+answer that is not a TikTok envelope, a success whose ``data`` is not usable
+— raises :class:`~ecomsend_cli.errors.OutcomeUnknownError`, sent once; the
+caller looks the outcome up (:meth:`TikTokClient.get_orders`) before any retry.
+
+Answers are checked at this boundary: a page or a record list of the wrong
+shape is one clear :class:`~ecomsend_cli.errors.ApiError`. The client never
+prints; secrets never reach a message.
 """
 
 from __future__ import annotations
@@ -34,7 +50,7 @@ from typing import Any
 import httpx
 
 from .config import TikTokConfig
-from .errors import ApiError, AuthError, NetworkError, PagingError, RateLimitedError
+from .errors import ApiError, AuthError, NetworkError, OutcomeUnknownError, PagingError, RateLimitedError
 from .models import TokenCache
 from .transport import deadline, deadline_passed, http_client, tls_verify
 
@@ -59,6 +75,14 @@ PRODUCT_SEARCH_PATH = "/product/202309/products/search"
 PRODUCT_DETAIL_PATH = "/product/202309/products/{product_id}"
 SHOPS_PATH = "/authorization/202309/shops"
 TOKEN_REFRESH_PATH = "/api/v2/token/refresh"
+SHIPPING_PROVIDERS_PATH = "/logistics/202309/delivery_options/{delivery_option_id}/shipping_providers"
+MARK_SHIPPED_PATH = "/fulfillment/202309/orders/{order_id}/packages"  # Mark Package As Shipped
+SHIP_PACKAGE_PATH = "/fulfillment/202309/packages/{package_id}/ship"
+SHIPPING_INFO_PATH = "/fulfillment/202309/packages/{package_id}/shipping_info/update"
+EXTERNAL_ORDERS_ADD_PATH = "/order/202406/orders/external_orders"
+EXTERNAL_ORDERS_GET_PATH = "/order/202406/orders/{order_id}/external_orders"
+CANCELLATION_SEARCH_PATH = "/return_refund/202309/cancellations/search"
+RETURN_SEARCH_PATH = "/return_refund/202309/returns/search"
 
 MAX_ORDER_IDS = 50  # per GET /order/202309/orders call
 # The most one call may take, retries of transport errors included (issue 15).
@@ -72,6 +96,14 @@ MAX_PAGES_UNCOUNTED = 5_000
 _PAGING_HINT = ("the orders pulled before it are kept and synced; run again later, and report it to "
                 "TikTok if it persists")
 MAX_PAGE_SIZE = 100
+MAX_AFTERSALES_PAGE_SIZE = 50  # cancellations and returns search: "Upper limit 50"
+_AFTERSALES_PAGING_HINT = ("the records pulled before it are kept and handled; run again later, and report it "
+                           "to TikTok if it persists")
+# Transport errors raised before any byte of the request left: a write may be sent again.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+_UNKNOWN_HINT = "ecomsend looks the order up on TikTok before it is ever sent again"
+# Ids that go into a URL path: TikTok's are digits; anything with / ? # would change the call.
+_PATH_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 # Refresh a little before the recorded expiry: the request may take a while.
 EXPIRY_MARGIN_S = 60
 # After a refused refresh, when to look for another process's new pair in the token cache
@@ -376,11 +408,15 @@ class TikTokClient:
         content: bytes,
         headers: dict[str, str] | Callable[[], dict[str, str]],
         what: str,
+        idempotent: bool = True,
     ) -> tuple[dict[str, Any], int, str | None]:
         """Send until an envelope comes back; retry network errors, 5xx and throttling.
 
         ``params``/``headers`` may be callables so each attempt is signed afresh
         (a retried request needs a new timestamp). Returns (envelope, status, request_id).
+        A call that is not ``idempotent`` is sent again only after a refusal that
+        proves it did not run (no connection, throttled); any other failure once
+        it may have left raises :class:`OutcomeUnknownError` (module docstring).
         """
         attempt = 0
         started = time.monotonic()
@@ -395,12 +431,15 @@ class TikTokClient:
                     )
             except httpx.TransportError as exc:
                 late = deadline_passed(exc)
+                why = f"no answer within the {self._deadline:.0f} s deadline" if late else type(exc).__name__
+                if not idempotent and not isinstance(exc, _NOT_SENT):
+                    raise self._unknown(what, f"no answer came back ({why})",
+                                        code="deadline" if late else None) from None
                 # Every call here may be retried, but not past its deadline in all.
                 if attempt < self.max_retries and time.monotonic() - started < self._deadline:
                     self._backoff(attempt)
                     attempt += 1
                     continue
-                why = f"no answer within the {self._deadline:.0f} s deadline" if late else type(exc).__name__
                 raise NetworkError(
                     f"{what} failed: could not get an answer from {self._host_of(url)} "
                     f"after {attempt + 1} attempt(s) ({why})",
@@ -414,6 +453,12 @@ class TikTokClient:
             code = envelope.get("code") if envelope else None
             throttled = response.status_code == 429 or code == CODE_TOO_MANY_REQUESTS
             transient = response.status_code >= 500 or code == CODE_INTERNAL
+            if transient and not throttled and not idempotent:
+                # A server error may follow a committed write: never a blind resend.
+                raise self._unknown(
+                    what, f"TikTok answered HTTP {response.status_code}"
+                    + (f" (code {code})" if code is not None else ""),
+                    code=code if code is not None else response.status_code, request_id=request_id)
             if throttled or transient:
                 if attempt < self.max_retries:
                     self._backoff(attempt, response.headers.get("retry-after"))
@@ -436,6 +481,10 @@ class TikTokClient:
                     request_id=request_id,
                 )
             if envelope is None:
+                if not idempotent:
+                    raise self._unknown(
+                        what, f"{self._host_of(url)} answered HTTP {response.status_code} without a "
+                        "TikTok API envelope", code=response.status_code, request_id=request_id)
                 raise ApiError(
                     f"{what}: {self._host_of(url)} answered HTTP {response.status_code} "
                     "without a TikTok API envelope",
@@ -443,6 +492,15 @@ class TikTokClient:
                     request_id=request_id,
                 )
             return envelope, response.status_code, request_id
+
+    @staticmethod
+    def _unknown(what: str, why: str, *, code: Any = None, request_id: str | None = None) -> OutcomeUnknownError:
+        """The error of a write that may or may not have taken effect."""
+        rid = f"; request_id {request_id}" if request_id else ""
+        return OutcomeUnknownError(
+            f"{what} was sent but {why}{rid}: it may or may not have taken effect",
+            hint=_UNKNOWN_HINT, code=code, request_id=request_id,
+        )
 
     @staticmethod
     def _envelope(response: httpx.Response) -> dict[str, Any] | None:
@@ -466,11 +524,15 @@ class TikTokClient:
         query: Mapping[str, Any] | None = None,
         body: Any = None,
         shop_scoped: bool = True,
+        idempotent: bool = True,
     ) -> dict[str, Any]:
         """Send one signed API request and return the envelope's ``data`` (a dict).
 
         Refreshes the access token once on 105002 and retries; turns any
         other non-zero code into AuthError or ApiError with its request_id.
+        Reads (the default) are retried on 5xx and network errors; a write
+        (``idempotent=False``) raises :class:`OutcomeUnknownError` instead of
+        ever being sent twice when it may have run (see the module docstring).
         """
         content = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
         extra = {k: str(v) for k, v in (query or {}).items() if v is not None}
@@ -478,6 +540,7 @@ class TikTokClient:
             extra["shop_cipher"] = self.resolve_shop_cipher()
         secret = self.config.app_secret.get() if self.config.app_secret else ""
         headers_token: dict[str, str] = {}
+        what = f"TikTok {method} {path}"
 
         def params() -> dict[str, str]:
             signed = {"app_key": self.config.app_key, "timestamp": str(int(self._clock())), **extra}
@@ -492,7 +555,7 @@ class TikTokClient:
             headers_token["token"] = self._access_token()
             envelope, status, request_id = self._send_with_retries(
                 method, self._api_base + path, params=params, content=content,
-                headers=headers, what=f"TikTok {method} {path}",
+                headers=headers, what=what, idempotent=idempotent,
             )
             code = envelope.get("code")
             if code == CODE_OK:
@@ -500,6 +563,9 @@ class TikTokClient:
                 if data is None:
                     return {}
                 if not isinstance(data, dict):
+                    if not idempotent:
+                        raise self._unknown(what, f"its answer carried data as {type(data).__name__}, "
+                                            "not an object", request_id=request_id)
                     raise ApiError(
                         f"TikTok {path} answered with data as {type(data).__name__}, not an object "
                         f"(request_id {request_id})",
@@ -509,6 +575,7 @@ class TikTokClient:
                     )
                 return data
             if code == CODE_TOKEN_EXPIRED and not refreshed:
+                # TikTok refused the call before running it: sending it again is safe, writes included.
                 refreshed = True
                 with self._lock:
                     # Another thread may have refreshed already while we waited.
@@ -591,8 +658,9 @@ class TikTokClient:
         query: dict[str, Any] = {"page_size": size, "sort_field": "update_time", "sort_order": "ASC"}
         yield from self._pages(ORDER_SEARCH_PATH, "orders", query, body)
 
-    def _pages(self, path: str, key: str, query: dict[str, Any], body: Any) -> Iterator[list[Any]]:
-        """Every page of a listing, bounded (see :meth:`search_orders`)."""
+    def _pages(self, path: str, key: str, query: dict[str, Any], body: Any, *, id_key: str = "id",
+               noun: str = "order", hint: str = _PAGING_HINT) -> Iterator[list[Any]]:
+        """Every page of a listing, bounded (see :meth:`search_orders`); items are told apart by ``id_key``."""
         seen_tokens: set[str] = set()
         seen_ids: set[str] = set()
         pages = stale = 0
@@ -603,7 +671,7 @@ class TikTokClient:
             items = _page_list(data, key, path)
             if cap is None:
                 cap = _plausible_pages(data.get("total_count"), query["page_size"])
-            ids = {str(i.get("id")) for i in items if isinstance(i, dict)}
+            ids = {str(i.get(id_key)) for i in items if isinstance(i, dict)}
             fresh = ids - seen_ids
             seen_ids |= ids
             stale = 0 if fresh or (items and not ids) else stale + 1
@@ -615,15 +683,15 @@ class TikTokClient:
             if token in seen_tokens:
                 raise PagingError(
                     f"TikTok {path} sent a page token it had sent before, after {pages} page(s): "
-                    "its paging loops", hint=_PAGING_HINT)
+                    "its paging loops", hint=hint)
             if stale >= MAX_STALE_PAGES:
                 raise PagingError(
-                    f"TikTok {path} kept sending pages with no new order ({stale} in a row, "
-                    f"after {pages} page(s))", hint=_PAGING_HINT)
+                    f"TikTok {path} kept sending pages with no new {noun} ({stale} in a row, "
+                    f"after {pages} page(s))", hint=hint)
             if pages >= cap:
                 raise PagingError(
                     f"TikTok {path} sent more pages ({pages}) than its count of "
-                    f"{data.get('total_count')!r} makes plausible", hint=_PAGING_HINT)
+                    f"{data.get('total_count')!r} makes plausible", hint=hint)
             seen_tokens.add(token)
             query = {**query, "page_token": token}
 
@@ -649,6 +717,173 @@ class TikTokClient:
         """Product detail, whose ``skus`` carry ``external_sku_id`` when published from Shopify."""
         return self.request("GET", PRODUCT_DETAIL_PATH.format(product_id=product_id))
 
+    # -- logistics and fulfillment (DESIGN §6b.1) -------------------------------------------------
+    def shipping_providers(self, delivery_option_id: str) -> list[dict[str, Any]]:
+        """The carriers TikTok accepts for a delivery option: ``[{"id": str, "name": str}, ...]``.
+
+        ``GET /logistics/202309/delivery_options/{delivery_option_id}/shipping_providers``
+        answers ``{shipping_providers: [{id, name}]}``; a provider without a string id
+        and name is a wrong answer (ApiError). Other keys TikTok adds are kept.
+        """
+        path = SHIPPING_PROVIDERS_PATH.format(delivery_option_id=_path_id(delivery_option_id, "delivery option id"))
+        data = self.request("GET", path)
+        providers = []
+        for item in _page_list(data, "shipping_providers", path):
+            if not isinstance(item, dict) or not _text(item.get("id")) or not isinstance(item.get("name"), str):
+                raise _shape_error(path, f"a shipping provider without a string id and name: {_brief(item)}")
+            providers.append({**item, "id": _text(item["id"]), "name": item["name"]})
+        return providers
+
+    def create_package_and_ship(self, order_id: str, line_item_ids: list[str], tracking_number: str,
+                                shipping_provider_id: str) -> str:
+        """Mark Package As Shipped: a new package of ``line_item_ids``, shipped; returns its ``package_id``.
+
+        ``POST /fulfillment/202309/orders/{order_id}/packages`` with ``order_line_item_ids``,
+        ``tracking_number`` and ``shipping_provider_id``; TikTok answers ``{order_id,
+        order_line_item_ids, package_id, warning: {message}}``. For lines not yet in a package
+        (US and UK sellers get a package only when shipping; TikTok offers this call in the
+        US). Not idempotent (module docstring); a success without a usable ``package_id`` is
+        an unknown outcome too: the order's lines then say which package they went into.
+        """
+        ids = [_required(i, "line item id") for i in line_item_ids]
+        if not ids:
+            raise ValueError("create_package_and_ship needs at least one line item id")
+        path = MARK_SHIPPED_PATH.format(order_id=_path_id(order_id, "order id"))
+        body = {"order_line_item_ids": ids, "tracking_number": _required(tracking_number, "tracking number"),
+                "shipping_provider_id": _required(shipping_provider_id, "shipping provider id")}
+        data = self.request("POST", path, body=body, idempotent=False)
+        package_id = _text(data.get("package_id"))
+        if not package_id:
+            raise self._unknown(f"TikTok POST {path}", f"its answer named no package ({_brief(data)})")
+        return package_id
+
+    def ship_package(self, package_id: str, tracking_number: str, shipping_provider_id: str) -> None:
+        """Ship Package: a package TikTok already made (lines carry its ``package_id``), self-shipped.
+
+        ``POST /fulfillment/202309/packages/{package_id}/ship`` with ``self_shipment:
+        {tracking_number, shipping_provider_id}`` — the seller's own carrier, so no
+        ``handover_method``/``pickup_slot`` (those are for TikTok's logistics). Not idempotent.
+        """
+        path = SHIP_PACKAGE_PATH.format(package_id=_path_id(package_id, "package id"))
+        body = {"self_shipment": {"tracking_number": _required(tracking_number, "tracking number"),
+                                  "shipping_provider_id": _required(shipping_provider_id, "shipping provider id")}}
+        self.request("POST", path, body=body, idempotent=False)
+
+    def update_shipping_info(self, package_id: str, tracking_number: str, shipping_provider_id: str) -> None:
+        """Update Package Shipping Info: a shipped package's new tracking number and carrier.
+
+        ``POST /fulfillment/202309/packages/{package_id}/shipping_info/update`` with
+        ``tracking_number`` and ``shipping_provider_id``. TikTok allows it within 72 h of
+        shipping; later it refuses (an ApiError with its code). Not idempotent.
+        """
+        path = SHIPPING_INFO_PATH.format(package_id=_path_id(package_id, "package id"))
+        body = {"tracking_number": _required(tracking_number, "tracking number"),
+                "shipping_provider_id": _required(shipping_provider_id, "shipping provider id")}
+        self.request("POST", path, body=body, idempotent=False)
+
+    # -- external order references (DESIGN §6b.2) ------------------------------------------------
+    def add_external_order(self, order_id: str, shopify_order_id: str, line_items: list[tuple[str, str]]) -> None:
+        """Write the Shopify order onto the TikTok order (Add External Order References, 202406).
+
+        ``line_items`` are ``(shopify line item id, tiktok line item id)`` pairs; Shopify ids
+        may be numeric or ``gid://shopify/...`` (sent numeric). The body is TikTok's batch
+        shape, with one order: ``{orders: [{id, external_order: {id, platform: "SHOPIFY",
+        line_items: [{id, origin_id}]}}]}``. TikTok answers code 0 even when it refuses an
+        order, listing it in ``data.errors[{code, message, detail}]``: that is raised as an
+        ApiError with TikTok's code. Not idempotent (module docstring).
+        """
+        body = {"orders": [{
+            "id": _required(order_id, "order id"),
+            "external_order": {
+                "id": _shopify_number(shopify_order_id),
+                "platform": "SHOPIFY",
+                "line_items": [
+                    {"id": _shopify_number(shopify_line), "origin_id": _required(tiktok_line, "line item id")}
+                    for shopify_line, tiktok_line in line_items
+                ],
+            },
+        }]}
+        what = f"TikTok POST {EXTERNAL_ORDERS_ADD_PATH}"
+        data = self.request("POST", EXTERNAL_ORDERS_ADD_PATH, body=body, idempotent=False)
+        errors = data.get("errors")
+        if errors is None or errors == []:
+            return
+        if not isinstance(errors, list) or not all(isinstance(e, dict) for e in errors):
+            raise self._unknown(what, f"its answer listed errors of an unusable shape ({_brief(errors)})")
+        code = errors[0].get("code")
+        code = int(code) if isinstance(code, str) and code.isdigit() else code
+        message = str(errors[0].get("message") or "no message")
+        raise ApiError(f"TikTok refused the external order reference of order {order_id}: {message} (code {code})",
+                       hint="the reference is written again on the next run", code=code)
+
+    def external_orders(self, order_id: str, platform: str = "SHOPIFY") -> list[dict[str, Any]]:
+        """The external order references on a TikTok order (Get External Order References, 202406).
+
+        ``GET /order/202406/orders/{order_id}/external_orders?platform=...`` answers
+        ``{external_orders: [{id, platform, line_items: [{id, origin_id}]}]}`` (``id`` the
+        other platform's, ``origin_id`` TikTok's line item). Returned in that shape, ids as
+        strings; anything else is an ApiError.
+        """
+        path = EXTERNAL_ORDERS_GET_PATH.format(order_id=_path_id(order_id, "order id"))
+        data = self.request("GET", path, query={"platform": platform})
+        references = []
+        for item in _page_list(data, "external_orders", path):
+            lines = item.get("line_items") if isinstance(item, dict) else None
+            if (not isinstance(item, dict) or not _text(item.get("id")) or not isinstance(item.get("platform"), str)
+                    or not isinstance(lines if lines is not None else [], list)):
+                raise _shape_error(path, f"an external order without a string id and platform: {_brief(item)}")
+            pairs = []
+            for line in lines or []:
+                if not isinstance(line, dict) or not _text(line.get("id")) or not _text(line.get("origin_id")):
+                    raise _shape_error(path, f"an external order line without id and origin_id: {_brief(line)}")
+                pairs.append({"id": _text(line["id"]), "origin_id": _text(line["origin_id"])})
+            references.append({"id": _text(item["id"]), "platform": item["platform"], "line_items": pairs})
+        return references
+
+    # -- cancellations and returns (DESIGN §6b.3, §6b.4) -----------------------------------------
+    def search_cancellations(self, *, update_time_ge: int, update_time_lt: int | None = None,
+                             page_size: int = 50) -> Iterator[list[dict[str, Any]]]:
+        """Cancellations updated in ``[update_time_ge, update_time_lt)``, oldest update first.
+
+        ``POST /return_refund/202309/cancellations/search`` (at most 50 a page), paged and
+        bounded as :meth:`search_orders`. Each record is TikTok's, unchanged: ``cancel_id``,
+        ``order_id``, ``cancel_type`` (CANCEL | BUYER_CANCEL), ``cancel_status``
+        (CANCELLATION_REQUEST_PENDING | _SUCCESS | _COMPLETE | _CANCEL, spelt _CANCELLED in
+        answers), ``role`` (who cancelled: BUYER | SELLER | SYSTEM), ``cancel_reason``,
+        ``cancel_reason_text``, ``refund_amount {currency, refund_total, refund_subtotal,
+        refund_shipping_fee, refund_tax, retail_delivery_fee}``, ``cancel_line_items
+        [{cancel_line_item_id, order_line_item_id, sku_id, seller_sku, refund_amount, ...}]``,
+        ``create_time``, ``update_time``. The caller checks each record.
+        """
+        yield from self._aftersales(CANCELLATION_SEARCH_PATH, "cancellations", "cancel_id", "cancellation",
+                                    update_time_ge, update_time_lt, page_size)
+
+    def search_returns(self, *, update_time_ge: int, update_time_lt: int | None = None,
+                       page_size: int = 50) -> Iterator[list[dict[str, Any]]]:
+        """Returns and refunds updated in ``[update_time_ge, update_time_lt)``, oldest update first.
+
+        ``POST /return_refund/202309/returns/search`` (at most 50 a page; TikTok's list is
+        ``return_orders``), paged and bounded as :meth:`search_orders`. Each record is
+        TikTok's, unchanged: ``return_id``, ``order_id``, ``return_type`` (REFUND — refund
+        only — | RETURN_AND_REFUND | REPLACEMENT), ``return_status`` (e.g.
+        RETURN_OR_REFUND_REQUEST_COMPLETE: buyer refunded; …_CANCEL or …_CANCELLED),
+        ``role``, ``return_reason``, ``return_reason_text``, ``refund_amount {currency,
+        refund_total, refund_subtotal, refund_shipping_fee, refund_tax, ...}``,
+        ``return_line_items [{return_line_item_id, order_line_item_id, sku_id, seller_sku,
+        refund_amount, ...}]``, ``create_time``, ``update_time``. The caller checks each record.
+        """
+        yield from self._aftersales(RETURN_SEARCH_PATH, "return_orders", "return_id", "return",
+                                    update_time_ge, update_time_lt, page_size)
+
+    def _aftersales(self, path: str, key: str, id_key: str, noun: str, update_time_ge: int,
+                    update_time_lt: int | None, page_size: int) -> Iterator[list[dict[str, Any]]]:
+        body: dict[str, Any] = {"update_time_ge": int(update_time_ge)}
+        if update_time_lt is not None:
+            body["update_time_lt"] = int(update_time_lt)
+        query: dict[str, Any] = {"page_size": max(1, min(MAX_AFTERSALES_PAGE_SIZE, page_size)),
+                                 "sort_field": "update_time", "sort_order": "ASC"}
+        yield from self._pages(path, key, query, body, id_key=id_key, noun=noun, hint=_AFTERSALES_PAGING_HINT)
+
 
 # -- answer shapes ------------------------------------------------------------------------------
 # TikTok's answers are outside data: a page whose shape is wrong is one clear
@@ -667,6 +902,51 @@ def _page_list(data: dict[str, Any], key: str, path: str) -> list[Any]:
             hint="TikTok's answer was not usable; run again later, and report it to TikTok if it persists",
         )
     return value
+
+
+def _shape_error(path: str, problem: str) -> ApiError:
+    return ApiError(
+        f"TikTok {path} answered with {problem}",
+        hint="TikTok's answer was not usable; run again later, and report it to TikTok if it persists",
+    )
+
+
+def _brief(value: Any) -> str:
+    """A short, printable picture of an unexpected value (for error messages)."""
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def _text(value: Any) -> str:
+    """An id as TikTok sends it (a string; digits also accepted as a number), or "" if it is none."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return ""
+
+
+def _required(value: Any, what: str) -> str:
+    text = _text(value).strip()
+    if not text:
+        raise ValueError(f"a {what} is required, got {value!r}")
+    return text
+
+
+def _path_id(value: Any, what: str) -> str:
+    """An id that goes into a URL path, refused if it could change which endpoint is called."""
+    text = _required(value, what)
+    if not _PATH_ID.fullmatch(text):
+        raise ValueError(f"{what} {text!r} is not a TikTok id")
+    return text
+
+
+def _shopify_number(value: Any) -> str:
+    """A Shopify id as the number TikTok's external references take: ``gid://shopify/Order/42`` -> ``42``."""
+    text = _required(value, "Shopify id").rsplit("/", 1)[-1]
+    if not text.isdigit():
+        raise ValueError(f"{value!r} is not a Shopify id")
+    return text
 
 
 def _page_token(data: dict[str, Any], path: str) -> str:
