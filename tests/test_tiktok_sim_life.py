@@ -515,3 +515,29 @@ def test_the_new_state_survives_a_restart(tmp_path: Path) -> None:
         assert len(cancellations(client, 0)) == 1 and len(returns(client, 0)) == 1
         assert client.shipping_providers(EXPRESS)
         assert client.create_package_and_ship(oid(2), [line(2, 1)], "T", USPS) != package_id
+
+
+# -- the demo seed --------------------------------------------------------------------------------
+
+def test_the_demo_seed_ships_what_has_shipped_and_offers_carriers() -> None:
+    seed = demo_seed(NOW)
+    options = {o["id"] for o in seed["tiktok_delivery_options"]}
+    for order in seed["tiktok_orders"]:
+        assert order["delivery_option_id"] in options
+        assert order["shipping_type"] == ("TIKTOK" if order["id"] == oid(29) else "SELLER")
+        live = [li for li in order["line_items"] if li["display_status"] != "CANCELLED"]
+        tracked = [li for li in live if li.get("tracking_number")]
+        if order["status"] in ("AWAITING_COLLECTION", "IN_TRANSIT", "DELIVERED", "COMPLETED"):
+            assert tracked == live and order["tracking_number"] and order["packages"]
+            assert {li["shipping_provider_name"] for li in tracked} == {"USPS"}
+        elif order["status"] == "PARTIALLY_SHIPPING":
+            assert 0 < len(tracked) < len(live)
+        else:
+            assert tracked == [] and "tracking_number" not in order
+    packed = next(o for o in seed["tiktok_orders"] if o["id"] == oid(30))
+    assert {(li["package_status"], li.get("tracking_number")) for li in packed["line_items"]} == {("TO_FULFILL", None)}
+
+
+def test_the_sandbox_serves_the_demo_carriers(sandbox) -> None:
+    with client_for(sandbox.tiktok) as client:
+        assert "USPS" in {p["name"] for p in client.shipping_providers(STANDARD)}
