@@ -106,7 +106,9 @@ class OutcomeUnknownError(ApiError):
     """A write was sent but its answer never arrived: it may or may not have happened.
 
     Raised by the Shopify client for ``orderCreate`` instead of retrying;
-    the sync engine reconciles by ``source_identifier`` (DESIGN §5.4).
+    the sync engine reconciles by ``source_identifier`` (DESIGN §5.4). Raised
+    by the TikTok client for its writes (fulfillment, external order
+    references): the caller re-reads the TikTok order before any retry (§6b).
     """
 
 

@@ -541,3 +541,12 @@ def test_the_demo_seed_ships_what_has_shipped_and_offers_carriers() -> None:
 def test_the_sandbox_serves_the_demo_carriers(sandbox) -> None:
     with client_for(sandbox.tiktok) as client:
         assert "USPS" in {p["name"] for p in client.shipping_providers(STANDARD)}
+
+
+def test_an_expired_token_refused_the_write_so_it_is_sent_again_once(client: TikTokClient,
+                                                                    sim: TikTokSimulator) -> None:
+    sim.expire_access_token()
+    package_id = client.create_package_and_ship(oid(1), [line(1, 1)], "T-1", USPS)
+    assert [e.get("code") for e in sim.ops("packages.create")] == [105002, 0]
+    assert len(sim.ops("token.refresh")) == 1
+    assert sim.order(oid(1))["packages"] == [{"id": package_id}]
