@@ -108,7 +108,9 @@ class OutcomeUnknownError(ApiError):
     Raised by the Shopify client for ``orderCreate`` instead of retrying (the
     sync engine reconciles by ``source_identifier``, DESIGN §5.4), and for
     ``orderCancel`` and ``refundCreate`` (confirmed by ``cancelledAt``, or
-    sent again under the same idempotency key, DESIGN §6b).
+    sent again under the same idempotency key, DESIGN §6b). Raised by the
+    TikTok client for its writes (fulfillment, external order references):
+    the caller re-reads the TikTok order before any retry (§6b).
     """
 
 

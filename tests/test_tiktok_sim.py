@@ -57,7 +57,7 @@ def client_for(sim: TikTokSimulator, cache: MemoryTokenCache | None = None, **ov
         "sleep": lambda s: time.sleep(min(s, 0.01)),  # retries without real waits
         "backoff_base": 0.01,
     }
-    for key in ("clock", "max_retries", "sleep", "backoff_base", "backoff_max"):
+    for key in ("clock", "max_retries", "sleep", "backoff_base", "backoff_max", "deadline"):
         if key in overrides:
             client_kwargs[key] = overrides.pop(key)
     values.update(overrides)

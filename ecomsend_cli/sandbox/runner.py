@@ -90,7 +90,7 @@ class Sandbox:
             self.tiktok = TikTokSimulator(
                 self.folder / "tiktok.db", port=self.tiktok_port,
                 **{"products": data.get("tiktok_products"), "orders": data.get("tiktok_orders"),
-                   **self.tiktok_options},
+                   "delivery_options": data.get("tiktok_delivery_options"), **self.tiktok_options},
             ).start()
         except BaseException:
             self.stop()

@@ -76,6 +76,7 @@ three days, so the first sync's 7-day window sees them all).
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -166,6 +167,24 @@ _BUNDLE = [("tee-m", 1), ("tote", 1)]
 _FBT_WAREHOUSE = "7068517275539700001"
 _STANDARD = ("7091146663229654785", "Standard shipping")
 _EXPRESS = ("7091146663229654786", "Express shipping")
+# Carriers TikTok accepts per delivery option (Get Shipping Providers). USPS's id and TikTok's own
+# virtual carrier are those of TikTok's documentation samples; the others are made up alike.
+_USPS = {"id": "7117858858072016686", "name": "USPS"}
+_UPS = {"id": "7117858858072016687", "name": "UPS"}
+_FEDEX = {"id": "7117858858072016688", "name": "FedEx"}
+_DHL = {"id": "7117858858072016689", "name": "DHL eCommerce"}
+_TT_VIRTUAL = {"id": "6617675021119438849", "name": "TT Virtual express"}
+DELIVERY_OPTIONS = [
+    {"id": _STANDARD[0], "name": _STANDARD[1], "shipping_providers": [_USPS, _UPS, _FEDEX, _DHL, _TT_VIRTUAL]},
+    {"id": _EXPRESS[0], "name": _EXPRESS[1], "shipping_providers": [_USPS, _UPS, _FEDEX]},
+]
+# Orders TikTok ships with its own label (shipping_type TIKTOK): no tracking is pushed for them.
+_TIKTOK_SHIPPED = {29}
+# Markets whose lines are in a package from the start (US and UK sellers get one only when shipping).
+_PACKAGED_AT_ORDER_TIME = {30}
+# Where each status leaves the order's packages (those that have shipped carry tracking).
+_PACKAGE_STATUS = {"AWAITING_COLLECTION": "PROCESSING", "PARTIALLY_SHIPPING": "PROCESSING",
+                   "IN_TRANSIT": "FULFILLING", "DELIVERED": "COMPLETED", "COMPLETED": "COMPLETED"}
 
 
 @dataclass(frozen=True)
@@ -621,7 +640,7 @@ def _order(number: int, status: str, hours_ago: int, lines: list[_Line], place: 
         "buyer_email": f"{place.first.lower()}.{place.last.lower()}@scs.tiktokw.us",
         "buyer_message": "",
         "commerce_platform": "TIKTOK_SHOP",
-        "shipping_type": "TIKTOK",
+        "shipping_type": "TIKTOK" if number in _TIKTOK_SHIPPED else "SELLER",
         "fulfillment_type": "FULFILLMENT_BY_SELLER",
         "warehouse_id": _WAREHOUSE,
         "delivery_type": "HOME_DELIVERY",
@@ -640,7 +659,33 @@ def _order(number: int, status: str, hours_ago: int, lines: list[_Line], place: 
     if status == "CANCELLED":
         order.update(cancel_reason="No longer needed", cancel_time=updated,
                      cancellation_initiator="BUYER")
+    _packages(order, number, created + 3600)
     return _as_text(order, money.currency)
+
+
+def _packages(order: dict[str, Any], number: int, shipped_at: int) -> None:
+    """The package of an order that has shipped (the first live line only, while PARTIALLY_SHIPPING),
+    or of one whose market packs at order time; tracking on the lines and the order, as TikTok serves it."""
+    status = order["status"]
+    live = [i for i in order["line_items"] if i["display_status"] != "CANCELLED"]
+    package_status = _PACKAGE_STATUS.get(status)
+    if package_status is None and number in _PACKAGED_AT_ORDER_TIME:
+        package_status = "TO_FULFILL"
+    if package_status is None:
+        return
+    package_id = f"115200000000{number:05d}01"
+    lines = live[:1] if status == "PARTIALLY_SHIPPING" else live
+    for line in lines:
+        line.update(package_id=package_id, package_status=package_status)
+    order["packages"] = [{"id": package_id}]
+    if package_status == "TO_FULFILL":
+        return
+    tracking = f"94001118992230{number:05d}01"
+    for line in lines:
+        line.update(tracking_number=tracking, shipping_provider_id=_USPS["id"],
+                    shipping_provider_name=_USPS["name"], rts_time=shipped_at)
+    order.update(tracking_number=tracking, shipping_provider=_USPS["name"], shipping_provider_id=_USPS["id"],
+                 rts_time=shipped_at)
 
 
 def _orders(now: int, skus: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
@@ -656,7 +701,8 @@ def _orders(now: int, skus: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def demo_seed(now: int | None = None) -> dict[str, list[dict[str, Any]]]:
-    """The demo data: ``shopify_products``, ``tiktok_products``, ``tiktok_orders``.
+    """The demo data: ``shopify_products``, ``tiktok_products``, ``tiktok_orders``,
+    ``tiktok_delivery_options`` (each with the shipping providers TikTok accepts for it).
 
     ``now`` (Unix seconds, default the current time) anchors every timestamp,
     so tests can pin it.
@@ -667,4 +713,5 @@ def demo_seed(now: int | None = None) -> dict[str, list[dict[str, Any]]]:
         "shopify_products": _shopify_products(now),
         "tiktok_products": tiktok_products,
         "tiktok_orders": _orders(now, skus),
+        "tiktok_delivery_options": copy.deepcopy(DELIVERY_OPTIONS),
     }

@@ -15,6 +15,27 @@ host's token refresh, checking requests as the real service does:
 * ``POST /product/202309/products/search`` — ``page_size``, ``page_token``;
   body ``status`` (default ALL). Search results carry no ``external_sku_id``.
 * ``GET  /product/202309/products/{id}`` — detail, with ``external_sku_id``.
+* After creation (DESIGN §6b; rules, designed codes and statuses in
+  :mod:`~ecomsend_cli.sandbox.tiktok_life`):
+  ``GET /logistics/202309/delivery_options/{id}/shipping_providers``
+  (``{shipping_providers: [{id, name}]}``);
+  ``POST /fulfillment/202309/orders/{order_id}/packages`` (Mark Package As
+  Shipped: ``order_line_item_ids``, ``tracking_number``,
+  ``shipping_provider_id`` → ``{order_id, order_line_item_ids, package_id}``);
+  ``POST /fulfillment/202309/packages/{package_id}/ship`` (``self_shipment``);
+  ``POST /fulfillment/202309/packages/{package_id}/shipping_info/update``
+  (within 72 h of shipping);
+  ``POST /order/202406/orders/external_orders`` (``{orders: [{id,
+  external_order: {id, platform, line_items: [{id, origin_id}]}}]}`` →
+  ``{errors: [...]}``) and ``GET /order/202406/orders/{id}/external_orders?platform=``;
+  ``POST /return_refund/202309/cancellations/search`` (``cancellations``) and
+  ``POST /return_refund/202309/returns/search`` (``return_orders``) — query
+  ``page_size`` (1–50), ``page_token``, ``sort_field`` (``create_time``
+  default | ``update_time``), ``sort_order`` (``ASC`` default | ``DESC``); body
+  ``update_time_ge/lt``, ``create_time_ge/lt``, ``order_ids``,
+  ``cancel_ids``/``return_ids``, ``cancel_status``/``return_status``,
+  ``cancel_types``/``return_types``; answers with ``next_page_token`` and
+  ``total_count``.
 * ``GET  /api/v2/token/refresh?app_key&app_secret&refresh_token&grant_type=refresh_token``
   — a new access token and a new refresh token (``*_expire_in`` are absolute
   Unix times); the old refresh token is then invalid (36004005); the old
@@ -37,7 +58,8 @@ is UNPAID or ON_HOLD, and a status change moves every line's
 ``display_status`` except a line TikTok cancelled on its own (in a live order).
 
 Options (``TikTokSimulator(state_path, **options)``): ``products``,
-``orders`` (seeded only when the state file is new — a restarted simulator
+``orders`` and ``delivery_options`` (``[{id, name, shipping_providers:
+[{id, name}]}]``; seeded only when the state file is new — a restarted simulator
 keeps its state), ``app_key``, ``app_secret``, ``access_token``,
 ``refresh_token``, ``shop_cipher`` (else generated once and kept in the
 state file), ``access_token_ttl`` / ``refresh_token_ttl`` (seconds),
@@ -47,10 +69,15 @@ window, 0 = off), ``rate_limit_window_ms`` (default 1000), ``clock``
 :mod:`ecomsend_cli.sandbox._http` as initial faults.
 
 Fault operation names (for ``fail_next``): ``shops``, ``orders.search``,
-``orders.get``, ``products.search``, ``products.get``, ``token.refresh``.
+``orders.get``, ``products.search``, ``products.get``, ``token.refresh``,
+``shipping_providers.get``, ``packages.create`` (Mark Package As Shipped),
+``packages.ship``, ``shipping_info.update``, ``external_orders.add``,
+``external_orders.get``, ``cancellations.search``, ``returns.search``. Every
+fault kind works on each of them (``handled: true`` writes commit first).
 
-The fault knob ``paging_fault`` (default null) makes both searches
-(``orders.search`` and ``products.search``) page badly once their real pages
+The fault knob ``paging_fault`` (default null) makes the searches
+(``orders.search``, ``products.search``, ``cancellations.search``,
+``returns.search``) page badly once their real pages
 run out, each answer still a well-formed envelope (code 0) with the real
 ``total_count``:
 
@@ -81,12 +108,37 @@ Test-control endpoints, on the same port (JSON in, JSON out):
 * ``POST /_sandbox/tokens/expire`` — body ``{"access": true, "refresh":
   false}`` (the defaults): expire the access tokens (and/or refresh tokens) now.
 * ``GET  /_sandbox/state`` — counts of orders and products.
+* ``POST /_sandbox/delivery_options`` — body ``{"delivery_options": [...]}``: add or replace.
+* ``GET|POST /_sandbox/packages/{id}`` — a package (id, order_id,
+  line_item_ids, package_status, tracking, rts_time); POST ``{"package_status":
+  "FULFILLING"}`` (collected: IN_TRANSIT) or ``"COMPLETED"`` (delivered), and/or
+  ``{"rts_time": ...}`` (when it shipped: the 72 h rule).
+* ``POST /_sandbox/orders/{id}/cancel`` — body ``{"initiator": BUYER|SELLER|SYSTEM,
+  "reason", "reason_text"}``: the whole order cancelled; answers the cancellation record.
+* ``POST /_sandbox/orders/{id}/line_items/{line_id}/cancel`` — same body: one line (unit).
+* ``POST /_sandbox/orders/{id}/returns`` — body ``{"line_item_ids", "return_type":
+  REFUND|RETURN_AND_REFUND|REPLACEMENT, "status" (default
+  RETURN_OR_REFUND_REQUEST_COMPLETE), "role", "reason", "reason_text",
+  "refund_shipping"}``: answers the return record.
+* ``POST /_sandbox/returns/{id}``, ``POST /_sandbox/cancellations/{id}`` — body
+  ``{"status": ...}``: a record's new status (its ``update_time`` moves).
+* ``GET  /_sandbox/cancellations[?order_id=]``, ``GET /_sandbox/returns[?order_id=]``,
+  ``GET /_sandbox/orders/{id}/external_orders`` — what is stored.
 
 The same controls exist as methods: :meth:`TikTokSimulator.add_orders`,
 :meth:`~TikTokSimulator.update_order`, :meth:`~TikTokSimulator.order`,
 :meth:`~TikTokSimulator.add_products`, :meth:`~TikTokSimulator.expire_access_token`,
 :meth:`~TikTokSimulator.expire_refresh_token`, :meth:`~TikTokSimulator.set_faults`,
-:meth:`~TikTokSimulator.ops`.
+:meth:`~TikTokSimulator.ops`, and for an order's life
+:meth:`~TikTokSimulator.add_delivery_options`, :meth:`~TikTokSimulator.package`,
+:meth:`~TikTokSimulator.update_package`, :meth:`~TikTokSimulator.cancel_order`,
+:meth:`~TikTokSimulator.cancel_line`, :meth:`~TikTokSimulator.complete_return`,
+:meth:`~TikTokSimulator.set_return_status`,
+:meth:`~TikTokSimulator.set_cancellation_status`,
+:meth:`~TikTokSimulator.cancellations`, :meth:`~TikTokSimulator.returns`,
+:meth:`~TikTokSimulator.external_orders_of`. ``update_order(status="CANCELLED")``
+still cancels without a cancellation record; :meth:`~TikTokSimulator.cancel_order`
+is what TikTok does.
 """
 
 from __future__ import annotations
@@ -107,6 +159,7 @@ from typing import Any
 
 from ..tiktok import sign
 from ._http import BASE_FAULT_DEFAULTS, Reply, Request, Simulator
+from .tiktok_life import DISPLAY_STATUS, OPS, SCHEMA, ApiFailure, OrderLife, route
 
 PAGING_FAULTS = ("endless", "repeat_last", "cycle")
 
@@ -118,18 +171,7 @@ API_OPS = {
     ("GET", "/api/v2/token/refresh"): "token.refresh",
 }
 _PRODUCT_DETAIL = re.compile(r"^/product/202309/products/([^/]+)$")
-_SHOP_SCOPED = {"orders.search", "orders.get", "products.search", "products.get"}
-DISPLAY_STATUS = {
-    "UNPAID": "UNPAID",
-    "ON_HOLD": "ON_HOLD",
-    "AWAITING_SHIPMENT": "TO_SHIP",
-    "AWAITING_COLLECTION": "TO_SHIP",
-    "PARTIALLY_SHIPPING": "TO_SHIP",
-    "IN_TRANSIT": "SHIPPED",
-    "DELIVERED": "DELIVERED",
-    "COMPLETED": "COMPLETED",
-    "CANCELLED": "CANCELLED",
-}
+_SHOP_SCOPED = {"orders.search", "orders.get", "products.search", "products.get", *OPS}
 ORDER_STATUSES = tuple(DISPLAY_STATUS)
 ADDRESS_WITHHELD = ("UNPAID", "ON_HOLD")  # "recipient_address is not available under" these
 MAX_PAGE_SIZE = 100
@@ -146,17 +188,10 @@ CREATE TABLE IF NOT EXISTS orders (
     status TEXT NOT NULL, data TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS orders_by_update ON orders (update_time, id);
 CREATE INDEX IF NOT EXISTS orders_by_create ON orders (create_time, id);
-"""
+""" + SCHEMA
 
 
-class _ApiFailure(Exception):
-    """An envelope error to answer with."""
-
-    def __init__(self, status: int, code: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
+_ApiFailure = ApiFailure
 
 
 def _as_served(order: dict[str, Any]) -> dict[str, Any]:
@@ -181,7 +216,7 @@ def expand_line_items(order_id: str, lines: Iterable[dict[str, Any]]) -> list[di
     return out
 
 
-class TikTokSimulator(Simulator):
+class TikTokSimulator(OrderLife, Simulator):
     """The TikTok Shop simulator (see the module docstring)."""
 
     extra_fault_defaults = {"rate_limit": 0, "rate_limit_window_ms": 1000, "paging_fault": None}
@@ -195,6 +230,7 @@ class TikTokSimulator(Simulator):
         port: int = 0,
         products: list[dict[str, Any]] | None = None,
         orders: list[dict[str, Any]] | None = None,
+        delivery_options: list[dict[str, Any]] | None = None,
         app_key: str | None = None,
         app_secret: str | None = None,
         access_token: str | None = None,
@@ -224,7 +260,8 @@ class TikTokSimulator(Simulator):
         self.state_path.parent.mkdir(parents=True, exist_ok=True)
         self._db = self._connect()
         self._init_state(
-            products=products or [], orders=orders or [], app_key=app_key, app_secret=app_secret,
+            products=products or [], orders=orders or [], delivery_options=delivery_options or [],
+            app_key=app_key, app_secret=app_secret,
             access_token=access_token, refresh_token=refresh_token, shop_cipher=shop_cipher,
         )
 
@@ -237,8 +274,8 @@ class TikTokSimulator(Simulator):
         return row[0] if row else None
 
     def _init_state(self, *, products: list[dict[str, Any]], orders: list[dict[str, Any]],
-                    app_key: str | None, app_secret: str | None, access_token: str | None,
-                    refresh_token: str | None, shop_cipher: str | None) -> None:
+                    delivery_options: list[dict[str, Any]], app_key: str | None, app_secret: str | None,
+                    access_token: str | None, refresh_token: str | None, shop_cipher: str | None) -> None:
         with self._db_lock:
             if self._meta("created_at") is not None:
                 return
@@ -258,6 +295,7 @@ class TikTokSimulator(Simulator):
                 self._issue("refresh", refresh_token, now, self.refresh_token_ttl)
                 self._store_products(products, now)
                 self._store_orders(orders, now)
+                self._store_delivery_options(delivery_options)
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -333,6 +371,7 @@ class TikTokSimulator(Simulator):
                 (order["id"], int(order["create_time"]), int(order["update_time"]),
                  order["status"], json.dumps(order)),
             )
+            self._index_packages(order)
             ids.append(order["id"])
         return ids
 
@@ -395,6 +434,7 @@ class TikTokSimulator(Simulator):
                 "UPDATE orders SET update_time = ?, status = ?, data = ? WHERE id = ?",
                 (int(order["update_time"]), order["status"], json.dumps(order), order["id"]),
             )
+            self._index_packages(order)
             return order
 
         return self._write(apply)
@@ -443,7 +483,7 @@ class TikTokSimulator(Simulator):
         op = API_OPS.get((req.method, req.path))
         if op is None and req.method == "GET" and _PRODUCT_DETAIL.match(req.path):
             op = "products.get"
-        return op
+        return op or route(req.method, req.path)
 
     def _request_id(self) -> str:
         stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime(self.clock()))
@@ -480,6 +520,7 @@ class TikTokSimulator(Simulator):
                 "orders.get": self._orders_get,
                 "products.search": self._products_search,
                 "products.get": self._product_get,
+                **self.life_handlers(),
             }[op](req)
             return self._envelope(200, 0, "Success", data)
         except _ApiFailure as failure:
@@ -778,6 +819,9 @@ class TikTokSimulator(Simulator):
             if body.get("refresh", False):
                 self.expire_refresh_token()
             return Reply(200, {"expired": True})
+        reply = self._life_control(req)
+        if reply is not None:
+            return reply
         if path.startswith("/_sandbox/orders/"):
             order_id = path.rsplit("/", 1)[1]
             if method == "GET":
@@ -785,4 +829,37 @@ class TikTokSimulator(Simulator):
                 return Reply(200, order) if order else Reply(404, {"error": f"no order {order_id}"})
             if method == "POST":
                 return Reply(200, self.update_order(order_id, **req.json()))
+        return None
+
+    def _life_control(self, req: Request) -> Reply | None:
+        """The operator controls of an order's life after creation (module docstring)."""
+        path, method = req.path, req.method
+        body = req.json() if method == "POST" else {}
+        if not isinstance(body, dict):
+            raise ValueError("the body must be a JSON object")
+        parts = path.strip("/").split("/")[1:]  # after "_sandbox"
+        if parts == ["delivery_options"] and method == "POST":
+            return Reply(200, {"ids": self.add_delivery_options(list(body.get("delivery_options") or []))})
+        if parts in (["cancellations"], ["returns"]) and method == "GET":
+            records = (self.cancellations if parts[0] == "cancellations" else self.returns)(
+                req.query.get("order_id") or None)
+            return Reply(200, {parts[0]: records})
+        if len(parts) == 2 and parts[0] == "packages":
+            if method == "GET":
+                package = self.package(parts[1])
+                return Reply(200, package) if package else Reply(404, {"error": f"no package {parts[1]}"})
+            return Reply(200, self.update_package(parts[1], **body))
+        if len(parts) == 2 and parts[0] in ("cancellations", "returns") and method == "POST":
+            setter = self.set_cancellation_status if parts[0] == "cancellations" else self.set_return_status
+            return Reply(200, setter(parts[1], str(body.get("status") or "")))
+        if len(parts) >= 3 and parts[0] == "orders":
+            order_id = parts[1]
+            if parts[2:] == ["cancel"] and method == "POST":
+                return Reply(200, self.cancel_order(order_id, **body))
+            if len(parts) == 5 and parts[2] == "line_items" and parts[4] == "cancel" and method == "POST":
+                return Reply(200, self.cancel_line(order_id, parts[3], **body))
+            if parts[2:] == ["returns"] and method == "POST":
+                return Reply(200, self.complete_return(order_id, **body))
+            if parts[2:] == ["external_orders"] and method == "GET":
+                return Reply(200, {"external_orders": self.external_orders_of(order_id)})
         return None

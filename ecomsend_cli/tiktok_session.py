@@ -1,0 +1,605 @@
+"""Signed requests to the TikTok Shop Open API: signing, tokens, retries, errors (DESIGN §6b, §9).
+
+This module owns how ecomsend talks to TikTok Shop; :mod:`ecomsend_cli.tiktok`
+owns what it asks.
+
+* :func:`sign` — the request signature of DESIGN §9;
+* :class:`TikTokSession` — every request signed and sent with ``app_key``,
+  ``timestamp``, ``sign`` (and ``shop_cipher`` where the endpoint is
+  shop-scoped) as query parameters and the access token in the
+  ``x-tts-access-token`` header; the ``{code, message, request_id, data}``
+  envelope turned into the typed errors of :mod:`ecomsend_cli.errors`;
+  an expired access token (105002) refreshed with the refresh token and the
+  new pair saved in the token cache, and a pair saved there by another
+  process (TikTok rotates the refresh token) taken instead; throttling
+  (36009002 / HTTP 429) backed off with jitter.
+
+**Reads** are retried on 5xx answers and network errors, within the call's
+deadline. **Writes are not idempotent** (DESIGN §6b): TikTok's fulfillment
+and external-order calls take no idempotency key. A write
+(``request(..., idempotent=False)``) is sent again only when TikTok certainly
+did not run it: the connection could not be made, the request was throttled
+(36009002 / HTTP 429), or the access token had expired (105002, refreshed and
+sent again). A clear error envelope (any other non-zero code) is TikTok's
+refusal, raised as for reads. Everything else once the request may have left —
+a timeout, a dropped connection, a 5xx (or 36009003, internal error), an
+answer that is not a TikTok envelope, a success whose ``data`` is not an
+object — raises :class:`~ecomsend_cli.errors.OutcomeUnknownError`, sent once;
+the caller looks the outcome up before any retry.
+
+It never prints; secrets never reach a message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import random
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+import httpx
+
+from .config import TikTokConfig
+from .errors import ApiError, AuthError, NetworkError, OutcomeUnknownError, RateLimitedError
+from .models import TokenCache
+from .transport import deadline, deadline_passed, http_client, tls_verify
+
+TOKEN_CACHE_NAME = "tiktok"
+
+# Envelope codes (TikTok Shop "common errors" and auth API).
+CODE_OK = 0
+CODE_TOKEN_INVALID = 105001
+CODE_TOKEN_EXPIRED = 105002
+CODE_SCOPE_MISSING = 105005
+CODE_BAD_SIGNATURE = 106001
+CODE_SHOP_CIPHER = 106013
+CODE_TOO_MANY_REQUESTS = 36009002
+CODE_INTERNAL = 36009003
+CODE_INVALID_PARAM = 36009004
+CODE_REFRESH_TOKEN_EXPIRED = 36004001
+CODE_REFRESH_TOKEN_UNKNOWN = 36004005
+
+SHOPS_PATH = "/authorization/202309/shops"
+TOKEN_REFRESH_PATH = "/api/v2/token/refresh"
+# The most one call may take, retries of transport errors included (issue 15).
+DEFAULT_DEADLINE = 30.0
+# Transport errors raised before any byte of the request left: a write may be sent again.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+_UNKNOWN_HINT = "ecomsend looks the order up on TikTok before it is ever sent again"
+# Refresh a little before the recorded expiry: the request may take a while.
+EXPIRY_MARGIN_S = 60
+# After a refused refresh, when to look for another process's new pair in the token cache
+# (seconds before each look): it saves it just after TikTok answered it.
+REFRESH_RACE_WAITS_S = (0.0, 0.1, 0.2, 0.4, 0.6, 0.8)
+_Session = TypeVar("_Session", bound="TikTokSession")
+
+_REAUTHORISE = (
+    "re-authorise the shop in TikTok Shop Partner Center, then put the new tokens in "
+    "tiktok.access_token and tiktok.refresh_token"
+)
+
+
+def sign(
+    app_secret: str,
+    path: str,
+    params: Mapping[str, Any],
+    body: bytes | str = b"",
+    content_type: str = "application/json",
+) -> str:
+    """The TikTok Shop request signature (DESIGN §9), lowercase hex.
+
+    HMAC-SHA256 keyed with the app secret over ``secret + path + every query
+    parameter except sign and access_token as key+value, sorted by key + body
+    + secret``; the body is left out for multipart/form-data uploads.
+    """
+    parts = [app_secret, path]
+    for key in sorted(params):
+        if key in ("sign", "access_token"):
+            continue
+        parts.append(f"{key}{params[key]}")
+    if "multipart/form-data" not in (content_type or "").lower():
+        parts.append(body.decode("utf-8") if isinstance(body, bytes) else body)
+    parts.append(app_secret)
+    message = "".join(parts)
+    return hmac.new(app_secret.encode(), message.encode(), hashlib.sha256).hexdigest()
+
+
+def _fingerprint(value: str) -> str:
+    """A short one-way tag of a configured token, to notice when the config changes."""
+    return hashlib.sha256(value.encode()).hexdigest()[:16]
+
+
+class _RedactSecrets(logging.Filter):
+    """Blanks secret query values in httpx's request log lines.
+
+    The token refresh is a GET whose query carries the app secret and the
+    refresh token (that is TikTok's API), and httpx logs request URLs at INFO.
+    """
+
+    _pattern = re.compile(r"((?:app_secret|refresh_token|access_token|auth_code)=)[^&\s\"']+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                self._pattern.sub(r"\1********", str(a)) if "=" in str(a) else a
+                for a in record.args
+            )
+        if isinstance(record.msg, str) and "=" in record.msg:
+            record.msg = self._pattern.sub(r"\1********", record.msg)
+        return True
+
+
+_REDACT_FILTER = _RedactSecrets()
+
+
+def _install_log_redaction() -> None:
+    logger = logging.getLogger("httpx")
+    if _REDACT_FILTER not in logger.filters:
+        logger.addFilter(_REDACT_FILTER)
+
+
+class TikTokSession:
+    """Signed requests to the TikTok Shop Open API (see the module docstring); the base of
+    :class:`~ecomsend_cli.tiktok.TikTokClient`, which adds the API calls.
+
+    ``token_cache`` keeps refreshed tokens (the link store implements it);
+    tokens found there are preferred over the config's, unless the config's
+    tokens have changed since (the operator re-authorised). ``transport``,
+    ``sleep``, ``clock`` and ``rng`` are injectable for tests.
+    """
+
+    def __init__(
+        self,
+        config: TikTokConfig,
+        token_cache: TokenCache,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+        max_retries: int = 5,
+        backoff_base: float = 0.5,
+        backoff_max: float = 30.0,
+        timeout: float = 30.0,
+        deadline: float = DEFAULT_DEADLINE,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        if not config.app_key or not config.app_secret:
+            raise AuthError(
+                "TikTok is not configured: tiktok.app_key and tiktok.app_secret are needed",
+                hint="copy them from your app's page in TikTok Shop Partner Center",
+            )
+        self.config = config
+        self._cache = token_cache
+        self._sleep = sleep
+        self._clock = clock
+        self._rng = rng
+        self.max_retries = max_retries
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self._api_base = config.api_base_url.rstrip("/")
+        self._auth_base = config.auth_base_url.rstrip("/")
+        self._lock = threading.RLock()
+        _install_log_redaction()
+        self._deadline = deadline
+        if transport is not None:
+            self._http = httpx.Client(transport=transport, timeout=timeout, follow_redirects=False)
+        else:
+            self._http = http_client(verify=tls_verify(config.api_base_url, config.auth_base_url),
+                                     timeout=timeout, follow_redirects=False)
+        self._tokens = self._initial_tokens()
+
+    # -- lifecycle -------------------------------------------------------------
+    def close(self) -> None:
+        """Close the HTTP connection pool."""
+        self._http.close()
+
+    def __enter__(self: _Session) -> _Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- tokens ----------------------------------------------------------------
+    def _config_fingerprint(self) -> str:
+        access = self.config.access_token.get() if self.config.access_token else ""
+        refresh = self.config.refresh_token.get() if self.config.refresh_token else ""
+        return _fingerprint(f"{self.config.app_key}\n{access}\n{refresh}")
+
+    def _cached_tokens(self) -> dict[str, Any] | None:
+        """The token cache's entry when it belongs to the configured tokens, else None."""
+        cached = self._cache.load_token(TOKEN_CACHE_NAME) or {}
+        if cached.get("config") == self._config_fingerprint() and (
+            cached.get("access_token") or cached.get("refresh_token")
+        ):
+            return dict(cached)
+        return None
+
+    def _initial_tokens(self) -> dict[str, Any]:
+        cached = self._cached_tokens()
+        if cached is not None:
+            return cached
+        # No cache, or the operator put new tokens in the config since: start from the config.
+        return {
+            "config": self._config_fingerprint(),
+            "access_token": self.config.access_token.get() if self.config.access_token else "",
+            "refresh_token": self.config.refresh_token.get() if self.config.refresh_token else "",
+            "access_token_expire_in": None,
+            "refresh_token_expire_in": None,
+        }
+
+    def _adopt_newer_tokens(self) -> bool:
+        """Take the pair another process saved since we read ours; True if there was one.
+
+        TikTok rotates the refresh token on every refresh, so a pair in the
+        cache that differs from ours is a later one (ours is refused by now).
+        """
+        cached = self._cached_tokens()
+        if cached is None or (cached.get("access_token"), cached.get("refresh_token")) == (
+            self._tokens.get("access_token"), self._tokens.get("refresh_token")
+        ):
+            return False
+        # Keep what only we know (a shop cipher resolved by this process).
+        self._tokens = {**self._tokens, **cached}
+        return True
+
+    def _save_tokens(self) -> None:
+        self._cache.save_token(TOKEN_CACHE_NAME, dict(self._tokens))
+
+    def _access_token_stale(self) -> bool:
+        expires = self._tokens.get("access_token_expire_in")
+        if not self._tokens.get("access_token"):
+            return True
+        try:
+            return expires is not None and self._clock() >= float(expires) - EXPIRY_MARGIN_S
+        except (TypeError, ValueError):
+            return True  # an expiry we cannot read: refresh rather than guess
+
+    def _access_token(self) -> str:
+        """The access token to send, refreshed first when it is missing or past its expiry."""
+        with self._lock:
+            if self._access_token_stale():
+                self.refresh_access_token()
+            return self._tokens["access_token"]
+
+    def refresh_access_token(self) -> None:
+        """Trade the refresh token for a new access/refresh pair and save both.
+
+        Several commands may refresh at once (cron's sync-orders and an
+        operator's doctor), and each refresh makes TikTok refuse the refresh
+        token it used. So a pair another process saved meanwhile is taken
+        instead of refreshing, and a refused refresh token is first checked
+        against the cache, where the process that used it first puts its new
+        pair (see :meth:`_await_winner`).
+
+        Raises AuthError (saying to re-authorise) when TikTok refuses the
+        refresh token and no other process refreshed with it, NetworkError
+        when the auth host cannot be reached.
+        """
+        with self._lock:
+            if self._adopt_newer_tokens() and not self._access_token_stale():
+                return
+            refresh = self._tokens.get("refresh_token")
+            if not refresh:
+                raise AuthError(
+                    "the TikTok access token is missing or expired and no refresh token is configured",
+                    hint="set tiktok.refresh_token, or " + _REAUTHORISE,
+                )
+            params = {
+                "app_key": self.config.app_key,
+                "app_secret": self.config.app_secret.get() if self.config.app_secret else "",
+                "refresh_token": refresh,
+                "grant_type": "refresh_token",
+            }
+            url = self._auth_base + TOKEN_REFRESH_PATH
+            envelope, _status, request_id = self._send_with_retries(
+                "GET", url, params=params, content=b"", headers={}, what="TikTok token refresh",
+            )
+            code = envelope.get("code")
+            data = envelope.get("data") or {}
+            if code != CODE_OK or not data.get("access_token"):
+                if self._await_winner(refresh):
+                    return
+                message = str(envelope.get("message") or "no access token in the answer")
+                raise AuthError(
+                    f"TikTok refused to refresh the access token (code {code}: {message}; "
+                    f"request_id {request_id})",
+                    hint=_REAUTHORISE,
+                    code=code,
+                    request_id=request_id,
+                )
+            self._tokens.update(
+                access_token=data["access_token"],
+                access_token_expire_in=data.get("access_token_expire_in"),
+                # TikTok may hand back the same refresh token; keep whichever is current.
+                refresh_token=data.get("refresh_token") or refresh,
+                refresh_token_expire_in=data.get("refresh_token_expire_in"),
+            )
+            self._save_tokens()
+
+    def _await_winner(self, used_refresh_token: str) -> bool:
+        """After TikTok refused ``used_refresh_token``: take another process's newer pair, if one comes.
+
+        The process whose refresh TikTok honoured first saves its pair a moment
+        after TikTok answered it, so the cache is read a few times over about
+        two seconds. True when a pair made from a later refresh was taken.
+        """
+        for delay in REFRESH_RACE_WAITS_S:
+            if delay:
+                self._sleep(delay)
+            cached = self._cached_tokens()
+            if cached is not None and cached.get("refresh_token") not in (None, "", used_refresh_token):
+                self._tokens = {**self._tokens, **cached}
+                return True
+        return False
+
+    def resolve_shop_cipher(self) -> str:
+        """The shop cipher: the config's, else the first authorised shop's (cached)."""
+        if self.config.shop_cipher:
+            return self.config.shop_cipher
+        with self._lock:
+            cipher = self._tokens.get("shop_cipher")
+            if cipher:
+                return cipher
+            shops = self.authorized_shops()
+            if not shops or not shops[0].get("cipher"):
+                raise AuthError(
+                    "no TikTok shop is authorised for this app",
+                    hint="authorise the shop in TikTok Shop Partner Center, or set tiktok.shop_cipher",
+                )
+            # Never save our pair over a newer one another process refreshed meanwhile.
+            self._adopt_newer_tokens()
+            self._tokens["shop_cipher"] = shops[0]["cipher"]
+            self._save_tokens()
+            return shops[0]["cipher"]
+
+    # -- transport ---------------------------------------------------------------
+    def _backoff(self, attempt: int, retry_after: str | None = None) -> None:
+        delay = min(self.backoff_max, self.backoff_base * (2**attempt))
+        if retry_after:
+            try:
+                delay = max(delay, float(retry_after))
+            except ValueError:
+                pass
+        # Jitter spreads retries of concurrent clients apart.
+        self._sleep(delay * (0.5 + self._rng() / 2))
+
+    def _send_with_retries(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: dict[str, Any] | Callable[[], dict[str, Any]],
+        content: bytes,
+        headers: dict[str, str] | Callable[[], dict[str, str]],
+        what: str,
+        idempotent: bool = True,
+    ) -> tuple[dict[str, Any], int, str | None]:
+        """Send until an envelope comes back; retry network errors, 5xx and throttling.
+
+        ``params``/``headers`` may be callables so each attempt is signed afresh
+        (a retried request needs a new timestamp). Returns (envelope, status, request_id).
+        A call that is not ``idempotent`` is sent again only after a refusal that
+        proves it did not run (no connection, throttled); any other failure once
+        it may have left raises :class:`OutcomeUnknownError` (module docstring).
+        """
+        attempt = 0
+        started = time.monotonic()
+        while True:
+            try:
+                with deadline(self._deadline):
+                    response = self._http.request(
+                        method, url,
+                        params=params() if callable(params) else params,
+                        content=content,
+                        headers=headers() if callable(headers) else headers,
+                    )
+            except httpx.TransportError as exc:
+                late = deadline_passed(exc)
+                why = f"no answer within the {self._deadline:.0f} s deadline" if late else type(exc).__name__
+                if not idempotent and not isinstance(exc, _NOT_SENT):
+                    raise self._unknown(what, f"no answer came back ({why})",
+                                        code="deadline" if late else None) from None
+                # Every call here may be retried, but not past its deadline in all.
+                if attempt < self.max_retries and time.monotonic() - started < self._deadline:
+                    self._backoff(attempt)
+                    attempt += 1
+                    continue
+                raise NetworkError(
+                    f"{what} failed: could not get an answer from {self._host_of(url)} "
+                    f"after {attempt + 1} attempt(s) ({why})",
+                    hint="check the network and the TikTok base URLs in the config",
+                    code="deadline" if late else None,
+                ) from None
+            request_id = response.headers.get("x-tt-logid")
+            envelope = self._envelope(response)
+            if envelope is not None:
+                request_id = envelope.get("request_id") or request_id
+            code = envelope.get("code") if envelope else None
+            throttled = response.status_code == 429 or code == CODE_TOO_MANY_REQUESTS
+            transient = response.status_code >= 500 or code == CODE_INTERNAL
+            if transient and not throttled and not idempotent:
+                # A server error may follow a committed write: never a blind resend.
+                raise self._unknown(
+                    what, f"TikTok answered HTTP {response.status_code}"
+                    + (f" (code {code})" if code is not None else ""),
+                    code=code if code is not None else response.status_code, request_id=request_id)
+            if throttled or transient:
+                if attempt < self.max_retries:
+                    self._backoff(attempt, response.headers.get("retry-after"))
+                    attempt += 1
+                    continue
+                if throttled:
+                    raise RateLimitedError(
+                        f"{what}: TikTok kept throttling the requests (code {code}) "
+                        f"after {attempt + 1} attempts; request_id {request_id}",
+                        hint="wait a few minutes and run again",
+                        code=code,
+                        request_id=request_id,
+                    )
+                raise NetworkError(
+                    f"{what}: TikTok answered HTTP {response.status_code}"
+                    + (f" (code {code})" if code is not None else "")
+                    + f" after {attempt + 1} attempts; request_id {request_id}",
+                    hint="TikTok may be having trouble; run again later",
+                    code=code,
+                    request_id=request_id,
+                )
+            if envelope is None:
+                if not idempotent:
+                    raise self._unknown(
+                        what, f"{self._host_of(url)} answered HTTP {response.status_code} without a "
+                        "TikTok API envelope", code=response.status_code, request_id=request_id)
+                raise ApiError(
+                    f"{what}: {self._host_of(url)} answered HTTP {response.status_code} "
+                    "without a TikTok API envelope",
+                    hint="check tiktok.api_base_url and tiktok.auth_base_url in the config",
+                    request_id=request_id,
+                )
+            return envelope, response.status_code, request_id
+
+    @staticmethod
+    def _unknown(what: str, why: str, *, code: Any = None, request_id: str | None = None) -> OutcomeUnknownError:
+        """The error of a write that may or may not have taken effect."""
+        rid = f"; request_id {request_id}" if request_id else ""
+        return OutcomeUnknownError(
+            f"{what} was sent but {why}{rid}: it may or may not have taken effect",
+            hint=_UNKNOWN_HINT, code=code, request_id=request_id,
+        )
+
+    @staticmethod
+    def _envelope(response: httpx.Response) -> dict[str, Any] | None:
+        try:
+            data = response.json()
+        except (ValueError, UnicodeDecodeError):
+            return None
+        if isinstance(data, dict) and "code" in data:
+            return data
+        return None
+
+    @staticmethod
+    def _host_of(url: str) -> str:
+        return httpx.URL(url).host or url
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, Any] | None = None,
+        body: Any = None,
+        shop_scoped: bool = True,
+        idempotent: bool = True,
+    ) -> dict[str, Any]:
+        """Send one signed API request and return the envelope's ``data`` (a dict).
+
+        Refreshes the access token once on 105002 and retries; turns any
+        other non-zero code into AuthError or ApiError with its request_id.
+        Reads (the default) are retried on 5xx and network errors; a write
+        (``idempotent=False``) raises :class:`OutcomeUnknownError` instead of
+        ever being sent twice when it may have run (see the module docstring).
+        """
+        content = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
+        extra = {k: str(v) for k, v in (query or {}).items() if v is not None}
+        if shop_scoped:
+            extra["shop_cipher"] = self.resolve_shop_cipher()
+        secret = self.config.app_secret.get() if self.config.app_secret else ""
+        headers_token: dict[str, str] = {}
+        what = f"TikTok {method} {path}"
+
+        def params() -> dict[str, str]:
+            signed = {"app_key": self.config.app_key, "timestamp": str(int(self._clock())), **extra}
+            signed["sign"] = sign(secret, path, signed, content)
+            return signed
+
+        def headers() -> dict[str, str]:
+            return {"content-type": "application/json", "x-tts-access-token": headers_token["token"]}
+
+        refreshed = False
+        while True:
+            headers_token["token"] = self._access_token()
+            envelope, status, request_id = self._send_with_retries(
+                method, self._api_base + path, params=params, content=content,
+                headers=headers, what=what, idempotent=idempotent,
+            )
+            code = envelope.get("code")
+            if code == CODE_OK:
+                data = envelope.get("data")
+                if data is None:
+                    return {}
+                if not isinstance(data, dict):
+                    if not idempotent:
+                        raise self._unknown(what, f"its answer carried data as {type(data).__name__}, "
+                                            "not an object", request_id=request_id)
+                    raise ApiError(
+                        f"TikTok {path} answered with data as {type(data).__name__}, not an object "
+                        f"(request_id {request_id})",
+                        hint="TikTok's answer was not usable; run again later, and report it to TikTok "
+                        "if it persists",
+                        request_id=request_id,
+                    )
+                return data
+            if code == CODE_TOKEN_EXPIRED and not refreshed:
+                # TikTok refused the call before running it: sending it again is safe, writes included.
+                refreshed = True
+                with self._lock:
+                    # Another thread may have refreshed already while we waited.
+                    if self._tokens.get("access_token") == headers_token["token"]:
+                        self.refresh_access_token()
+                continue
+            raise self._error(envelope, status, request_id, path)
+
+    def authorized_shops(self) -> list[dict[str, Any]]:
+        """The shops this app is authorised for: ``[{id, name, region, cipher, code, ...}]``."""
+        data = self.request("GET", SHOPS_PATH, shop_scoped=False)
+        return list(data.get("shops") or [])
+
+    @staticmethod
+    def _error(envelope: dict[str, Any], status: int, request_id: str | None, path: str) -> ApiError:
+        code = envelope.get("code")
+        message = str(envelope.get("message") or "no message")
+        what = f"TikTok {path}: {message} (code {code}, HTTP {status}, request_id {request_id})"
+        kwargs: dict[str, Any] = {"code": code, "request_id": request_id}
+        lowered = message.lower()
+        if code == CODE_BAD_SIGNATURE:
+            return AuthError(
+                f"TikTok rejected the request signature: {what}",
+                hint="check tiktok.app_secret: it must be the App secret of the app whose "
+                "App key is tiktok.app_key",
+                **kwargs,
+            )
+        if code == CODE_TOKEN_INVALID:
+            return AuthError(f"TikTok rejected the access token: {what}", hint=_REAUTHORISE, **kwargs)
+        if code == CODE_TOKEN_EXPIRED:
+            return AuthError(
+                f"the TikTok access token is still expired after a refresh: {what}",
+                hint=_REAUTHORISE, **kwargs,
+            )
+        if code == CODE_SCOPE_MISSING:
+            return AuthError(
+                f"the TikTok app lacks a permission for this call: {what}",
+                hint="grant the Order and Product read scopes to the app in Partner Center, "
+                "then re-authorise the shop",
+                **kwargs,
+            )
+        if code == CODE_INVALID_PARAM and "app_key" in lowered:
+            return AuthError(f"TikTok does not know the app key: {what}",
+                             hint="check tiktok.app_key", **kwargs)
+        if code == CODE_INVALID_PARAM and ("access-token" in lowered or "access_token" in lowered):
+            return AuthError(f"TikTok rejected the access token: {what}", hint=_REAUTHORISE, **kwargs)
+        if code == CODE_INVALID_PARAM and "timestamp" in lowered:
+            return ApiError(f"TikTok refused the request time: {what}",
+                            hint="this computer's clock is off; enable time synchronisation (NTP)",
+                            **kwargs)
+        if code == CODE_SHOP_CIPHER or "shop_cipher" in lowered:
+            return ApiError(f"TikTok did not accept the shop: {what}",
+                            hint="check tiktok.shop_cipher, or leave it empty to use the first "
+                            "authorised shop", **kwargs)
+        if status in (401, 403):
+            return AuthError(f"TikTok refused the credentials: {what}", hint=_REAUTHORISE, **kwargs)
+        return ApiError(what, **kwargs)
