@@ -950,18 +950,29 @@ def sync_orders(
     ),
     order: str | None = typer.Option(None, "--order", help="Sync just this TikTok order id.", metavar="ID"),
     limit: int | None = typer.Option(None, "--limit", min=0, help="Create at most N orders this run."),
+    only: str | None = typer.Option(None, "--only", help="Run one phase: orders, tracking or aftersales.",
+                                    metavar="PHASE"),
     as_json: bool = JSON_OPT,
 ) -> None:
-    """Pull TikTok orders and create Shopify orders for those whose SKUs are all linked.
+    """Pull TikTok orders into Shopify, push tracking back to TikTok, bring cancellations and refunds in.
 
-    Orders with unlinked SKUs wait (blocked) and are created by a later run once
-    linked. Made for cron: one run at a time (exit 75 if another holds the
-    lock); exit 3 when orders are left blocked or failed.
+    Three phases under one lock: (1) orders: create Shopify orders for the
+    TikTok orders whose SKUs are all linked (orders with unlinked SKUs wait,
+    blocked, until a later run); (2) tracking: Shopify's tracking numbers to
+    TikTok, and TikTok's reference to the Shopify order; (3) aftersales:
+    TikTok's cancellations and completed returns into Shopify. Made for cron:
+    one run at a time (exit 75 if another holds the lock); exit 3 when
+    something needs you (orders blocked or failed, a push or refund failed,
+    a cancellation to handle by hand).
 
     Example (crontab): */5 * * * * ecomsend sync-orders >> ~/ecomsend.log 2>&1
     """
-    from .sync import SyncOptions, run_sync
+    from .errors import InputError
+    from .run import PHASES, run_phases
+    from .sync import SyncOptions
 
+    if only is not None and only not in PHASES:
+        raise InputError(f"unknown phase {only!r} for --only", hint=f"use one of {', '.join(PHASES)}")
     s = session()
     config = s.config
     options = SyncOptions(
@@ -973,18 +984,42 @@ def sync_orders(
     # Built on first use: a run with nothing to create never pays for it.
     shopify = None if dry_run else _Lazy(s.shopify)
     with _SyncProgress(s.out) as progress:
-        report = run_sync(store, tiktok, shopify, config.sync, options, on_event=progress.event,
-                          crash_at=config.crash_at, refresh_catalog=s.ensure_catalog)
+        report = run_phases(store, tiktok, shopify, config, options, phases=(only,) if only else PHASES,
+                            on_event=progress.event, crash_at=config.crash_at, refresh_catalog=s.ensure_catalog)
     if as_json:
         s.out.json(report.as_json())
     else:
-        _render_sync_report(s.out, report)
+        if report.orders is not None:
+            _render_sync_report(s.out, report.orders)
+        _render_after_creation(s.out, report)
     if report.problem is not None:
         # The run did what was safe, then stopped short: say why, exit 1 (cron mails it).
         s.out.error(str(report.problem))
         raise typer.Exit(report.problem.exit_code)
     if report.needs_attention:
         raise typer.Exit(3)
+
+
+def _render_after_creation(out: Output, report: Any) -> None:
+    """The tracking and aftersales phases' summaries and what needs the operator (a phase
+    that had nothing to do says nothing: cron mails only what matters)."""
+    if report.tracking is not None and any(o.what != "skipped" for o in report.tracking.outcomes):
+        t = report.tracking
+        out.info(f"Tracking: pushed {t.count('pushed')}, updated {t.count('updated')}, failed {t.count('failed')}"
+                 + (f", unconfirmed {t.count('unconfirmed')}" if t.count("unconfirmed") else "")
+                 + (f", references written {t.count('referenced')}" if t.count("referenced") else "") + ".")
+        for o in [o for o in t.outcomes if o.what in ("failed", "reported")][:20]:
+            out.info(f"  {o.tiktok_order_id}: {o.detail}")
+    if report.aftersales is not None and any(o.what != "noted" for o in report.aftersales.outcomes):
+        a = report.aftersales
+        out.info(f"Cancellations and returns: cancelled {a.count('cancelled')}, refunded {a.count('refunded')}, "
+                 f"reported {a.count('reported')}, failed {a.count('failed')}"
+                 + (f", pending {a.count('requested') + a.count('unconfirmed')}"
+                    if a.count("requested") + a.count("unconfirmed") else "") + ".")
+        for o in [o for o in a.outcomes if o.what in ("failed", "reported")][:20]:
+            out.info(f"  {o.tiktok_order_id}: {o.detail}")
+    for phase, why in report.skipped.items():
+        out.note(f"{phase}: {why}")
 
 
 class _Lazy:
@@ -1161,18 +1196,19 @@ def orders_cmd(
     if unknown:
         raise InputError(f"unknown state {unknown[0]!r}", hint=f"use one of {', '.join(STATES)}")
     s = session()
-    rows = s.store.order_listing(states=state or None, limit=limit or None)
+    rows = _with_life(s.store, s.store.order_listing(states=state or None, limit=limit or None))
 
-    def as_dict(r: Any) -> dict:
+    def as_dict(item: tuple[Any, dict]) -> dict:
+        r, life = item
         return {
             "tiktok_order_id": r.tiktok_order_id, "state": r.state,
             "shopify_order_id": r.shopify_order_id, "shopify_order_name": r.shopify_order_name,
             "reason": r.reason, "missing_sku_ids": list(r.missing), "tiktok_status": r.tiktok_status,
-            "cancelled_after_sync": r.cancelled_after_sync,
+            "cancelled_after_sync": r.cancelled_after_sync, **life,
         }
 
     if as_json:  # streamed: 100,000s of orders never sit in memory at once
-        s.out.json_array(as_dict(r) for r in rows)
+        s.out.json_array(as_dict(item) for item in rows)
         return
     first = next(rows, None)
     if first is None:
@@ -1180,11 +1216,56 @@ def orders_cmd(
                    else "No orders in that state.")
         return
     s.out.table(
-        ["TikTok order", "TikTok status", "State", "Shopify order", "Reason", "Missing SKUs"],
+        ["TikTok order", "TikTok status", "State", "Shopify order", "Reason", "Missing SKUs", "After creation"],
         ([r.tiktok_order_id, r.tiktok_status, r.state, r.shopify_order_name or r.shopify_order_id or "",
           r.reason + (" (cancelled on TikTok after sync)" if r.cancelled_after_sync else ""),
-          " ".join(r.missing)] for r in itertools.chain([first], rows)),
+          " ".join(r.missing), _life_text(life)] for r, life in itertools.chain([first], rows)),
     )
+
+
+def _with_life(store: Store, rows: Iterator[Any], chunk: int = 500) -> Iterator[tuple[Any, dict]]:
+    """Each order with its life after creation (DESIGN §6b.6): shipments, cancellation, refunds."""
+    batch: list[Any] = []
+
+    def flush() -> Iterator[tuple[Any, dict]]:
+        ids = [r.tiktok_order_id for r in batch if r.shopify_order_id]
+        shipments = store.shipments(ids) if ids else {}
+        sales = store.aftersales_of(ids) if ids else {}
+        for r in batch:
+            yield r, {
+                "shipments": [{"fulfillment_id": x.fulfillment_id, "state": x.state,
+                               "tracking_number": x.tracking_number, "carrier": x.carrier,
+                               "tiktok_provider": x.provider_name, "package_id": x.package_id, "reason": x.reason,
+                               "line_item_ids": list(x.line_item_ids)}
+                              for x in shipments.get(r.tiktok_order_id, [])],
+                "aftersales": [{"key": x.key, "kind": x.kind, "state": x.state, "amount": x.amount,
+                                "currency": x.currency, "reason": x.reason}
+                               for x in sales.get(r.tiktok_order_id, [])],
+            }
+        batch.clear()
+
+    for row in rows:
+        batch.append(row)
+        if len(batch) == chunk:
+            yield from flush()
+    if batch:
+        yield from flush()
+
+
+def _life_text(life: dict) -> str:
+    parts = []
+    for x in life["shipments"]:
+        if x["state"] == "pushed":
+            parts.append(f"shipped {x['tracking_number']} ({x['tiktok_provider'] or x['carrier']})")
+        elif x["state"] == "pushing":
+            parts.append(f"shipping {x['tracking_number']}: unconfirmed")
+        else:
+            parts.append(f"tracking {x['tracking_number']} {x['state']}: {x['reason']}")
+    for x in life["aftersales"]:
+        what = {"order_cancel": "cancelled", "line_cancel": "line cancelled", "return": "refunded"}[x["kind"]]
+        amount = f" {x['amount']} {x['currency']}" if x["amount"] else ""
+        parts.append(f"{what}{amount}" if x["state"] == "done" else f"{what}{amount}: {x['state']} {x['reason']}")
+    return "; ".join(parts)
 
 
 @command(app, "verify-orders")

@@ -129,6 +129,19 @@ class SyncConfig:
     # fulfilled from this Shopify location (a gid://shopify/Location/N) (§5.8).
     fbt_location_id: str = ""
     samples: str = "create"  # TikTok sample orders: create (tagged tiktok-sample) or skip
+    tracking: bool = True  # phase 2 of sync-orders: tracking and references back to TikTok (§6b)
+    aftersales: bool = True  # phase 3: TikTok's cancellations and returns into Shopify (§6b)
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    # Shopify carrier name -> TikTok shipping provider name or id, where the names differ (§6b.1).
+    carriers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AftersalesConfig:
+    restock: bool = True  # returned goods go back into Shopify's stock (§6b.4)
 
 
 @dataclass(frozen=True)
@@ -143,6 +156,8 @@ class Config:
     tiktok: TikTokConfig = field(default_factory=TikTokConfig)
     sync: SyncConfig = field(default_factory=SyncConfig)
     catalog: CatalogConfig = field(default_factory=CatalogConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    aftersales: AftersalesConfig = field(default_factory=AftersalesConfig)
     # How long a command waits for another process's write transaction on the
     # store before giving up with a message naming it (DESIGN §7).
     store_busy_timeout_seconds: int = 10
@@ -165,6 +180,8 @@ class Config:
             "tiktok": _section_dict(self.tiktok),
             "sync": _section_dict(self.sync),
             "catalog": _section_dict(self.catalog),
+            "tracking": _section_dict(self.tracking),
+            "aftersales": _section_dict(self.aftersales),
             "store_busy_timeout_seconds": self.store_busy_timeout_seconds,
             "network_deadline_seconds": self.network_deadline_seconds,
         }
@@ -185,7 +202,8 @@ def _section_dict(section: Any) -> dict[str, Any]:
 
 
 # --- schema ---------------------------------------------------------------
-# key -> (kind, is_secret). kind is "str", "int", "strlist", "rates" (currency -> number).
+# key -> (kind, is_secret). kind is "str", "int", "bool", "strlist", "strmap" (name -> name),
+# "rates" (currency -> number).
 _SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
     "shopify": {
         "shop": ("str", False),
@@ -215,6 +233,14 @@ _SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
         "exchange_rates": ("rates", False),
         "fbt_location_id": ("str", False),
         "samples": ("str", False),
+        "tracking": ("bool", False),
+        "aftersales": ("bool", False),
+    },
+    "tracking": {
+        "carriers": ("strmap", False),
+    },
+    "aftersales": {
+        "restock": ("bool", False),
     },
     "catalog": {
         "max_age_minutes": ("int", False),
@@ -225,6 +251,8 @@ _SECTIONS = {
     "tiktok": TikTokConfig,
     "sync": SyncConfig,
     "catalog": CatalogConfig,
+    "tracking": TrackingConfig,
+    "aftersales": AftersalesConfig,
 }
 # Top-level keys that are not sections: key -> kind.
 _TOP_LEVEL: dict[str, str] = {"store": "path", "store_busy_timeout_seconds": "int",
@@ -499,6 +527,19 @@ def _coerce(key: str, kind: str, value: Any, where: str) -> Any:
         ):
             raise ConfigError(f"{where}: '{key}' must be a list of strings")
         return [str(v) for v in value]
+    if kind == "bool":
+        if isinstance(value, str) and value.strip().lower() in ("true", "false", "yes", "no", "on", "off"):
+            value = value.strip().lower() in ("true", "yes", "on")
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: '{key}' must be true or false, not {_kind(value)}")
+        return value
+    if kind == "strmap":
+        if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, str | int) and not isinstance(v, bool) for k, v in value.items()
+        ):
+            raise ConfigError(f"{where}: '{key}' must be a mapping of names to names",
+                              hint='e.g. {"DHL Express": "DHL"}')
+        return {k: str(v) for k, v in value.items()}
     if kind == "rates":
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: '{key}' must be a mapping of currency codes to rates, "

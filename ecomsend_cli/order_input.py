@@ -209,6 +209,25 @@ def build_order_input(order: dict, links: dict[str, str], config: SyncConfig, sh
 # --- units and lines ----------------------------------------------------------------------------
 
 
+def line_map(order: dict, links: dict[str, str]) -> dict[str, list[str]]:
+    """Each live TikTok line item → the variant GIDs it needs (a combined listing: its parts × counts).
+
+    Tracking ships a TikTok line item when Shopify fulfilled all of them (§6b.1);
+    a refund finds its Shopify lines through them (§6b.3, §6b.4).
+    """
+    out: dict[str, list[str]] = {}
+    for line in order.get("line_items") or []:
+        if not isinstance(line, dict) or _cancelled(line) or not line.get("id"):
+            continue
+        parts = line.get("combined_listing_skus") or []
+        if parts:
+            out[str(line["id"])] = [links[str(p["sku_id"]).strip()] for p in parts
+                                    for _ in range(int(p.get("sku_count") or 1))]
+        else:
+            out[str(line["id"])] = [links[str(line["sku_id"]).strip()]]
+    return out
+
+
 def _shop(money_bag: dict) -> Decimal:
     return Decimal(money_bag["shopMoney"]["amount"])
 

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from .errors import StoreError
 from .matching import sku_key
 from .models import InvalidOrder, Link, OrderItem, PulledOrder, TikTokSku, Variant
+from .store_after import AfterCreation, migrate_after_creation
 
 if TYPE_CHECKING:
     import sqlite_utils
@@ -228,6 +229,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("007_sku_keys_without_format_chars", _m007_sku_keys_without_format_chars),
     ("008_link_variant_sku", _m008_link_variant_sku),
     ("009_sent_input", _m009_sent_input),
+    ("010_after_creation", migrate_after_creation),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -519,6 +521,7 @@ class CreatedOrder(NamedTuple):
     shopify_order_name: str | None
     payload: dict | None
     sent_input: dict | None  # what the claim sent (None for orders sent before it was kept)
+    line_map: dict | None = None  # TikTok line item id -> the variants it went to, at the claim
 
 
 class OrderSummary(NamedTuple):
@@ -599,7 +602,14 @@ CATALOG_REFRESHED_KEY = "catalog.refreshed_at"  # state row: when the last catal
 CREATED_KEY = "store.created_at"  # state row: ecomsend created this file (so it may chmod it)
 
 
-class Store:
+class ToSend(NamedTuple):
+    """What a claim sends (kept, for verify-orders) and where each TikTok line item goes (§6b)."""
+
+    order_input: dict
+    line_map: dict[str, list[str]]  # TikTok line item id -> the variant GIDs it needs
+
+
+class Store(AfterCreation):
     """An open link store. Use :meth:`open`; close with :meth:`close` or ``with``.
 
     ``warnings`` collects what the operator should hear about the store (it is
@@ -1408,8 +1418,8 @@ class Store:
                 ).rowcount
                 if changed != 1:  # cannot happen inside BEGIN IMMEDIATE; never send unclaimed
                     return None
-                conn.execute("UPDATE order_payloads SET sent_input = ? WHERE tiktok_order_id = ?",
-                             (json.dumps(value), order_id))
+                conn.execute("UPDATE order_payloads SET sent_input = ?, line_map = ? WHERE tiktok_order_id = ?",
+                             (json.dumps(value.order_input), json.dumps(value.line_map), order_id))
             elif state != row.state or reason != row.reason:
                 conn.execute(
                     "UPDATE orders SET state = ?, reason = ?, state_changed_at = ? WHERE tiktok_order_id = ?",
@@ -1539,10 +1549,11 @@ class Store:
 
     def created_orders(self, order_ids: Sequence[str]) -> list[CreatedOrder]:
         """The payload, Shopify order and sent input of each of ``order_ids`` (for verify-orders)."""
-        return [CreatedOrder(r[0], r[1], r[2], r[3], json.loads(r[4] or "null"), json.loads(r[5] or "null"))
+        return [CreatedOrder(r[0], r[1], r[2], r[3], json.loads(r[4] or "null"), json.loads(r[5] or "null"),
+                             json.loads(r[6] or "null"))
                 for r in self._select_in(
                     "SELECT o.tiktok_order_id, o.tiktok_status, o.shopify_order_id, o.shopify_order_name, "
-                    "p.payload, p.sent_input FROM orders o "
+                    "p.payload, p.sent_input, p.line_map FROM orders o "
                     "LEFT JOIN order_payloads p ON p.tiktok_order_id = o.tiktok_order_id "
                     "WHERE o.tiktok_order_id IN ({marks}) ORDER BY o.synced_at, o.tiktok_order_id",
                     order_ids)]

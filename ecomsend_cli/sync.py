@@ -32,12 +32,6 @@ The engine never prints; progress goes to an ``on_event`` callback.
 
 from __future__ import annotations
 
-import fcntl
-import json
-import os
-import signal
-import socket
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -47,10 +41,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .config import SyncConfig
-from .errors import ApiError, EcomsendError, LockHeldError, NetworkError, OutcomeUnknownError, PagingError
+from .errors import ApiError, EcomsendError, NetworkError, OutcomeUnknownError, PagingError
 from .models import InvalidOrder, PulledOrder
-from .order_input import OrderRefused, Shop, build_order_input, skip_reason
-from .store import CLAIMABLE, Claimable, ClaimStamp, OrderRow, Store
+from .order_input import OrderRefused, Shop, build_order_input, line_map, skip_reason
+from .run import Checkpoints, SyncLock
+from .store import CLAIMABLE, Claimable, ClaimStamp, OrderRow, Store, ToSend
 from .tiktok_orders import parse_order
 
 # Our states. `waiting`: UNPAID/ON_HOLD; `creating`: orderCreate may be in flight;
@@ -83,6 +78,8 @@ class TikTokOrders(Protocol):
 
     def get_product(self, product_id: str) -> dict: ...
 
+    def external_orders(self, order_id: str, platform: str = "SHOPIFY") -> list[dict]: ...
+
 
 class ShopifyOrders(Protocol):
     def orders_by_source_identifiers(self, tiktok_order_ids: list[str]) -> dict[str, list[dict]]: ...
@@ -92,6 +89,8 @@ class ShopifyOrders(Protocol):
     def access_scopes(self) -> set[str]: ...
 
     def shop_info(self) -> dict: ...
+
+    def order_fulfillments(self, order_ids: list[str]) -> dict[str, Any]: ...
 
 
 # --- clocks and the lock ------------------------------------------------------------------
@@ -110,72 +109,6 @@ def steady_clock() -> tuple[str, float]:
         return boot, time.clock_gettime(time.CLOCK_BOOTTIME)
     except (OSError, AttributeError):
         return "wall", time.time()
-
-
-_LOCK_FDS: dict[tuple[int, int], int] = {}
-_LOCKS_HELD: set[tuple[int, int]] = set()
-_LOCK_GUARD = threading.Lock()
-
-
-class SyncLock:
-    """One ``sync-orders`` per store file: an exclusive ``flock`` on the store file itself.
-
-    The lock belongs to the file (its inode), not to the name it was opened
-    by, so a symlink, a hard link or a bind mount naming the same store meets
-    the same lock (§5.4). The kernel drops it when its holder dies, however
-    it dies, so a killed run never blocks the next.
-
-    The descriptor is kept open for the life of the process and only
-    unlocked: closing any descriptor of a file drops every POSIX lock the
-    process holds on it, which would take SQLite's own locks on the store
-    from under its open connection.
-    """
-
-    def __init__(self, store: Store, *, record_holder: bool = True) -> None:
-        self.store = store
-        self.record_holder = record_holder  # a dry run writes nothing, not even this
-        self._key: tuple[int, int] | None = None
-
-    def __enter__(self) -> SyncLock:
-        path = self.store.path
-        info = os.stat(path)
-        key = (info.st_dev, info.st_ino)
-        with _LOCK_GUARD:
-            if key in _LOCKS_HELD:
-                raise self._held()
-            fd = _LOCK_FDS.get(key)
-            if fd is None:
-                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-                _LOCK_FDS[key] = fd
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise self._held() from None
-            _LOCKS_HELD.add(key)
-        self._key = key
-        if self.record_holder:
-            holder = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%H:%M:%S")}
-            self.store.set_state(HOLDER_KEY, json.dumps(holder))
-        return self
-
-    def _held(self) -> LockHeldError:
-        try:
-            holder = json.loads(self.store.get_state(HOLDER_KEY) or "{}")
-            who = f"pid {int(holder['pid'])} on {str(holder['host'])[:64]}, since {str(holder['since'])[:8]}"
-        except (ValueError, KeyError, TypeError):
-            who = "another process"
-        return LockHeldError(
-            f"another sync-orders is running on {self.store.path} ({who})",
-            hint="let it finish; this run did nothing",
-        )
-
-    def __exit__(self, *exc: object) -> None:
-        if self._key is None:
-            return
-        with _LOCK_GUARD:
-            fcntl.flock(_LOCK_FDS[self._key], fcntl.LOCK_UN)
-            _LOCKS_HELD.discard(self._key)
-        self._key = None
 
 
 # --- rules ------------------------------------------------------------------------------------
@@ -299,7 +232,7 @@ class Syncer:
         self.on_event = on_event or (lambda kind, **data: None)
         self.clock = clock
         self.steady = steady
-        self.crash_at = crash_at
+        self.checkpoint = Checkpoints(crash_at)
         self.refresh_catalog = refresh_catalog
         self.run_id = uuid.uuid4().hex
         self.started = int(clock())
@@ -460,6 +393,7 @@ class Syncer:
 
     def _adopt(self, order_id: str, match: dict, reason: str) -> None:
         self.store.adopt_order(order_id, match["id"], match.get("name"), reason=reason)
+        self.store.record_created(order_id, ())
         self.report.orders[order_id] = OrderOutcome(order_id, SYNCED, match["id"], match.get("name"), reason)
         self.on_event("created", order_id=order_id, state=SYNCED)
 
@@ -573,7 +507,7 @@ class Syncer:
                     if claimed is None:
                         continue
                     claim_id, order_input = claimed
-                    self._checkpoint("after_mark")
+                    self.checkpoint("after_mark")
                     future = pool.submit(create, order_input,
                                          inventory_behaviour=self.config.inventory_behaviour)
                     in_flight[future] = (row.tiktok_order_id, claim_id)
@@ -607,27 +541,71 @@ class Syncer:
         for start in range(0, len(ready), LOOKUP_BATCH):
             chunk = ready[start:start + LOOKUP_BATCH]
             found = self._lookup([row.tiktok_order_id for row in chunk])
+            first = [row for row in chunk if row.tiktok_order_id not in found and row.attempts == 0]
+            referenced, unsure = self._referenced([row.tiktok_order_id for row in first])
+            found.update(referenced)
             for row in chunk:
                 match = found.get(row.tiktok_order_id)
                 if match is not None:
                     self._adopt(row.tiktok_order_id, match, "already in Shopify before it was first sent")
                     self.report.adopted += 1
                     continue
-                if not self._searchable(row.create_time):
-                    # The search cannot see it, so "not found" proves nothing: a lost
-                    # or restored store may have created it already.
-                    reason = ("placed over 60 days ago: Shopify's search shows such orders only to apps "
-                              "with the read_all_orders scope, so whether it already exists cannot be "
-                              "checked; grant read_all_orders and the next run checks and creates it")
+                if row.tiktok_order_id in unsure and not self._searchable(row.create_time):
+                    # Neither Shopify's search (60 days without read_all_orders) nor
+                    # TikTok's reference can say whether a lost or restored store
+                    # created it already.
+                    reason = ("placed over 60 days ago, and TikTok's order reference could not be read: "
+                              "Shopify's search shows such orders only to apps with read_all_orders, so "
+                              "whether it already exists cannot be checked; grant read_all_orders and the "
+                              f"next run checks and creates it ({unsure[row.tiktok_order_id]})")
                     self.store.set_order_state(row.tiktok_order_id, row.state, reason=reason)
                     self.report.orders[row.tiktok_order_id] = OrderOutcome(row.tiktok_order_id, HELD,
                                                                            reason=reason)
                     continue
                 yield row
 
+    def _referenced(self, order_ids: list[str]) -> tuple[dict[str, dict], dict[str, str]]:
+        """Orders TikTok's external order reference says are in Shopify already (§6b.2), and the
+        orders whose reference could not be read, with why.
+
+        Written after every creation, the reference survives a lost store and
+        sees orders older than Shopify's 60-day search. A reference naming a
+        Shopify order that no longer exists is not trusted.
+        """
+        if not order_ids:
+            return {}, {}
+        named: dict[str, str] = {}
+        unsure: dict[str, str] = {}
+        workers = max(1, min(self.config.concurrency, len(order_ids)))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="reference") as pool:
+            answers = dict(zip(order_ids, pool.map(self._reference_of, order_ids), strict=True))
+        for order_id, (number, trouble) in answers.items():
+            if number:
+                named[order_id] = f"gid://shopify/Order/{number}"
+            elif trouble:
+                unsure[order_id] = trouble
+        if not named:
+            return {}, unsure
+        existing = self.shopify.order_fulfillments(list(named.values()))
+        return ({order_id: {"id": gid, "name": None} for order_id, gid in named.items() if gid in existing},
+                unsure)
+
+    def _reference_of(self, order_id: str) -> tuple[str | None, str | None]:
+        try:
+            refs = self.tiktok.external_orders(order_id)
+        except NetworkError:
+            raise  # TikTok cannot be reached: the run ends, nothing is sent blind
+        except ApiError as exc:
+            return None, str(exc)
+        for ref in refs:
+            number = str(ref.get("id") or "")
+            if str(ref.get("platform") or "SHOPIFY").upper() == "SHOPIFY" and number.isdigit():
+                return number, None
+        return None, None
+
     def _claim(self, order_id: str) -> tuple[str, dict] | None:
         """Claim an order (compare-and-set, committed) and build its input from the links of now."""
-        self._checkpoint("before_mark")
+        self.checkpoint("before_mark")
         boot, now = self.steady()
         stamp = ClaimStamp(uuid.uuid4().hex, self.run_id, boot, now)
         result = self.store.claim_order(order_id, stamp, self._decide)
@@ -637,7 +615,7 @@ class Syncer:
             return None
         state, reason, value = result
         if state == CREATING:
-            return stamp.claim_id, value
+            return stamp.claim_id, value.order_input
         self.report.orders[order_id] = OrderOutcome(order_id, state, reason=reason,
                                                     missing_sku_ids=list(value or []))
         self.on_event("created", order_id=order_id, state=state)
@@ -662,7 +640,8 @@ class Syncer:
                                             order_id=row.tiktok_order_id, shop_label=self._shop_label)
         except OrderRefused as exc:
             return exc.state, exc.message, None
-        return CREATING, "sent to Shopify; waiting for the answer", order_input
+        return CREATING, "sent to Shopify; waiting for the answer", ToSend(order_input,
+                                                                         line_map(row.payload, links))
 
     def _finish(self, order_id: str, claim_id: str, future: Future) -> None:
         try:
@@ -682,11 +661,12 @@ class Syncer:
             self.report.orders[order_id] = OrderOutcome(order_id, FAILED, reason=str(exc))
             self.on_event("created", order_id=order_id, state=FAILED)
             return
-        self._checkpoint("after_answer")
+        self.checkpoint("after_answer")
         if result.ok:
-            self._checkpoint("before_commit")
+            self.checkpoint("before_commit")
             self.store.finish_claim(order_id, claim_id, SYNCED, shopify_order_id=result.order_id,
                                     shopify_order_name=result.order_name)
+            self.store.record_created(order_id, getattr(result, "line_items", ()))
             self.report.created += 1
             self.report.orders[order_id] = OrderOutcome(order_id, SYNCED, result.order_id,
                                                         result.order_name)
@@ -697,17 +677,6 @@ class Syncer:
             self.store.finish_claim(order_id, claim_id, FAILED, reason=reason)
             self.report.orders[order_id] = OrderOutcome(order_id, FAILED, reason=reason)
             self.on_event("created", order_id=order_id, state=FAILED)
-
-    def _checkpoint(self, name: str) -> None:
-        """Test hook for the crash tests: die here (``name`` or ``name:N``, the Nth time)."""
-        if not self.crash_at:
-            return
-        target, _, nth = self.crash_at.partition(":")
-        if target != name:
-            return
-        self._hits = getattr(self, "_hits", 0) + 1
-        if self._hits >= int(nth or 1):
-            os.kill(os.getpid(), signal.SIGKILL)
 
     def _collect_missing(self) -> None:
         ids = sorted({s for o in self.report.orders.values() for s in o.missing_sku_ids})
@@ -738,7 +707,10 @@ def _blocked_reason(missing: Iterable[str], stale: dict[str, str] | None = None)
 def run_sync(store: Store, tiktok: TikTokOrders, shopify: ShopifyOrders | None, config: SyncConfig,
              options: SyncOptions, *, on_event: Event | None = None, crash_at: str | None = None,
              refresh_catalog: Callable[[], None] | None = None) -> SyncReport:
-    """Run one sync under the lock of the store file (exit 75 when another run holds it)."""
+    """Run the orders phase alone under the lock of the store file (exit 75 when another run holds it).
+
+    ``sync-orders`` runs every phase through :func:`ecomsend_cli.run.run_phases`.
+    """
     with SyncLock(store, record_holder=not options.dry_run):
         return Syncer(store, tiktok, shopify, config, options, on_event=on_event,
                       crash_at=crash_at, refresh_catalog=refresh_catalog).run()

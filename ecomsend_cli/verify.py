@@ -167,6 +167,15 @@ def _amount_reader(currency: str) -> Callable[[dict, str, str], Decimal]:
 
 
 def _expected_quantities(order: CreatedOrder, links: dict[str, str]) -> Counter[str]:
+    """What Shopify should hold of each variant: TikTok's line items as they are now (a unit TikTok
+    cancelled since is no longer due), through the variants each went to when it was sent."""
+    payload = order.payload or {}
+    if isinstance(order.line_map, dict) and order.line_map:
+        counts: Counter[str] = Counter()
+        for line in payload.get("line_items") or []:
+            if isinstance(line, dict) and str(line.get("display_status") or "").upper() != "CANCELLED":
+                counts.update(order.line_map.get(str(line.get("id")), ()))
+        return counts
     sent = order.sent_input
     if isinstance(sent, dict) and isinstance(sent.get("lineItems"), list):
         counts: Counter[str] = Counter()

@@ -1,0 +1,388 @@
+"""Phase 3 of sync-orders: cancellations and returns from TikTok into Shopify (DESIGN §6b.3–§6b.5).
+
+* **Whole-order cancellations** (§6b.3): a synced order TikTok cancelled
+  (status CANCELLED, or a cancellation record covering every line) is
+  cancelled in Shopify — ``orderCancel`` with restock, the refund recorded,
+  no customer notice, a staff note with TikTok's reason — unless Shopify has
+  already fulfilled some of it: then it is reported for the operator ("shipped
+  in Shopify, cancelled on TikTok: handle the return"). ``orderCancel`` is
+  asynchronous, so it is confirmed by reading the order's ``cancelledAt``;
+  "already cancelled" means done.
+* **Line cancellations**: a completed cancellation record for some lines is a
+  ``refundCreate`` of those units with ``restockType: CANCEL`` and the amount
+  TikTok refunded.
+* **Returns** (§6b.4): a return TikTok completed (the buyer refunded) is one
+  ``refundCreate``: its lines restocked as RETURN when goods came back and
+  ``aftersales.restock`` is on, else NO_RESTOCK; one REFUND transaction for
+  TikTok's ``refund_total`` with the order's SALE as parent, the shipping
+  part as the shipping refund.
+* **Exactly once** (§6b.5): every write is recorded as an intent first;
+  ``refundCreate`` carries an idempotency key derived from TikTok's own id
+  (``tiktok-cancel-<id>``, ``tiktok-return-<id>``), so resending after an
+  unclear answer can never refund twice; a cancellation is looked up (the
+  order's ``cancelledAt``) before it is sent again.
+
+Each search keeps its own cursor, moved as in §5.1 (never past the run).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any, Protocol
+
+from .errors import ApiError, OutcomeUnknownError, PagingError
+from .run import Checkpoints
+from .store import Store
+from .store_after import AfterSale, CreatedLines
+from .tracking import ShopifyOrder, normalise, read_orders
+
+CANCEL_CURSOR = "aftersales.cancellations.cursor"
+RETURN_CURSOR = "aftersales.returns.cursor"
+OVERLAP_SECONDS = 15 * 60
+# TikTok's statuses of a cancellation or a return that is final and refunded. TikTok's
+# documents spell the cancelled states both ``…_CANCEL`` and ``…_CANCELLED``.
+CANCEL_DONE = ("CANCELLATION_REQUEST_COMPLETE", "CANCELLATION_REQUEST_SUCCESS")
+RETURN_DONE = ("RETURN_OR_REFUND_REQUEST_COMPLETE",)
+GOODS_BACK = ("RETURN_AND_REFUND",)  # return types where the goods come back
+Event = Callable[..., None]
+
+
+class TikTokAftersales(Protocol):
+    def search_cancellations(self, *, update_time_ge: int, update_time_lt: int | None = None,
+                             page_size: int = 50) -> Iterable[list[dict]]: ...
+
+    def search_returns(self, *, update_time_ge: int, update_time_lt: int | None = None,
+                       page_size: int = 50) -> Iterable[list[dict]]: ...
+
+
+class ShopifyAftersales(Protocol):
+    def order_fulfillments(self, order_ids: list[str], *, line_items: bool = True,
+                           known_fulfillments: Iterable[str] = ()) -> dict[str, Any]: ...
+
+    def order_cancel(self, order_id: str, *, reason: str, staff_note: str, restock: bool = True,
+                     refund: bool = True, notify_customer: bool = False) -> Any: ...
+
+    def order_transactions(self, order_id: str) -> list[dict]: ...
+
+    def refund_create(self, order_id: str, *, idempotency_key: str, line_items: list[tuple[str, int, str]],
+                      shipping_amount: Decimal | None, transactions: list[dict], note: str,
+                      notify: bool = False, currency: str | None = None) -> Any: ...
+
+    def shop_info(self) -> dict: ...
+
+
+@dataclass
+class Outcome:
+    tiktok_order_id: str
+    what: str  # cancelled | refunded | reported | failed | unconfirmed | requested | noted
+    detail: str
+    key: str = ""
+
+    def as_json(self) -> dict:
+        return {"tiktok_order_id": self.tiktok_order_id, "what": self.what, "detail": self.detail, "key": self.key}
+
+
+@dataclass
+class AftersalesReport:
+    outcomes: list[Outcome] = field(default_factory=list)
+    problem: ApiError | None = None
+
+    def count(self, what: str) -> int:
+        return sum(1 for o in self.outcomes if o.what == what)
+
+    @property
+    def needs_attention(self) -> bool:
+        return bool(self.count("failed") or self.count("reported"))
+
+    def as_json(self) -> dict:
+        return {"cancelled": self.count("cancelled"), "refunded": self.count("refunded"),
+                "reported": self.count("reported"), "failed": self.count("failed"),
+                "unconfirmed": self.count("unconfirmed") + self.count("requested"),
+                "outcomes": [o.as_json() for o in self.outcomes if o.what != "noted"]}
+
+
+# --- TikTok's records ----------------------------------------------------------------------------
+
+
+def _first(record: dict, *names: str) -> Any:
+    for name in names:
+        if record.get(name) not in (None, ""):
+            return record[name]
+    return None
+
+
+def record_id(record: dict, kind: str) -> str | None:
+    value = _first(record, "cancel_id", "cancellation_id", "id") if kind == "cancel" else \
+        _first(record, "return_id", "id")
+    return str(value) if value is not None else None
+
+
+def record_lines(record: dict) -> list[str]:
+    """The TikTok line item ids a cancellation or return covers."""
+    lines = _first(record, "cancel_line_items", "return_line_items", "line_items") or []
+    return [str(_first(x, "order_line_item_id", "line_item_id", "id")) for x in lines
+            if isinstance(x, dict) and _first(x, "order_line_item_id", "line_item_id", "id") is not None]
+
+
+def refund_total(record: dict) -> tuple[Decimal, Decimal, str]:
+    """``(total, shipping part, currency)`` TikTok refunded the buyer for this record."""
+    money = record.get("refund_amount") if isinstance(record.get("refund_amount"), dict) else {}
+
+    def amount(*names: str) -> Decimal:
+        try:
+            return Decimal(str(_first(money, *names) or "0"))
+        except InvalidOperation:
+            raise ApiError(f"TikTok's refund amount {money!r} is not a number") from None
+
+    return (amount("refund_total", "total"), amount("refund_shipping_fee", "shipping_fee"),
+            str(money.get("currency") or ""))
+
+
+# --- the phase -----------------------------------------------------------------------------------
+
+
+class AftersalesPhase:
+    """Phase 3 of one sync-orders run (see the module docstring)."""
+
+    def __init__(self, store: Store, tiktok: TikTokAftersales, shopify: ShopifyAftersales, *, restock: bool,
+                 initial_days: int = 7, on_event: Event | None = None, clock: Callable[[], float] = time.time,
+                 crash_at: str | None = None) -> None:
+        self.store = store
+        self.tiktok = tiktok
+        self.shopify = shopify
+        self.restock = restock
+        self.initial_days = initial_days
+        self.on_event = on_event or (lambda kind, **data: None)
+        self.clock = clock
+        self.checkpoint = Checkpoints(crash_at)
+        self.started = int(clock())
+        self.report = AftersalesReport()
+        self._orders: dict[str, ShopifyOrder] = {}
+        self._shop_currency: str | None = None
+
+    def run(self) -> AftersalesReport:
+        for order_id in self.store.cancelled_on_tiktok():
+            self.store.record_aftersale(f"tiktok-order-cancel-{order_id}", order_id, "order_cancel", {})
+        try:
+            self._pull("cancel", CANCEL_CURSOR, self.tiktok.search_cancellations)
+            self._pull("return", RETURN_CURSOR, self.tiktok.search_returns)
+        except PagingError as exc:  # what was noted is still brought in; the run ends with the error
+            self.report.problem = exc
+        pending = self.store.open_aftersales()
+        if not pending:
+            return self.report
+        created = self.store.created_lines({s.tiktok_order_id for s in pending})
+        self._orders = read_orders(self.shopify, created.values())
+        self.on_event("aftersales_started", total=len(pending))
+        for sale in pending:
+            order = created.get(sale.tiktok_order_id)
+            if order is None:
+                self._not_in_shopify(sale)
+            elif sale.kind == "order_cancel":
+                self._cancel_order(sale, order)
+            else:
+                self._refund(sale, order)
+        return self.report
+
+    def _pull(self, kind: str, cursor_key: str, search: Callable[..., Iterable[list[dict]]]) -> None:
+        stored = self.store.get_state(cursor_key)
+        start = min(int(stored), self.started) - OVERLAP_SECONDS if stored and stored.isdigit() \
+            else self.started - self.initial_days * 86400
+        newest = int(stored) if stored and stored.isdigit() else 0
+        for page in search(update_time_ge=start):
+            for record in page:
+                if not isinstance(record, dict):
+                    continue
+                self._note(kind, record)
+                update = record.get("update_time")
+                if isinstance(update, int) and not isinstance(update, bool):
+                    newest = max(newest, update)
+            self.store.set_state(cursor_key, str(min(newest, self.started)))
+
+    def _note(self, kind: str, record: dict) -> None:
+        """Keep a finished TikTok cancellation or return to bring into Shopify (once)."""
+        order_id = str(record.get("order_id") or "")
+        rid = record_id(record, kind)
+        if not order_id or not rid:
+            return
+        if kind == "cancel":
+            if str(record.get("cancel_status") or record.get("status") or "") not in CANCEL_DONE:
+                return
+            live = self._live_lines(order_id)
+            if not record_lines(record) or (live and set(live) <= set(record_lines(record))):
+                # Every line: the whole order is cancelled, never also refunded line by line.
+                if not self.store.record_aftersale(f"tiktok-order-cancel-{order_id}", order_id, "order_cancel",
+                                                   record):
+                    return
+            else:
+                total, _, currency = refund_total(record)
+                self.store.record_aftersale(f"tiktok-cancel-{rid}", order_id, "line_cancel", record,
+                                            amount=str(total), currency=currency)
+            return
+        if str(record.get("return_status") or record.get("status") or "") not in RETURN_DONE:
+            return
+        total, _, currency = refund_total(record)
+        self.store.record_aftersale(f"tiktok-return-{rid}", order_id, "return", record, amount=str(total),
+                                    currency=currency)
+
+    def _live_lines(self, order_id: str) -> list[str]:
+        created = self.store.created_lines([order_id]).get(order_id)
+        return list(created.line_map) if created else []
+
+    def _not_in_shopify(self, sale: AfterSale) -> None:
+        state = self.store.order_states([sale.tiktok_order_id]).get(sale.tiktok_order_id)
+        if state and state[0] == "creating":
+            return  # may be in Shopify: decided once its creation is confirmed
+        why = ("not in Shopify: a cancellation before the order was created leaves the cancelled lines out"
+               if sale.kind != "return" else "not in Shopify: nothing to refund there")
+        self.store.finish_aftersale(sale.key, "done", reason=why)
+        self.report.outcomes.append(Outcome(sale.tiktok_order_id, "noted", why, sale.key))
+
+    # -- §6b.3: whole orders -------------------------------------------------------------------
+
+    def _cancel_order(self, sale: AfterSale, order: CreatedLines) -> None:
+        order_id = sale.tiktok_order_id
+        shopify = self._orders.get(order.shopify_order_id)
+        if shopify is None:
+            return self._failed(sale, "the Shopify order could not be read (deleted?)")
+        if shopify.cancelled:
+            self.store.finish_aftersale(sale.key, "done", reason="cancelled in Shopify")
+            self.report.outcomes.append(Outcome(order_id, "cancelled", f"Shopify order {order.shopify_order_id}",
+                                                sale.key))
+            return
+        if any(f.status == "SUCCESS" for f in shopify.fulfillments):
+            why = "shipped in Shopify, cancelled on TikTok: handle the return"
+            if sale.state != "reported":
+                self.store.finish_aftersale(sale.key, "reported", reason=why)
+            self.report.outcomes.append(Outcome(order_id, "reported", why, sale.key))
+            return
+        if sale.state == "requested":
+            self.report.outcomes.append(Outcome(order_id, "requested", "Shopify is cancelling it", sale.key))
+            return
+        # An unconfirmed earlier attempt ("sending") was looked up above: not cancelled, so send again.
+        if sale.state != "sending" and not self.store.claim_aftersale(sale.key, sale.state):
+            return  # claimed by another run
+        reason, initiator = self._cancel_words(sale.record, order.payload)
+        self.checkpoint("before_cancel")
+        try:
+            result = self.shopify.order_cancel(
+                order.shopify_order_id, reason="CUSTOMER" if initiator == "BUYER" else "OTHER",
+                staff_note=f"Cancelled on TikTok Shop: {reason}"[:255], restock=True, refund=True,
+                notify_customer=False)
+        except OutcomeUnknownError as exc:
+            self.report.outcomes.append(Outcome(order_id, "unconfirmed", exc.message, sale.key))
+            return
+        except ApiError as exc:
+            return self._failed(sale, f"Shopify refused to cancel it: {exc}")
+        self.checkpoint("after_cancel")
+        if getattr(result, "already_cancelled", False):
+            self.store.finish_aftersale(sale.key, "done", reason="already cancelled in Shopify")
+            self.report.outcomes.append(Outcome(order_id, "cancelled", "already cancelled in Shopify", sale.key))
+            return
+        errors = getattr(result, "user_errors", None) or []
+        if errors:
+            return self._failed(sale, "Shopify refused to cancel it: " + "; ".join(
+                str(e.get("message")) for e in errors))
+        job = getattr(result, "job_id", None)
+        confirmed = self._cancelled_now(order.shopify_order_id)
+        self.store.finish_aftersale(sale.key, "done" if confirmed else "requested", shopify_ref=job,
+                                    reason="" if confirmed else "Shopify is cancelling it (an asynchronous job)")
+        self.report.outcomes.append(Outcome(order_id, "cancelled" if confirmed else "requested",
+                                            f"Shopify order {order.shopify_order_id}, restocked", sale.key))
+
+    def _cancelled_now(self, shopify_order_id: str) -> bool:
+        """Read the order once more: Shopify's job usually finishes within the second."""
+        for delay in (0.1, 0.3):
+            time.sleep(delay)
+            found = self.shopify.order_fulfillments([shopify_order_id], line_items=False).get(shopify_order_id)
+            if found is not None and normalise(found).cancelled:
+                return True
+        return False
+
+    @staticmethod
+    def _cancel_words(record: dict, payload: dict) -> tuple[str, str]:
+        reason = str(_first(record, "cancel_reason_text", "cancel_reason", "reason") or payload.get("cancel_reason")
+                     or "no reason given")
+        initiator = str(_first(record, "cancellation_initiator", "cancel_initiator", "role")
+                        or payload.get("cancellation_initiator") or "").upper()
+        return reason, initiator
+
+    # -- §6b.3 lines, §6b.4 returns -----------------------------------------------------------
+
+    def _refund(self, sale: AfterSale, order: CreatedLines) -> None:
+        order_id = sale.tiktok_order_id
+        shopify = self._orders.get(order.shopify_order_id)
+        if shopify is None:
+            return self._failed(sale, "the Shopify order could not be read (deleted?)")
+        goods_back = sale.kind == "return" and str(sale.record.get("return_type") or "") in GOODS_BACK
+        restock = "CANCEL" if sale.kind == "line_cancel" else ("RETURN" if goods_back and self.restock
+                                                              else "NO_RESTOCK")
+        lines = self._shopify_lines(record_lines(sale.record), order, shopify)
+        if lines is None:
+            return self._failed(sale, "its TikTok lines could not be matched to the Shopify order's lines")
+        total, shipping, currency = refund_total(sale.record)
+        # After an unclear answer ("sending") the same idempotency key is sent again: never twice refunded.
+        if sale.state != "sending" and not self.store.claim_aftersale(sale.key, sale.state):
+            return
+        try:
+            transactions = self._refund_transactions(order.shopify_order_id, total)
+            shop_currency = self._shop()
+            self.checkpoint("before_refund")
+            result = self.shopify.refund_create(
+                order.shopify_order_id, idempotency_key=sale.key,
+                line_items=[(gid, qty, restock) for gid, qty in lines.items()],
+                shipping_amount=shipping if shipping > 0 else None, transactions=transactions,
+                note=f"Refunded on TikTok Shop ({sale.key})", notify=False,
+                currency=currency if currency and currency != shop_currency else None)
+        except OutcomeUnknownError as exc:
+            self.report.outcomes.append(Outcome(order_id, "unconfirmed", exc.message, sale.key))
+            return
+        except ApiError as exc:
+            return self._failed(sale, f"Shopify refused the refund: {exc}")
+        self.checkpoint("after_refund")
+        errors = getattr(result, "user_errors", None) or []
+        if errors:
+            return self._failed(sale, "Shopify refused the refund: " + "; ".join(
+                str(e.get("message")) for e in errors))
+        self.store.finish_aftersale(sale.key, "done", shopify_ref=getattr(result, "refund_id", None))
+        self.report.outcomes.append(Outcome(order_id, "refunded", f"{total} {currency}, "
+                                            f"{sum(lines.values())} item(s) {restock.lower()}", sale.key))
+
+    def _shopify_lines(self, tiktok_lines: list[str], order: CreatedLines,
+                       shopify: ShopifyOrder) -> dict[str, int] | None:
+        """``{Shopify line GID: quantity}`` for the TikTok line items, through the variants they went to."""
+        need: Counter[str] = Counter()
+        for line in tiktok_lines:
+            if line not in order.line_map:
+                return None
+            need.update(order.line_map[line])
+        out: dict[str, int] = {}
+        for variant, quantity in need.items():
+            gid = next((g for g, v, _ in shopify.lines if v == variant), None)
+            if gid is None:
+                return None
+            out[gid] = out.get(gid, 0) + quantity
+        return out
+
+    def _refund_transactions(self, shopify_order_id: str, total: Decimal) -> list[dict]:
+        if total <= 0:
+            return []
+        sales = [t for t in self.shopify.order_transactions(shopify_order_id)
+                 if t.get("kind") == "SALE" and t.get("status") == "SUCCESS"]
+        if not sales:
+            return []  # cash on delivery not collected: nothing was paid to refund
+        parent = sales[0]
+        return [{"amount": total, "gateway": parent.get("gateway") or "TikTok Shop", "parent_id": parent["id"]}]
+
+    def _shop(self) -> str:
+        if self._shop_currency is None:
+            self._shop_currency = str(self.shopify.shop_info().get("currency_code") or "")
+        return self._shop_currency
+
+    def _failed(self, sale: AfterSale, why: str) -> None:
+        self.store.finish_aftersale(sale.key, "failed", reason=why)
+        self.report.outcomes.append(Outcome(sale.tiktok_order_id, "failed", why, sale.key))

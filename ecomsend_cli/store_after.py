@@ -1,0 +1,331 @@
+"""The store's half for an order's life after creation (DESIGN §6b): its SQL, and only that.
+
+:class:`AfterCreation` is mixed into :class:`~ecomsend_cli.store.Store`: the
+tables of migration 010 — the Shopify lines of each created order and how its
+TikTok line items map onto them, the tracking pushed to TikTok per Shopify
+fulfillment (``shipments``), the TikTok reference to the Shopify order, and
+the cancellations and refunds brought into Shopify (``aftersales``). Each
+write that goes to a remote system is recorded first as an intent
+(``sending``/``pushing``), as §5.4 does for orders; the rules live in
+``tracking.py`` and ``aftersales.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import sqlite_utils
+
+
+def migrate_after_creation(db: sqlite_utils.Database) -> None:
+    """Migration 010: what an order's life after creation needs (DESIGN §6b)."""
+    # At the claim: which variant each TikTok line item went to; from orderCreate's
+    # answer: the Shopify line items (GID, variant, quantity). Tracking maps
+    # fulfilled lines back to TikTok line items with them, refunds the other way.
+    db.execute("ALTER TABLE order_payloads ADD COLUMN line_map TEXT")
+    db.execute("ALTER TABLE order_payloads ADD COLUMN shopify_lines TEXT")
+    # The TikTok reference to the Shopify order (§6b.2): pending, sending, done, failed.
+    db.execute("ALTER TABLE orders ADD COLUMN reference_state TEXT")
+    db.execute("ALTER TABLE orders ADD COLUMN reference_reason TEXT NOT NULL DEFAULT ''")
+    # Tracking (§6b.1): open (lines to ship on TikTok), done (all shipped), none (not ours to push).
+    db.execute("ALTER TABLE orders ADD COLUMN ship_state TEXT")
+    db.execute("ALTER TABLE orders ADD COLUMN ship_reason TEXT NOT NULL DEFAULT ''")
+    db.execute("CREATE INDEX idx_orders_ship_state ON orders(ship_state)")
+    db.execute("CREATE INDEX idx_orders_reference_state ON orders(reference_state)")
+    db.execute(
+        """CREATE TABLE shipments (
+            fulfillment_id TEXT PRIMARY KEY,
+            tiktok_order_id TEXT NOT NULL REFERENCES orders(tiktok_order_id) ON DELETE CASCADE,
+            state TEXT NOT NULL,
+            line_item_ids TEXT NOT NULL,
+            tracking_number TEXT NOT NULL DEFAULT '',
+            carrier TEXT NOT NULL DEFAULT '',
+            provider_id TEXT NOT NULL DEFAULT '',
+            provider_name TEXT NOT NULL DEFAULT '',
+            package_id TEXT,
+            reason TEXT NOT NULL DEFAULT '',
+            attempts INTEGER NOT NULL DEFAULT 0,
+            pushed_at TEXT,
+            updated_at TEXT NOT NULL,
+            fulfilled TEXT NOT NULL DEFAULT '[]'
+        )"""
+    )
+    db.execute("CREATE INDEX idx_shipments_order ON shipments(tiktok_order_id)")
+    db.execute(
+        """CREATE TABLE aftersales (
+            key TEXT PRIMARY KEY,
+            tiktok_order_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            state TEXT NOT NULL,
+            reason TEXT NOT NULL DEFAULT '',
+            record TEXT NOT NULL,
+            amount TEXT,
+            currency TEXT,
+            shopify_ref TEXT,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX idx_aftersales_order ON aftersales(tiktok_order_id)")
+    db.execute("CREATE INDEX idx_aftersales_state ON aftersales(state)")
+    # Orders created before this version: their recent life is followed from now on.
+    db.execute("UPDATE orders SET reference_state = 'pending', ship_state = 'open' "
+               "WHERE state = 'synced' AND shopify_order_id IS NOT NULL")
+
+
+def _now() -> str:
+    return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class CreatedLines:
+    """A created order as the after-creation phases need it."""
+
+    tiktok_order_id: str
+    tiktok_status: str
+    shopify_order_id: str
+    payload: dict
+    line_map: dict[str, list[str]]  # TikTok line item id -> the variant GIDs it needed (at the claim)
+    shopify_lines: list[tuple[str, str | None, int]]  # (line GID, variant GID, quantity)
+    ship_state: str | None
+    reference_state: str | None
+
+
+@dataclass(frozen=True)
+class Shipment:
+    """Tracking pushed (or being pushed) to TikTok for one Shopify fulfillment."""
+
+    fulfillment_id: str
+    tiktok_order_id: str
+    state: str  # pushing | pushed | failed | reported
+    line_item_ids: tuple[str, ...]
+    tracking_number: str
+    carrier: str
+    provider_id: str
+    provider_name: str
+    package_id: str | None
+    reason: str
+    attempts: int
+    pushed_at: str | None
+    updated_at: str
+    # What the Shopify fulfillment held, ``(variant GID, quantity)``: a later fulfillment may
+    # complete a combined listing with what this one left over, without reading it again.
+    fulfilled: tuple[tuple[str, int], ...] = ()
+
+
+@dataclass(frozen=True)
+class AfterSale:
+    """A TikTok cancellation or refund brought into Shopify (or reported)."""
+
+    key: str
+    tiktok_order_id: str
+    kind: str  # order_cancel | line_cancel | return
+    state: str  # pending | sending | requested | done | reported | failed
+    reason: str
+    record: dict
+    amount: str | None
+    currency: str | None
+    shopify_ref: str | None
+    attempts: int
+    updated_at: str
+
+
+class AfterCreation:
+    """Store methods for §6b (mixed into Store: uses its ``conn``, ``transaction`` and ``_select_in``)."""
+
+    conn: sqlite3.Connection
+
+    # -- what was created --------------------------------------------------------------
+
+    def record_created(self, order_id: str, shopify_lines: Sequence[tuple[str, str | None, int]]) -> None:
+        """The order is in Shopify: keep its lines, and follow its life (reference, tracking)."""
+        with self.transaction() as conn:  # type: ignore[attr-defined]
+            conn.execute("UPDATE order_payloads SET shopify_lines = ? WHERE tiktok_order_id = ?",
+                         (json.dumps([list(x) for x in shopify_lines]), order_id))
+            conn.execute(
+                "UPDATE orders SET reference_state = coalesce(reference_state, 'pending'), "
+                "ship_state = coalesce(ship_state, 'open') WHERE tiktok_order_id = ?", (order_id,))
+
+    def created_lines(self, order_ids: Iterable[str]) -> dict[str, CreatedLines]:
+        """:class:`CreatedLines` of each of ``order_ids`` that is in Shopify."""
+        out = {}
+        for row in self._select_in(  # type: ignore[attr-defined]
+            "SELECT o.tiktok_order_id, o.tiktok_status, o.shopify_order_id, p.payload, p.line_map, "
+            "p.shopify_lines, o.ship_state, o.reference_state FROM orders o "
+            "JOIN order_payloads p ON p.tiktok_order_id = o.tiktok_order_id "
+            "WHERE o.shopify_order_id IS NOT NULL AND o.tiktok_order_id IN ({marks})",
+            list(dict.fromkeys(order_ids)),
+        ):
+            out[row[0]] = CreatedLines(
+                row[0], row[1], row[2], json.loads(row[3] or "null") or {}, json.loads(row[4] or "null") or {},
+                [tuple(x) for x in json.loads(row[5] or "null") or []], row[6], row[7])
+        return out
+
+    # -- the TikTok reference (§6b.2) --------------------------------------------------------
+
+    def references_to_write(self) -> list[str]:
+        """Orders whose TikTok reference to the Shopify order is still to write (or unconfirmed)."""
+        return [r[0] for r in self.conn.execute(
+            "SELECT tiktok_order_id FROM orders WHERE reference_state IN ('pending', 'sending', 'failed') "
+            "ORDER BY synced_at, tiktok_order_id")]
+
+    def set_reference(self, order_id: str, state: str, reason: str = "") -> None:
+        with self.transaction() as conn:  # type: ignore[attr-defined]
+            conn.execute("UPDATE orders SET reference_state = ?, reference_reason = ? WHERE tiktok_order_id = ?",
+                         (state, reason, order_id))
+
+    # -- tracking (§6b.1) ----------------------------------------------------------------------
+
+    def tracking_orders(self, *, edit_window_hours: int = 72) -> list[str]:
+        """Orders to read fulfillments for: lines still to ship on TikTok, or a push recent
+        enough that a tracking number changed in Shopify can still be corrected on TikTok."""
+        since = (datetime.now(UTC) - timedelta(hours=edit_window_hours)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return [r[0] for r in self.conn.execute(
+            "SELECT tiktok_order_id FROM orders WHERE ship_state = 'open' "
+            "UNION SELECT DISTINCT tiktok_order_id FROM shipments WHERE pushed_at >= ? "
+            "ORDER BY 1", (since,))]
+
+    def set_ship_state(self, order_id: str, state: str, reason: str = "") -> None:
+        with self.transaction() as conn:  # type: ignore[attr-defined]
+            conn.execute("UPDATE orders SET ship_state = ?, ship_reason = ? WHERE tiktok_order_id = ?",
+                         (state, reason, order_id))
+
+    _SHIPMENT_COLS = ("fulfillment_id, tiktok_order_id, state, line_item_ids, tracking_number, carrier, "
+                      "provider_id, provider_name, package_id, reason, attempts, pushed_at, updated_at, fulfilled")
+
+    @staticmethod
+    def _shipment(row: Sequence[Any]) -> Shipment:
+        fulfilled = tuple((str(v), int(q)) for v, q in json.loads(row[13] or "[]"))
+        return Shipment(row[0], row[1], row[2], tuple(json.loads(row[3])), *row[4:13], fulfilled)
+
+    def shipments(self, order_ids: Iterable[str]) -> dict[str, list[Shipment]]:
+        """The shipments of each of ``order_ids`` (oldest first)."""
+        out: dict[str, list[Shipment]] = {}
+        for row in self._select_in(  # type: ignore[attr-defined]
+            f"SELECT {self._SHIPMENT_COLS} FROM shipments WHERE tiktok_order_id IN ({{marks}}) "
+            "ORDER BY updated_at, fulfillment_id",
+            list(dict.fromkeys(order_ids)),
+        ):
+            shipment = self._shipment(row)
+            out.setdefault(shipment.tiktok_order_id, []).append(shipment)
+        return out
+
+    def claim_shipment(self, fulfillment_id: str, order_id: str, line_item_ids: Sequence[str], *,
+                       tracking_number: str, carrier: str, provider_id: str, provider_name: str,
+                       package_id: str | None = None, fulfilled: Sequence[tuple[str, int]] = (),
+                       state: str = "pushing") -> bool:
+        """Record the intent to push (committed before the call): a new fulfillment, or a failed one
+        tried again. A compare-and-set: False when it is already being pushed or was pushed."""
+        now = _now()
+        with self.transaction() as conn:  # type: ignore[attr-defined]
+            held = conn.execute("SELECT state FROM shipments WHERE fulfillment_id = ?", (fulfillment_id,)).fetchone()
+            if held and held[0] not in ("failed",):
+                return False
+            conn.execute(
+                "INSERT INTO shipments (fulfillment_id, tiktok_order_id, state, line_item_ids, tracking_number, "
+                "carrier, provider_id, provider_name, package_id, attempts, updated_at, fulfilled) "
+                "VALUES (?,?,?,?,?,?,?,?,?,1,?,?) ON CONFLICT(fulfillment_id) DO UPDATE SET state = excluded.state, "
+                "line_item_ids = excluded.line_item_ids, tracking_number = excluded.tracking_number, "
+                "fulfilled = excluded.fulfilled, "
+                "carrier = excluded.carrier, provider_id = excluded.provider_id, "
+                "provider_name = excluded.provider_name, package_id = excluded.package_id, reason = '', "
+                "attempts = shipments.attempts + 1, updated_at = excluded.updated_at",
+                (fulfillment_id, order_id, state, json.dumps(list(line_item_ids)), tracking_number, carrier,
+                 provider_id, provider_name, package_id, now, json.dumps([list(x) for x in fulfilled])),
+            )
+            return True
+
+    def finish_shipment(self, fulfillment_id: str, state: str, *, reason: str = "",
+                        package_id: str | None = None, tracking_number: str | None = None,
+                        provider_id: str | None = None, provider_name: str | None = None,
+                        pushed: bool = False) -> None:
+        """The answer to a push (or an update of its tracking), or what stands in its way."""
+        now = _now()
+        with self.transaction() as conn:  # type: ignore[attr-defined]
+            conn.execute(
+                "UPDATE shipments SET state = ?, reason = ?, package_id = coalesce(?, package_id), "
+                "tracking_number = coalesce(?, tracking_number), provider_id = coalesce(?, provider_id), "
+                "provider_name = coalesce(?, provider_name), "
+                "pushed_at = CASE WHEN ? THEN ? ELSE pushed_at END, updated_at = ? WHERE fulfillment_id = ?",
+                (state, reason, package_id, tracking_number, provider_id, provider_name, pushed, now, now,
+                 fulfillment_id),
+            )
+
+    def record_failed_shipment(self, fulfillment_id: str, order_id: str, line_item_ids: Sequence[str], *,
+                               tracking_number: str, carrier: str, reason: str, state: str = "failed") -> None:
+        """A fulfillment that cannot be pushed (unknown carrier, lines not found…): why, to show it."""
+        now = _now()
+        with self.transaction() as conn:  # type: ignore[attr-defined]
+            conn.execute(
+                "INSERT INTO shipments (fulfillment_id, tiktok_order_id, state, line_item_ids, tracking_number, "
+                "carrier, reason, updated_at) VALUES (?,?,?,?,?,?,?,?) "
+                "ON CONFLICT(fulfillment_id) DO UPDATE SET state = excluded.state, reason = excluded.reason, "
+                "tracking_number = excluded.tracking_number, carrier = excluded.carrier, "
+                "updated_at = excluded.updated_at WHERE shipments.state IN ('failed', 'reported')",
+                (fulfillment_id, order_id, state, json.dumps(list(line_item_ids)), tracking_number, carrier,
+                 reason, now),
+            )
+
+    # -- cancellations and refunds (§6b.3, §6b.4) ----------------------------------------------
+
+    _AFTERSALE_COLS = ("key, tiktok_order_id, kind, state, reason, record, amount, currency, shopify_ref, "
+                       "attempts, updated_at")
+
+    @staticmethod
+    def _aftersale(row: Sequence[Any]) -> AfterSale:
+        return AfterSale(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]), *row[6:])
+
+    def record_aftersale(self, key: str, order_id: str, kind: str, record: dict, *,
+                         amount: str | None = None, currency: str | None = None) -> bool:
+        """Note a TikTok cancellation or return to bring into Shopify; False if already noted."""
+        now = _now()
+        with self.transaction() as conn:  # type: ignore[attr-defined]
+            return conn.execute(
+                "INSERT INTO aftersales (key, tiktok_order_id, kind, state, record, amount, currency, "
+                "created_at, updated_at) VALUES (?,?,?,'pending',?,?,?,?,?) ON CONFLICT(key) DO NOTHING",
+                (key, order_id, kind, json.dumps(record), amount, currency, now, now),
+            ).rowcount == 1
+
+    def cancelled_on_tiktok(self) -> list[str]:
+        """Orders in Shopify that TikTok has since cancelled, whose cancellation is not noted yet."""
+        return [r[0] for r in self.conn.execute(
+            "SELECT o.tiktok_order_id FROM orders o WHERE o.shopify_order_id IS NOT NULL "
+            "AND o.tiktok_status = 'CANCELLED' AND NOT EXISTS (SELECT 1 FROM aftersales a "
+            "WHERE a.key = 'tiktok-order-cancel-' || o.tiktok_order_id) ORDER BY o.tiktok_order_id")]
+
+    def open_aftersales(self) -> list[AfterSale]:
+        """Cancellations and refunds not done yet (oldest first)."""
+        return [self._aftersale(r) for r in self.conn.execute(
+            f"SELECT {self._AFTERSALE_COLS} FROM aftersales "
+            "WHERE state IN ('pending', 'sending', 'requested', 'failed') ORDER BY created_at, key")]
+
+    def aftersales_of(self, order_ids: Iterable[str]) -> dict[str, list[AfterSale]]:
+        out: dict[str, list[AfterSale]] = {}
+        for row in self._select_in(  # type: ignore[attr-defined]
+            f"SELECT {self._AFTERSALE_COLS} FROM aftersales WHERE tiktok_order_id IN ({{marks}}) "
+            "ORDER BY created_at, key",
+            list(dict.fromkeys(order_ids)),
+        ):
+            sale = self._aftersale(row)
+            out.setdefault(sale.tiktok_order_id, []).append(sale)
+        return out
+
+    def claim_aftersale(self, key: str, expected: str) -> bool:
+        """Compare-and-set ``expected`` → ``sending`` (committed before the call)."""
+        with self.transaction() as conn:  # type: ignore[attr-defined]
+            return conn.execute(
+                "UPDATE aftersales SET state = 'sending', attempts = attempts + 1, updated_at = ? "
+                "WHERE key = ? AND state = ?", (_now(), key, expected)).rowcount == 1
+
+    def finish_aftersale(self, key: str, state: str, *, reason: str = "", shopify_ref: str | None = None) -> None:
+        with self.transaction() as conn:  # type: ignore[attr-defined]
+            conn.execute(
+                "UPDATE aftersales SET state = ?, reason = ?, shopify_ref = coalesce(?, shopify_ref), "
+                "updated_at = ? WHERE key = ?", (state, reason, shopify_ref, _now(), key))

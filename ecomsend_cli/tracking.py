@@ -1,0 +1,460 @@
+"""Phase 2 of sync-orders: what goes back to TikTok (DESIGN §6b.1, §6b.2).
+
+* **The reference** (§6b.2): once an order is in Shopify, TikTok's order gets
+  an external order reference naming the Shopify order and, for each TikTok
+  line item, the Shopify line it became. Retried on later runs until done;
+  it never blocks anything.
+* **Tracking** (§6b.1): the fulfillments of the Shopify orders not fully
+  shipped on TikTok (and of those pushed in the last 72 h, for tracking
+  edits) are read by order id in batches. A fulfillment with status SUCCESS
+  and a tracking number is pushed to TikTok once:
+
+  - its lines become TikTok line items: each fulfilled (variant, quantity)
+    takes that many TikTok line items of the order still to ship whose SKU
+    went to that variant (one line item is one unit); a combined listing's
+    line item ships when all its parts have been fulfilled, possibly over
+    several fulfillments (:func:`assign_lines`);
+  - the carrier is matched to one of TikTok's providers for the order's
+    delivery option, case and punctuation aside, after the
+    ``tracking.carriers`` overrides (:func:`match_provider`); no match is a
+    failed push that names TikTok's providers — never a guess;
+  - lines TikTok already put in a package are shipped with that package;
+    the others get a package made and shipped;
+  - the intent is committed before the call; an unclear answer leaves the
+    push unconfirmed, and the next run reads the TikTok order before sending
+    anything again;
+  - a tracking number changed in Shopify after the push is updated on TikTok
+    within its 72 hours, and reported after.
+
+  Orders TikTok ships itself (``shipping_type: TIKTOK``, FBT) and orders
+  cancelled on TikTok are not pushed; the reason is shown.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from .errors import ApiError, OutcomeUnknownError
+from .order_input import FBT
+from .run import Checkpoints
+from .shopify_records import OrderFulfillments
+from .store import Store
+from .store_after import CreatedLines, Shipment
+
+EDIT_WINDOW_HOURS = 72  # TikTok lets a package's tracking be changed this long after shipping
+SHIPPED_PACKAGE_STATES = ("SHIPPED", "IN_TRANSIT", "DELIVERED", "COMPLETED", "PROCESSING")
+Event = Callable[..., None]
+
+
+class TikTokShipping(Protocol):
+    def shipping_providers(self, delivery_option_id: str) -> list[dict]: ...
+
+    def create_package_and_ship(self, order_id: str, line_item_ids: list[str], tracking_number: str,
+                                shipping_provider_id: str) -> str: ...
+
+    def ship_package(self, package_id: str, tracking_number: str, shipping_provider_id: str) -> None: ...
+
+    def update_shipping_info(self, package_id: str, tracking_number: str, shipping_provider_id: str) -> None: ...
+
+    def get_orders(self, ids: list[str]) -> list[dict]: ...
+
+    def add_external_order(self, order_id: str, shopify_order_id: str,
+                           line_items: list[tuple[str, str]]) -> None: ...
+
+    def external_orders(self, order_id: str, platform: str = "SHOPIFY") -> list[dict]: ...
+
+
+class ShopifyFulfillments(Protocol):
+    def order_fulfillments(self, order_ids: list[str], *, line_items: bool = True,
+                           known_fulfillments: Iterable[str] = ()) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class Fulfilled:
+    """One Shopify fulfillment, as tracking needs it."""
+
+    id: str
+    status: str
+    created_at: str
+    tracking_number: str
+    company: str
+    lines: tuple[tuple[str, int], ...]  # (variant GID, quantity)
+
+
+@dataclass(frozen=True)
+class ShopifyOrder:
+    """A Shopify order's lines and fulfillments (normalised from the client's answer)."""
+
+    id: str
+    cancelled: bool
+    lines: tuple[tuple[str, str | None, int], ...]  # (line GID, variant GID, quantity)
+    fulfillments: tuple[Fulfilled, ...]
+
+
+@dataclass
+class Outcome:
+    tiktok_order_id: str
+    what: str  # pushed | updated | failed | reported | unconfirmed | skipped | referenced
+    detail: str
+    fulfillment_id: str | None = None
+
+    def as_json(self) -> dict:
+        return {"tiktok_order_id": self.tiktok_order_id, "what": self.what, "detail": self.detail,
+                "fulfillment_id": self.fulfillment_id}
+
+
+@dataclass
+class TrackingReport:
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    def count(self, what: str) -> int:
+        return sum(1 for o in self.outcomes if o.what == what)
+
+    @property
+    def needs_attention(self) -> bool:
+        return bool(self.count("failed") or self.count("reported"))
+
+    def as_json(self) -> dict:
+        return {"pushed": self.count("pushed"), "updated": self.count("updated"), "failed": self.count("failed"),
+                "reported": self.count("reported"), "unconfirmed": self.count("unconfirmed"),
+                "referenced": self.count("referenced"),
+                "outcomes": [o.as_json() for o in self.outcomes if o.what != "skipped"]}
+
+
+# --- rules ---------------------------------------------------------------------------------------
+
+
+def not_pushed_reason(order: dict, tiktok_status: str) -> str | None:
+    """Why this order's tracking is not ours to push to TikTok, or None."""
+    if str(order.get("shipping_type") or "").upper() == "TIKTOK":
+        return "TikTok ships it with its own label (shipping_type TIKTOK): nothing to push"
+    if order.get("fulfillment_type") == FBT:
+        return "fulfilled by TikTok (FBT): TikTok ships it"
+    if tiktok_status.upper() == "CANCELLED":
+        return "cancelled on TikTok"
+    return None
+
+
+def _key(name: str) -> str:
+    return re.sub(r"[^0-9a-z]", "", name.casefold())
+
+
+def match_provider(company: str, providers: Sequence[dict], overrides: dict[str, str]) -> dict | None:
+    """TikTok's provider for Shopify's carrier ``company``: an override (by Shopify's name, to a
+    TikTok provider's name or id) first, then equal names case and punctuation aside; None if none."""
+    wanted = company
+    for shopify_name, tiktok in overrides.items():
+        if _key(shopify_name) == _key(company):
+            wanted = tiktok
+            break
+    for provider in providers:
+        if str(provider.get("id")) == str(wanted).strip():
+            return provider
+    for provider in providers:
+        if _key(str(provider.get("name") or "")) == _key(wanted) and _key(wanted):
+            return provider
+    return None
+
+
+def assign_lines(line_map: dict[str, list[str]], fulfillments: Sequence[Fulfilled],
+                 committed: dict[str, Sequence[str]], shipped_on_tiktok: Iterable[str]) -> dict[str, list[str]]:
+    """Which TikTok line items each fulfillment not yet pushed ships (§6b.1).
+
+    ``line_map``: each live TikTok line item → the variants it needs (a
+    combined listing: its parts × counts). ``committed``: the line items
+    already pushed (or being pushed) with a fulfillment, by fulfillment id.
+    ``shipped_on_tiktok``: line items TikTok shows shipped some other way.
+    Fulfillments are taken oldest first; what each fulfils adds to what is
+    available, a line item is assigned to the first fulfillment by which all
+    its variants are available, and what is left carries over to the next.
+    """
+    taken = {line for lines in committed.values() for line in lines} | set(shipped_on_tiktok)
+    waiting = [line for line in line_map if line not in taken]
+    available: Counter[str] = Counter()
+    out: dict[str, list[str]] = {}
+    for fulfillment in sorted(fulfillments, key=lambda f: (f.created_at, f.id)):
+        for variant, quantity in fulfillment.lines:
+            available[variant] += quantity
+        for line in committed.get(fulfillment.id, ()):
+            available.subtract(Counter(line_map.get(line, ())))
+        if fulfillment.id in committed:
+            continue
+        mine = []
+        for line in list(waiting):
+            need = Counter(line_map[line])
+            if all(available[v] >= n for v, n in need.items()):
+                available.subtract(need)
+                mine.append(line)
+                waiting.remove(line)
+        out[fulfillment.id] = mine
+    return out
+
+
+def reference_lines(line_map: dict[str, list[str]], shopify_lines: Sequence[tuple[str, str | None, int]]
+                    ) -> list[tuple[str, str]]:
+    """``(Shopify line numeric id, TikTok line item id)`` pairs for TikTok's external order (§6b.2)."""
+    by_variant: dict[str, str] = {}
+    for line_gid, variant, _ in shopify_lines:
+        if variant and variant not in by_variant:
+            by_variant[variant] = line_gid.rsplit("/", 1)[-1]
+    pairs = []
+    for tiktok_line, variants in line_map.items():
+        for shopify_line in dict.fromkeys(by_variant[v] for v in variants if v in by_variant):
+            pairs.append((shopify_line, tiktok_line))
+    return pairs
+
+
+# --- the phase -----------------------------------------------------------------------------------
+
+
+class TrackingPhase:
+    """Phase 2 of one sync-orders run (see the module docstring)."""
+
+    def __init__(self, store: Store, tiktok: TikTokShipping, shopify: ShopifyFulfillments,
+                 carriers: dict[str, str], *, on_event: Event | None = None,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC), crash_at: str | None = None) -> None:
+        self.store = store
+        self.tiktok = tiktok
+        self.shopify = shopify
+        self.carriers = carriers
+        self.on_event = on_event or (lambda kind, **data: None)
+        self.clock = clock
+        self.checkpoint = Checkpoints(crash_at)
+        self.report = TrackingReport()
+        self._providers: dict[str, list[dict]] = {}
+        self._orders: dict[str, ShopifyOrder] = {}
+
+    def run(self, *, references_only: bool = False) -> TrackingReport:
+        """Write the references still to write, then push tracking (unless ``references_only``:
+        tracking is off, but references also guard against a lost store, §5.4)."""
+        tracked = set() if references_only else set(self.store.tracking_orders(edit_window_hours=EDIT_WINDOW_HOURS))
+        order_ids = sorted(tracked | set(self.store.references_to_write()))
+        if not order_ids:
+            return self.report
+        created = self.store.created_lines(order_ids)
+        known = [s.fulfillment_id for held in self.store.shipments(order_ids).values() for s in held
+                 if s.state in ("pushed", "pushing", "reported") and s.fulfilled]
+        self._orders = read_orders(self.shopify, created.values(), known)
+        self.on_event("tracking_started", total=len(created))
+        for order_id in self.store.references_to_write():
+            if order_id in created:
+                self._reference(created[order_id])
+        if references_only:
+            return self.report
+        tracking = set(self.store.tracking_orders(edit_window_hours=EDIT_WINDOW_HOURS))
+        shipments = self.store.shipments(tracking)
+        unsure = [o for o in tracking if any(s.state == "pushing" for s in shipments.get(o, ()))]
+        on_tiktok = {str(o.get("id")): o for o in self.tiktok.get_orders(unsure)} if unsure else {}
+        for order_id in sorted(tracking):
+            if order_id in created:
+                self._track(created[order_id], shipments.get(order_id, []), on_tiktok.get(order_id))
+        return self.report
+
+    # -- §6b.2 -----------------------------------------------------------------------------------
+
+    def _reference(self, order: CreatedLines) -> None:
+        order_id = order.tiktok_order_id
+        shopify = self._orders.get(order.shopify_order_id)
+        if shopify is None:
+            return  # not readable in Shopify now (deleted?): tracking reports it
+        number = order.shopify_order_id.rsplit("/", 1)[-1]
+        try:
+            if order.reference_state == "sending":  # unconfirmed last time: does TikTok have it?
+                for ref in self.tiktok.external_orders(order_id):
+                    if str(ref.get("id")) == number:
+                        self.store.set_reference(order_id, "done")
+                        self.report.outcomes.append(Outcome(order_id, "referenced", f"Shopify order {number}"))
+                        return
+            lines = reference_lines(order.line_map, order.shopify_lines or shopify.lines)
+            self.store.set_reference(order_id, "sending")
+            self.checkpoint("reference_sent")
+            self.tiktok.add_external_order(order_id, number, lines)
+        except OutcomeUnknownError:
+            return  # stays "sending": the next run asks TikTok before writing it again
+        except ApiError as exc:
+            self.store.set_reference(order_id, "failed", str(exc))  # tried again next run
+            return
+        self.store.set_reference(order_id, "done")
+        self.report.outcomes.append(Outcome(order_id, "referenced", f"Shopify order {number}"))
+
+    # -- §6b.1 -----------------------------------------------------------------------------------
+
+    def _track(self, order: CreatedLines, shipments: list[Shipment], on_tiktok: dict | None) -> None:
+        order_id = order.tiktok_order_id
+        if order.ship_state not in ("open", None) and not shipments:
+            return
+        reason = not_pushed_reason(order.payload, order.tiktok_status)
+        if reason and order.ship_state == "open":
+            self.store.set_ship_state(order_id, "none", reason)
+            self.report.outcomes.append(Outcome(order_id, "skipped", reason))
+            return
+        shopify = self._orders.get(order.shopify_order_id)
+        if shopify is None:
+            self.report.outcomes.append(Outcome(order_id, "failed", f"Shopify order {order.shopify_order_id} "
+                                                "could not be read (deleted?): its tracking cannot be pushed"))
+            return
+        # Pushes whose answer never came: TikTok's order says whether they happened.
+        for shipment in shipments:
+            if shipment.state == "pushing":
+                self._settle_unsure(order_id, shipment, on_tiktok)
+        shipments = self.store.shipments([order_id]).get(order_id, [])
+        by_fulfillment = {s.fulfillment_id: s for s in shipments}
+        committed = {s.fulfillment_id: s.line_item_ids for s in shipments if s.state in ("pushed", "pushing")}
+        shipped_elsewhere = self._shipped_on_tiktok(order.payload, committed)
+        # A fulfillment pushed before is not read again: what it held was kept at its push.
+        ready = [replace(f, lines=by_fulfillment[f.id].fulfilled) if f.id in by_fulfillment and not f.lines else f
+                 for f in shopify.fulfillments if f.status == "SUCCESS" and f.tracking_number]
+        assigned = assign_lines(order.line_map, ready, committed, shipped_elsewhere)
+        for fulfillment in ready:
+            held = by_fulfillment.get(fulfillment.id)
+            if held is not None and held.state in ("pushed", "pushing", "reported"):
+                if held.state == "pushed" and fulfillment.tracking_number != held.tracking_number:
+                    self._update_tracking(order, held, fulfillment)
+                continue
+            lines = assigned.get(fulfillment.id, [])
+            if lines:  # else nothing of it is left to ship on TikTok (a part of a bundle, say)
+                self._push(order, fulfillment, lines)
+        shipments = self.store.shipments([order_id]).get(order_id, [])
+        done = {line for s in shipments if s.state == "pushed" for line in s.line_item_ids}
+        if order.line_map and set(order.line_map) <= done | set(shipped_elsewhere):
+            self.store.set_ship_state(order_id, "done")
+
+    def _shipped_on_tiktok(self, payload: dict, committed: dict[str, Sequence[str]]) -> list[str]:
+        """Line items TikTok showed shipped when the order was last pulled, not by us."""
+        ours = {line for lines in committed.values() for line in lines}
+        return [str(x.get("id")) for x in payload.get("line_items") or []
+                if isinstance(x, dict) and str(x.get("id")) not in ours
+                and str(x.get("package_status") or "").upper() in SHIPPED_PACKAGE_STATES]
+
+    def _provider(self, order: CreatedLines, company: str) -> tuple[dict | None, str]:
+        option = str(order.payload.get("delivery_option_id") or "")
+        if not option:
+            return None, "TikTok's order names no delivery option, so its carriers cannot be listed"
+        if option not in self._providers:
+            self._providers[option] = self.tiktok.shipping_providers(option)
+        providers = self._providers[option]
+        found = match_provider(company, providers, self.carriers)
+        if found is None:
+            names = ", ".join(str(p.get("name")) for p in providers) or "none"
+            return None, (f"carrier {company!r} is not one of TikTok's for this order ({names}): add "
+                          f"tracking.carriers: {{{company!r}: <one of those>}} to the config")
+        return found, ""
+
+    def _push(self, order: CreatedLines, fulfillment: Fulfilled, lines: list[str]) -> None:
+        order_id = order.tiktok_order_id
+        provider, why = self._provider(order, fulfillment.company)
+        if provider is None:
+            self.store.record_failed_shipment(fulfillment.id, order_id, lines,
+                                              tracking_number=fulfillment.tracking_number,
+                                              carrier=fulfillment.company, reason=why)
+            self.report.outcomes.append(Outcome(order_id, "failed", why, fulfillment.id))
+            return
+        packages = {str(x.get("package_id")) for x in order.payload.get("line_items") or []
+                    if isinstance(x, dict) and str(x.get("id")) in lines and x.get("package_id")}
+        package = next(iter(packages)) if len(packages) == 1 else None
+        if not self.store.claim_shipment(fulfillment.id, order_id, lines,
+                                         tracking_number=fulfillment.tracking_number, carrier=fulfillment.company,
+                                         provider_id=str(provider["id"]), provider_name=str(provider.get("name")),
+                                         package_id=package, fulfilled=fulfillment.lines):
+            return  # claimed meanwhile
+        self.checkpoint("before_push")
+        try:
+            if package:
+                self.tiktok.ship_package(package, fulfillment.tracking_number, str(provider["id"]))
+            else:
+                package = self.tiktok.create_package_and_ship(order_id, lines, fulfillment.tracking_number,
+                                                              str(provider["id"]))
+        except OutcomeUnknownError as exc:
+            self.store.finish_shipment(fulfillment.id, "pushing",
+                                       reason=f"{exc.message}; the next run reads the TikTok order first")
+            self.report.outcomes.append(Outcome(order_id, "unconfirmed", exc.message, fulfillment.id))
+            return
+        except ApiError as exc:
+            self.store.finish_shipment(fulfillment.id, "failed", reason=f"TikTok refused: {exc}")
+            self.report.outcomes.append(Outcome(order_id, "failed", f"TikTok refused: {exc}", fulfillment.id))
+            return
+        self.checkpoint("after_push")
+        self.store.finish_shipment(fulfillment.id, "pushed", package_id=package, pushed=True)
+        self.report.outcomes.append(Outcome(
+            order_id, "pushed", f"{fulfillment.tracking_number} via {provider.get('name')}, "
+            f"{len(lines)} item(s)", fulfillment.id))
+        self.on_event("pushed", order_id=order_id)
+
+    def _settle_unsure(self, order_id: str, shipment: Shipment, on_tiktok: dict | None) -> None:
+        """An unconfirmed push: TikTok's order shows it shipped (done) or not (tried again)."""
+        if on_tiktok is None:
+            return  # TikTok did not answer for it this run: stays unconfirmed
+        lines = {str(x.get("id")): x for x in on_tiktok.get("line_items") or [] if isinstance(x, dict)}
+        mine = [lines[i] for i in shipment.line_item_ids if i in lines]
+        if mine and all(str(x.get("tracking_number") or "") == shipment.tracking_number for x in mine):
+            package = next((str(x["package_id"]) for x in mine if x.get("package_id")), shipment.package_id)
+            self.store.finish_shipment(shipment.fulfillment_id, "pushed", package_id=package, pushed=True)
+            self.report.outcomes.append(Outcome(order_id, "pushed", f"{shipment.tracking_number} (confirmed on "
+                                                "TikTok after an unclear answer)", shipment.fulfillment_id))
+        else:
+            self.store.finish_shipment(shipment.fulfillment_id, "failed",
+                                       reason="TikTok does not show it shipped: pushed again")
+
+    def _update_tracking(self, order: CreatedLines, held: Shipment, fulfillment: Fulfilled) -> None:
+        order_id = order.tiktok_order_id
+        pushed = datetime.fromisoformat((held.pushed_at or held.updated_at).replace("Z", "+00:00"))
+        hours = (self.clock() - pushed).total_seconds() / 3600
+        if hours >= EDIT_WINDOW_HOURS:
+            why = (f"tracking changed in Shopify ({held.tracking_number} → {fulfillment.tracking_number}) "
+                   f"{hours:.0f} h after it was pushed: TikTok allows changes for {EDIT_WINDOW_HOURS} h; "
+                   "change it in TikTok Seller Center")
+            self.store.finish_shipment(held.fulfillment_id, "reported", reason=why)
+            self.report.outcomes.append(Outcome(order_id, "reported", why, held.fulfillment_id))
+            return
+        provider, why = self._provider(order, fulfillment.company)
+        if provider is None or not held.package_id:
+            why = why or "the package TikTok made for it is unknown"
+            self.report.outcomes.append(Outcome(order_id, "failed", f"tracking update: {why}", held.fulfillment_id))
+            return
+        try:
+            self.tiktok.update_shipping_info(held.package_id, fulfillment.tracking_number, str(provider["id"]))
+        except ApiError as exc:  # unknown or refused: the next run compares again
+            self.report.outcomes.append(Outcome(order_id, "failed", f"tracking update: {exc}", held.fulfillment_id))
+            return
+        self.store.finish_shipment(held.fulfillment_id, "pushed", tracking_number=fulfillment.tracking_number,
+                                   provider_id=str(provider["id"]), provider_name=str(provider.get("name")))
+        self.report.outcomes.append(Outcome(order_id, "updated", f"{held.tracking_number} → "
+                                            f"{fulfillment.tracking_number}", held.fulfillment_id))
+
+
+def normalise(order: OrderFulfillments) -> ShopifyOrder:
+    """The Shopify client's record of an order as the phases read it: the first tracking
+    number of each fulfillment, the variant lines (none when they were not read)."""
+    fulfillments = []
+    for f in order.fulfillments:
+        first = f.tracking[0] if f.tracking else None
+        lines = tuple((variant, quantity) for _, variant, quantity in f.lines or () if variant)
+        fulfillments.append(Fulfilled(f.id, f.status or "", f.created_at or "",
+                                      ((first.number if first else "") or "").strip(),
+                                      ((first.company if first else "") or "").strip(), lines))
+    lines = tuple((line, variant, quantity) for line, variant, quantity, _ in order.line_items or ())
+    return ShopifyOrder(order.order_id, bool(order.cancelled_at), lines, tuple(fulfillments))
+
+
+def read_orders(shopify: ShopifyFulfillments, created: Iterable[CreatedLines],
+                known_fulfillments: Iterable[str] = ()) -> dict[str, ShopifyOrder]:
+    """The Shopify orders of ``created``, read in batches: their line items only for the orders
+    whose lines were not kept at creation (adopted ones), the lines of known fulfillments not at all."""
+    created = list(created)
+    known = list(known_fulfillments)
+    out: dict[str, ShopifyOrder] = {}
+    for with_lines in (False, True):
+        ids = [c.shopify_order_id for c in created if bool(not c.shopify_lines) == with_lines]
+        if ids:
+            found = shopify.order_fulfillments(ids, line_items=with_lines, known_fulfillments=known)
+            out.update({gid: normalise(order) for gid, order in found.items()})
+    for c in created:  # the lines kept at creation stand in for the ones not read
+        order = out.get(c.shopify_order_id)
+        if order is not None and not order.lines:
+            out[c.shopify_order_id] = replace(order, lines=tuple(c.shopify_lines))
+    return out
