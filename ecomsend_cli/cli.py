@@ -1231,8 +1231,12 @@ def _with_life(store: Store, rows: Iterator[Any], chunk: int = 500) -> Iterator[
         ids = [r.tiktok_order_id for r in batch if r.shopify_order_id]
         shipments = store.shipments(ids) if ids else {}
         sales = store.aftersales_of(ids) if ids else {}
+        states = store.life_states(ids) if ids else {}
         for r in batch:
+            reference, reference_reason, ship, ship_reason = states.get(r.tiktok_order_id, (None, "", None, ""))
             yield r, {
+                "reference_state": reference, "reference_reason": reference_reason,
+                "ship_state": ship, "ship_reason": ship_reason,
                 "shipments": [{"fulfillment_id": x.fulfillment_id, "state": x.state,
                                "tracking_number": x.tracking_number, "carrier": x.carrier,
                                "tiktok_provider": x.provider_name, "package_id": x.package_id, "reason": x.reason,
@@ -1254,6 +1258,10 @@ def _with_life(store: Store, rows: Iterator[Any], chunk: int = 500) -> Iterator[
 
 def _life_text(life: dict) -> str:
     parts = []
+    if life.get("ship_state") == "none" and life.get("ship_reason"):
+        parts.append(life["ship_reason"])
+    if life.get("reference_state") == "failed":
+        parts.append(f"TikTok reference not written: {life['reference_reason']}")
     for x in life["shipments"]:
         if x["state"] == "pushed":
             parts.append(f"shipped {x['tracking_number']} ({x['tiktok_provider'] or x['carrier']})")

@@ -176,6 +176,12 @@ class AfterCreation:
             "SELECT tiktok_order_id FROM orders WHERE reference_state IN ('pending', 'sending', 'failed') "
             "ORDER BY synced_at, tiktok_order_id")]
 
+    def life_states(self, order_ids: Iterable[str]) -> dict[str, tuple[str | None, str, str | None, str]]:
+        """``{order: (reference_state, reference_reason, ship_state, ship_reason)}`` for ``order_ids``."""
+        return {row[0]: tuple(row[1:]) for row in self._select_in(  # type: ignore[attr-defined]
+            "SELECT tiktok_order_id, reference_state, reference_reason, ship_state, ship_reason FROM orders "
+            "WHERE tiktok_order_id IN ({marks})", list(dict.fromkeys(order_ids)))}
+
     def set_reference(self, order_id: str, state: str, reason: str = "") -> None:
         with self.transaction() as conn:  # type: ignore[attr-defined]
             conn.execute("UPDATE orders SET reference_state = ?, reference_reason = ? WHERE tiktok_order_id = ?",
