@@ -15,6 +15,12 @@
    time and peak memory (target <= 300 MB).
 4. Black hole. Every orderCreate hangs: the run ends within the per-call
    deadline x the stop threshold, with exit 1.
+5. Tracking (DESIGN §6b). 500 synced orders awaiting shipment, 100 of them
+   newly fulfilled in Shopify: one `sync-orders` run. Prints the HTTP calls
+   by kind (target: fulfillment reads in batches, 100 pushes, 1 poll per
+   phase) and its time beside the ceiling both services' budgets allow
+   (Shopify: the reads' cost over the restore rate; TikTok: its calls at
+   its rate limit), target <= 1.2x.
 
     python bench/sync.py [--orders 600] [--latency-ms 50] [--restore 1000] [--bucket 200] [--only NAME]
 """
@@ -29,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -44,14 +51,15 @@ from ecomsend_cli.tiktok_orders import parse_order  # noqa: E402
 TEMPLATE = "580000000000000001"  # a paid order whose SKUs auto-link
 
 
-def clone_orders(seed: dict, count: int, start: int = 0) -> list[dict]:
+def clone_orders(seed: dict, count: int, start: int = 0, *, age: int = 3600, spacing: int = 1) -> list[dict]:
+    """``count`` copies of the template, updated from ``age`` seconds ago, ``spacing`` seconds apart."""
     base = next(o for o in seed["tiktok_orders"] if o["id"] == TEMPLATE)
     now = int(time.time())
     out = []
     for i in range(count):
         order = json.loads(json.dumps(base))
         order["id"] = f"59{start + i:016d}"
-        order["update_time"] = now - 3600 + i % 3000
+        order["update_time"] = now - age + (i * spacing) % age
         for n, line in enumerate(order["line_items"]):
             line["id"] = f"{order['id']}{n:02d}"
         out.append(order)
@@ -60,7 +68,8 @@ def clone_orders(seed: dict, count: int, start: int = 0) -> list[dict]:
 
 def run_cli(config: Path, *args: str) -> tuple[float, subprocess.CompletedProcess]:
     start = time.perf_counter()
-    out = subprocess.run([sys.executable, "-m", "ecomsend_cli", "--config", str(config), *args],
+    profile = ["-m", "cProfile", "-o", os.environ["BENCH_PROFILE"]] if os.environ.get("BENCH_PROFILE") else []
+    out = subprocess.run([sys.executable, *profile, "-m", "ecomsend_cli", "--config", str(config), *args],
                          capture_output=True, text=True, timeout=600)
     return time.perf_counter() - start, out
 
@@ -234,6 +243,78 @@ def blackhole(folder: Path, n: int, deadline_s: int) -> None:
               f"[{'ok' if seconds <= bound and out.returncode == 1 else 'MISSED'}: target <= 1x, exit 1]")
 
 
+def bucket_wait(calls: list[tuple[float, float]], bucket: float, restore: float) -> float:
+    """The least time Shopify's leaky bucket lets ``(requested, actual)`` calls run in, from full:
+    each call needs its requested cost available, and spends its actual cost."""
+    level, waited = bucket, 0.0
+    for requested, actual in calls:
+        if level < requested:
+            waited += (requested - level) / restore
+            level = requested
+        level -= actual
+    return waited
+
+
+def tracking(folder: Path, n: int, fulfilled: int, latency_ms: int, tiktok_rate: int) -> None:
+    """Issue 11: one run over ``n`` synced orders awaiting shipment, ``fulfilled`` of them shipped."""
+    seed = demo_seed()
+    for product in seed["shopify_products"]:
+        for variant in product["variants"]:
+            variant["inventory_quantity"] = 10**7
+    # Spread over two days, as a shop's are: a run re-reads only the overlap window's orders.
+    orders = clone_orders(seed, n, age=2 * 86400, spacing=300)
+    with Sandbox(folder, None, shopify_options={"products": seed["shopify_products"], "latency_ms": latency_ms},
+                 tiktok_options={"products": seed["tiktok_products"], "orders": orders,
+                                 "delivery_options": seed["tiktok_delivery_options"]}) as box:
+        config_path = box.write_config()
+        run_cli(config_path, "sync-orders")
+        run_cli(config_path, "autolink", "--yes")
+        _, out = run_cli(config_path, "sync-orders")  # creates the orders and writes their references
+        assert out.returncode == 0, out.stderr
+        numbers = sorted(o["number"] for o in box.shopify.orders())
+        assert len(numbers) == n, len(numbers)
+        run_cli(config_path, "sync-orders")  # steady state: what the references touched on TikTok is pulled
+        for number in numbers[:fulfilled]:
+            box.shopify.fulfil(number, tracking_number=f"9400{number:018d}", company="USPS")
+        box.tiktok.set_faults(latency_ms=latency_ms, rate_limit=tiktok_rate)
+        time.sleep(2000 / 100 + 0.2)  # the bucket full again, as a cron run finds it
+        shopify_before, tiktok_before = len(box.shopify.ops()), len(box.tiktok.ops())
+        os.environ["BENCH_PROFILE"] = os.environ.get("BENCH_TRACKING_PROFILE", "")
+        seconds, out = run_cli(config_path, "sync-orders", "--json")
+        os.environ.pop("BENCH_PROFILE")
+        assert out.returncode == 0, out.stderr
+        report = json.loads(out.stdout)
+        shopify_calls = box.shopify.ops()[shopify_before:]
+        tiktok_calls = box.tiktok.ops()[tiktok_before:]
+        kinds = Counter(e["op"] for e in shopify_calls + tiktok_calls)
+        cost = sum(e["cost"]["actual"] or 0 for e in shopify_calls if e.get("cost"))
+        shopify_bound = bucket_wait([(e["cost"]["requested"], e["cost"]["actual"] or 0)
+                                     for e in shopify_calls if e.get("cost")], 2000, 100)
+        useful = [e for e in tiktok_calls if e["status"] != 429]  # a throttled call is no work done
+        tiktok_bound = len(useful) / tiktok_rate
+        # Chunked, a chunk's pushes run while Shopify's bucket refills for the next chunk's
+        # reads: the budgets are spent side by side, so the ceiling is the larger one.
+        ceiling = max(shopify_bound, tiktok_bound)
+        startup = min(run_cli(config_path, "--version")[0] for _ in range(3))
+        reads = kinds["nodes"]
+        throttled = sum(1 for e in tiktok_calls if e["status"] == 429)
+        kinds["packages.create"] -= sum(1 for e in tiktok_calls
+                                        if e["op"] == "packages.create" and e["status"] == 429)
+        pushed = report["tracking"]["pushed"]
+        print(f"tracking: {n} synced orders, {fulfilled} newly fulfilled: pushed {pushed} in {seconds:.2f}s; calls "
+              + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())))
+        print(f"  Shopify fulfillment reads {reads} (batches), TikTok pushes {kinds['packages.create']}, polls "
+              f"orders {kinds['orders.search']}, cancellations {kinds['cancellations.search']}, returns "
+              f"{kinds['returns.search']}; TikTok throttled {throttled} "
+              f"[{'ok' if pushed == fulfilled == kinds['packages.create'] else 'MISSED'}"
+              f": target {fulfilled} pushes, 1 poll per phase]")
+        print(f"  ceiling {ceiling:.2f}s (Shopify cost {cost:.0f} in a 2000-point bucket -> {shopify_bound:.2f}s; "
+              f"TikTok {len(useful)} calls "
+              f"at {tiktok_rate}/s -> {tiktok_bound:.2f}s; latency {latency_ms} ms); the run past start-up "
+              f"({startup:.2f}s) took {seconds - startup:.2f}s = {(seconds - startup) / ceiling:.2f}x "
+              f"[{'ok' if seconds - startup <= 1.2 * ceiling else 'MISSED'}: target <= 1.2x]")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--orders", type=int, default=600)
@@ -243,7 +324,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--noop-orders", type=int, default=50_000)
     parser.add_argument("--history-orders", type=int, default=100_000)
-    parser.add_argument("--only", choices=("throughput", "noop", "history", "blackhole"))
+    parser.add_argument("--only", choices=("throughput", "noop", "history", "blackhole", "tracking"))
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="ecomsend-bench-sync-"))
     try:
@@ -255,6 +336,8 @@ def main() -> None:
             history(folder / "h", args.history_orders)
         if args.only in (None, "blackhole"):
             blackhole(folder / "b", 40, 2)
+        if args.only in (None, "tracking"):
+            tracking(folder / "k", 500, 100, args.latency_ms, 20)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

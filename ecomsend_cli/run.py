@@ -189,7 +189,8 @@ def run_phases(store: Store, tiktok: Any, shopify: Any, config: Config, options:
                                            crash_at=crash_at, refresh_catalog=refresh_catalog).run()
                 elif phase == "tracking":
                     report.tracking = TrackingPhase(store, tiktok, shopify, dict(config.tracking.carriers),
-                                                    on_event=on_event, crash_at=crash_at
+                                                    on_event=on_event, crash_at=crash_at,
+                                                    workers=config.sync.concurrency
                                                     ).run(references_only=references_only)
                 else:
                     report.aftersales = AftersalesPhase(store, tiktok, shopify, restock=config.aftersales.restock,

@@ -221,7 +221,7 @@ ORDER_LINE_ITEMS_COST = 2 + 250 * 2
 FULFILLMENTS_PER_ORDER = 20
 TRACKING_PER_FULFILLMENT = 10
 FULFILLMENT_ORDER_LINES = 25  # order line items read with each order (ORDER_FULFILLMENTS_AND_LINES)
-FULFILLMENT_LINES_PAGE = 10  # lines read with each fulfillment; more are paged with FULFILLMENT_LINE_ITEMS
+FULFILLMENT_LINES_PAGE = 5  # lines read with each fulfillment (most have 1-3): 55 fulfillments a read; more are paged
 
 _FULFILLMENT_FIELDS = f"""
       fulfillments(first: {FULFILLMENTS_PER_ORDER}) {{

@@ -35,6 +35,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -46,6 +47,7 @@ from .shopify_records import OrderFulfillments
 from .store import Store
 from .store_after import CreatedLines, Shipment
 
+CHUNK = 250  # orders a chunk: what one Shopify read of their fulfillments holds
 EDIT_WINDOW_HOURS = 72  # TikTok lets a package's tracking be changed this long after shipping
 SHIPPED_PACKAGE_STATES = ("SHIPPED", "IN_TRANSIT", "DELIVERED", "COMPLETED", "PROCESSING")
 Event = Callable[..., None]
@@ -217,8 +219,13 @@ class TrackingPhase:
 
     def __init__(self, store: Store, tiktok: TikTokShipping, shopify: ShopifyFulfillments,
                  carriers: dict[str, str], *, on_event: Event | None = None,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC), crash_at: str | None = None) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC), crash_at: str | None = None,
+                 workers: int = 4) -> None:
         self.store = store
+        self.workers = max(1, workers)
+        # Pushes claimed and waiting to be sent, by order: one order's go one after another.
+        self._planned: dict[str, list[tuple[Fulfilled, list[str], dict, str | None]]] = {}
+        self._not_ours: set[str] = set()  # orders found this run not to be ours to push
         self.tiktok = tiktok
         self.shopify = shopify
         self.carriers = carriers
@@ -231,29 +238,77 @@ class TrackingPhase:
 
     def run(self, *, references_only: bool = False) -> TrackingReport:
         """Write the references still to write, then push tracking (unless ``references_only``:
-        tracking is off, but references also guard against a lost store, §5.4)."""
+        tracking is off, but references also guard against a lost store, §5.4).
+
+        Orders go in chunks of one Shopify read: a chunk's pushes to TikTok
+        take the time Shopify's bucket needs to refill for the next chunk's
+        reads, so the two budgets are spent side by side, not one after the other.
+        """
+        references = set(self.store.references_to_write())
         tracked = set() if references_only else set(self.store.tracking_orders(edit_window_hours=EDIT_WINDOW_HOURS))
-        order_ids = sorted(tracked | set(self.store.references_to_write()))
+        order_ids = sorted(tracked | references)
         if not order_ids:
             return self.report
-        created = self.store.created_lines(order_ids)
-        known = [s.fulfillment_id for held in self.store.shipments(order_ids).values() for s in held
-                 if s.state in ("pushed", "pushing", "reported") and s.fulfilled]
-        self._orders = read_orders(self.shopify, created.values(), known)
-        self.on_event("tracking_started", total=len(created))
-        for order_id in self.store.references_to_write():
-            if order_id in created:
-                self._reference(created[order_id])
-        if references_only:
-            return self.report
-        tracking = set(self.store.tracking_orders(edit_window_hours=EDIT_WINDOW_HOURS))
-        shipments = self.store.shipments(tracking)
-        unsure = [o for o in tracking if any(s.state == "pushing" for s in shipments.get(o, ()))]
-        on_tiktok = {str(o.get("id")): o for o in self.tiktok.get_orders(unsure)} if unsure else {}
-        for order_id in sorted(tracking):
-            if order_id in created:
+        self.on_event("tracking_started", total=len(order_ids))
+        for start in range(0, len(order_ids), CHUNK):
+            chunk = order_ids[start:start + CHUNK]
+            created = self.store.created_lines(chunk)
+            shipments = self.store.shipments(chunk)
+            known = [s.fulfillment_id for held in shipments.values() for s in held
+                     if s.state in ("pushed", "pushing", "reported") and s.fulfilled]
+            self._orders = read_orders(self.shopify, created.values(), known)
+            for order_id in chunk:
+                if order_id in references and order_id in created:
+                    self._reference(created[order_id])
+            if references_only:
+                continue
+            mine = [o for o in chunk if o in tracked and o in created]
+            unsure = [o for o in mine if any(s.state == "pushing" for s in shipments.get(o, ()))]
+            on_tiktok = {str(o.get("id")): o for o in self.tiktok.get_orders(unsure)} if unsure else {}
+            for order_id in mine:
                 self._track(created[order_id], shipments.get(order_id, []), on_tiktok.get(order_id))
+            self._send_planned(created)
+            for order_id in mine:
+                if order_id not in self._not_ours:
+                    self._close(created[order_id])
         return self.report
+
+    def _send_planned(self, created: dict[str, CreatedLines]) -> None:
+        """Send the claimed pushes, orders side by side (``workers`` at a time), each order's in turn;
+        every answer is recorded here, on the store's thread."""
+        planned, self._planned = self._planned, {}
+        if not planned:
+            return
+
+        def send(order_id: str) -> list[tuple[str | BaseException | None]]:
+            answers: list = []
+            for fulfillment, lines, provider, package in planned[order_id]:
+                try:
+                    if package:
+                        self.tiktok.ship_package(package, fulfillment.tracking_number, str(provider["id"]))
+                        answers.append(package)
+                    else:
+                        answers.append(self.tiktok.create_package_and_ship(
+                            order_id, lines, fulfillment.tracking_number, str(provider["id"])))
+                except ApiError as exc:
+                    answers.append(exc)
+                except Exception as exc:  # a bug: recorded as unknown below, raised after
+                    answers.append(exc)
+            return answers
+
+        workers = min(self.workers, len(planned))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tracking") as pool:
+            futures = {order_id: pool.submit(send, order_id) for order_id in planned}
+            bug: BaseException | None = None
+            for order_id, future in futures.items():
+                for (fulfillment, lines, provider, _), answer in zip(planned[order_id], future.result(),
+                                                                      strict=True):
+                    if isinstance(answer, BaseException) and not isinstance(answer, ApiError):
+                        bug = bug or answer  # left "pushing": looked up on TikTok next run
+                        continue
+                    self._record_push(created[order_id], fulfillment, lines, provider, answer)
+            if bug is not None:
+                raise bug
 
     # -- §6b.2 -----------------------------------------------------------------------------------
 
@@ -291,6 +346,7 @@ class TrackingPhase:
         reason = not_pushed_reason(order.payload, order.tiktok_status)
         if reason and order.ship_state == "open":
             self.store.set_ship_state(order_id, "none", reason)
+            self._not_ours.add(order_id)
             self.report.outcomes.append(Outcome(order_id, "skipped", reason))
             return
         shopify = self._orders.get(order.shopify_order_id)
@@ -319,10 +375,15 @@ class TrackingPhase:
             lines = assigned.get(fulfillment.id, [])
             if lines:  # else nothing of it is left to ship on TikTok (a part of a bundle, say)
                 self._push(order, fulfillment, lines)
-        shipments = self.store.shipments([order_id]).get(order_id, [])
+
+    def _close(self, order: CreatedLines) -> None:
+        """An order whose every TikTok line item is shipped (by us or otherwise) is done."""
+        shipments = self.store.shipments([order.tiktok_order_id]).get(order.tiktok_order_id, [])
         done = {line for s in shipments if s.state == "pushed" for line in s.line_item_ids}
-        if order.line_map and set(order.line_map) <= done | set(shipped_elsewhere):
-            self.store.set_ship_state(order_id, "done")
+        committed = {s.fulfillment_id: s.line_item_ids for s in shipments if s.state in ("pushed", "pushing")}
+        shipped_elsewhere = self._shipped_on_tiktok(order.payload, committed)
+        if order.ship_state == "open" and order.line_map and set(order.line_map) <= done | set(shipped_elsewhere):
+            self.store.set_ship_state(order.tiktok_order_id, "done")
 
     def _shipped_on_tiktok(self, payload: dict, committed: dict[str, Sequence[str]]) -> list[str]:
         """Line items TikTok showed shipped when the order was last pulled, not by us."""
@@ -363,23 +424,23 @@ class TrackingPhase:
                                          package_id=package, fulfilled=fulfillment.lines):
             return  # claimed meanwhile
         self.checkpoint("before_push")
-        try:
-            if package:
-                self.tiktok.ship_package(package, fulfillment.tracking_number, str(provider["id"]))
-            else:
-                package = self.tiktok.create_package_and_ship(order_id, lines, fulfillment.tracking_number,
-                                                              str(provider["id"]))
-        except OutcomeUnknownError as exc:
+        self._planned.setdefault(order_id, []).append((fulfillment, lines, provider, package))
+
+    def _record_push(self, order: CreatedLines, fulfillment: Fulfilled, lines: list[str], provider: dict,
+                     answer: str | ApiError) -> None:
+        """TikTok's answer to one push: shipped (its package), refused, or unknown."""
+        order_id = order.tiktok_order_id
+        if isinstance(answer, OutcomeUnknownError):
             self.store.finish_shipment(fulfillment.id, "pushing",
-                                       reason=f"{exc.message}; the next run reads the TikTok order first")
-            self.report.outcomes.append(Outcome(order_id, "unconfirmed", exc.message, fulfillment.id))
+                                       reason=f"{answer.message}; the next run reads the TikTok order first")
+            self.report.outcomes.append(Outcome(order_id, "unconfirmed", answer.message, fulfillment.id))
             return
-        except ApiError as exc:
-            self.store.finish_shipment(fulfillment.id, "failed", reason=f"TikTok refused: {exc}")
-            self.report.outcomes.append(Outcome(order_id, "failed", f"TikTok refused: {exc}", fulfillment.id))
+        if isinstance(answer, ApiError):
+            self.store.finish_shipment(fulfillment.id, "failed", reason=f"TikTok refused: {answer}")
+            self.report.outcomes.append(Outcome(order_id, "failed", f"TikTok refused: {answer}", fulfillment.id))
             return
         self.checkpoint("after_push")
-        self.store.finish_shipment(fulfillment.id, "pushed", package_id=package, pushed=True)
+        self.store.finish_shipment(fulfillment.id, "pushed", package_id=answer, pushed=True)
         self.report.outcomes.append(Outcome(
             order_id, "pushed", f"{fulfillment.tracking_number} via {provider.get('name')}, "
             f"{len(lines)} item(s)", fulfillment.id))

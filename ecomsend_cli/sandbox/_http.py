@@ -574,6 +574,10 @@ class Simulator:
         }
         if reply is not None and isinstance(reply.payload, dict) and "code" in reply.payload:
             entry["code"] = reply.payload["code"]
+        cost = ((reply.payload.get("extensions") or {}).get("cost")
+                if reply is not None and isinstance(reply.payload, dict) else None)
+        if isinstance(cost, dict):  # Shopify's: benchmarks replay the bucket with it
+            entry["cost"] = {"requested": cost.get("requestedQueryCost"), "actual": cost.get("actualQueryCost")}
         self.requests.append(entry)
 
     def ops(self, op: str | None = None) -> list[dict[str, Any]]:
