@@ -306,10 +306,13 @@ class TrackingPhase:
         by_fulfillment = {s.fulfillment_id: s for s in shipments}
         committed = {s.fulfillment_id: s.line_item_ids for s in shipments if s.state in ("pushed", "pushing")}
         shipped_elsewhere = self._shipped_on_tiktok(order.payload, committed)
+        # Lines TikTok cancelled since the order was created are not to ship (TikTok refuses them).
+        cancelled = [str(x.get("id")) for x in order.payload.get("line_items") or []
+                     if isinstance(x, dict) and str(x.get("display_status") or "").upper() == "CANCELLED"]
         # A fulfillment pushed before is not read again: what it held was kept at its push.
         ready = [replace(f, lines=by_fulfillment[f.id].fulfilled) if f.id in by_fulfillment and not f.lines else f
                  for f in shopify.fulfillments if f.status == "SUCCESS" and f.tracking_number]
-        assigned = assign_lines(order.line_map, ready, committed, shipped_elsewhere)
+        assigned = assign_lines(order.line_map, ready, committed, [*shipped_elsewhere, *cancelled])
         for fulfillment in ready:
             held = by_fulfillment.get(fulfillment.id)
             if held is not None and held.state in ("pushed", "pushing", "reported"):
@@ -321,7 +324,7 @@ class TrackingPhase:
                 self._push(order, fulfillment, lines)
         shipments = self.store.shipments([order_id]).get(order_id, [])
         done = {line for s in shipments if s.state == "pushed" for line in s.line_item_ids}
-        if order.line_map and set(order.line_map) <= done | set(shipped_elsewhere):
+        if order.line_map and set(order.line_map) <= done | set(shipped_elsewhere) | set(cancelled):
             self.store.set_ship_state(order_id, "done")
 
     def _shipped_on_tiktok(self, payload: dict, committed: dict[str, Sequence[str]]) -> list[str]:

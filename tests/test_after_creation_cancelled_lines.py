@@ -1,0 +1,39 @@
+"""Lines TikTok cancels after the order is in Shopify (DESIGN §6b.1, §6b.3): they are never pushed
+as shipped, and when TikTok then cancels the rest of the order, that is the whole-order case —
+one orderCancel, not a refund of the remaining lines as well.
+
+The real CLI against both simulators, as in ``test_after_creation``.
+"""
+
+from __future__ import annotations
+
+from ecomsend_cli.store import Store
+from tests.test_after_creation import (
+    line,
+    oid,
+    place,
+    pushes,
+    shopify_number,
+    sync,
+    synced,  # noqa: F401  (a fixture)
+    tiktok_lines,
+)
+
+
+def test_the_lines_left_after_a_cancelled_line_ship_without_it(sandbox, sb_cli, synced):  # noqa: F811
+    # Order 22: five TOTE-NAT line items, one Shopify line of five. TikTok cancels the first unit.
+    sandbox.tiktok.cancel_line(oid(22), line(22, 1), initiator="SELLER")
+    assert sync(sb_cli)["aftersales"]["refunded"] == 1
+    sandbox.shopify.fulfil(shopify_number(synced, 22), [(place(synced, 22, "TOTE-NAT"), 4)],
+                           tracking_number="T22", company="USPS")
+    report = sync(sb_cli)
+    assert (report["tracking"]["pushed"], report["tracking"]["failed"]) == (1, 0), report["tracking"]
+    lines = tiktok_lines(sandbox, 22)
+    assert lines[line(22, 1)]["display_status"] == "CANCELLED" and not lines[line(22, 1)].get("package_id")
+    assert [lines[line(22, i)]["tracking_number"] for i in (2, 3, 4, 5)] == ["T22"] * 4
+    assert len(pushes(sandbox)) == 1
+    with Store.open(sandbox.store_path) as store:
+        assert store.life_states([oid(22)])[oid(22)][2] == "done"  # nothing left to ship
+    again = sync(sb_cli)["tracking"]
+    assert (again["pushed"], again["failed"]) == (0, 0)
+
