@@ -14,6 +14,7 @@ from tests.test_after_creation import (
     place,
     pushes,
     shopify_number,
+    stock,
     sync,
     synced,  # noqa: F401  (a fixture)
     tiktok_lines,
@@ -37,3 +38,20 @@ def test_the_lines_left_after_a_cancelled_line_ship_without_it(sandbox, sb_cli, 
     again = sync(sb_cli)["tracking"]
     assert (again["pushed"], again["failed"]) == (0, 0)
 
+
+def test_the_rest_of_an_order_cancelled_after_one_line_is_one_cancellation(sandbox, sb_cli, synced):  # noqa: F811
+    before = stock(sandbox)
+    sandbox.tiktok.cancel_line(oid(2), line(2, 3), initiator="SELLER")  # the tote
+    assert sync(sb_cli)["aftersales"]["refunded"] == 1
+    sandbox.tiktok.cancel_order(oid(2), initiator="BUYER")  # then the two tees: every line left
+    done = sync(sb_cli)["aftersales"]
+    assert (done["cancelled"], done["refunded"], done["failed"]) == (1, 0, 0), done
+    with Store.open(sandbox.store_path) as store:
+        sales = store.aftersales_of([oid(2)])[oid(2)]
+    assert sorted((s.kind, s.state) for s in sales) == [("line_cancel", "done"), ("order_cancel", "done")]
+    order = next(o for o in sandbox.shopify.orders() if o["source_identifier"] == oid(2))
+    assert order["cancelled_at"] and len(order["refunds"]) == 2  # the tote's, then the cancellation's
+    assert order["refunded"] == order["total"]
+    after = stock(sandbox)
+    assert (after["TOTE-NAT"] - before["TOTE-NAT"], after["TEE-BLK-S"] - before["TEE-BLK-S"]) == (1, 2)
+    assert len(sandbox.shopify.ops("orderCancel")) == 1 and len(sandbox.shopify.ops("refundCreate")) == 1
