@@ -230,8 +230,14 @@ class AftersalesPhase:
                                     currency=currency)
 
     def _live_lines(self, order_id: str) -> list[str]:
+        """The order's TikTok line items at creation, less those cancelled one by one since: a later
+        cancellation of all the others is the whole order's, never refunded line by line too."""
         created = self.store.created_lines([order_id]).get(order_id)
-        return list(created.line_map) if created else []
+        if created is None:
+            return []
+        gone = {line for sale in self.store.aftersales_of([order_id]).get(order_id, [])
+                if sale.kind == "line_cancel" for line in record_lines(sale.record)}
+        return [line for line in created.line_map if line not in gone]
 
     def _not_in_shopify(self, sale: AfterSale) -> None:
         state = self.store.order_states([sale.tiktok_order_id]).get(sale.tiktok_order_id)

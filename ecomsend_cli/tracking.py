@@ -362,10 +362,12 @@ class TrackingPhase:
         by_fulfillment = {s.fulfillment_id: s for s in shipments}
         committed = {s.fulfillment_id: s.line_item_ids for s in shipments if s.state in ("pushed", "pushing")}
         shipped_elsewhere = self._shipped_on_tiktok(order.payload, committed)
+        # Lines TikTok cancelled since the order was created are not to ship (TikTok refuses them).
+        cancelled = _cancelled_on_tiktok(order.payload)
         # A fulfillment pushed before is not read again: what it held was kept at its push.
         ready = [replace(f, lines=by_fulfillment[f.id].fulfilled) if f.id in by_fulfillment and not f.lines else f
                  for f in shopify.fulfillments if f.status == "SUCCESS" and f.tracking_number]
-        assigned = assign_lines(order.line_map, ready, committed, shipped_elsewhere)
+        assigned = assign_lines(order.line_map, ready, committed, [*shipped_elsewhere, *cancelled])
         for fulfillment in ready:
             held = by_fulfillment.get(fulfillment.id)
             if held is not None and held.state in ("pushed", "pushing", "reported"):
@@ -382,7 +384,9 @@ class TrackingPhase:
         done = {line for s in shipments if s.state == "pushed" for line in s.line_item_ids}
         committed = {s.fulfillment_id: s.line_item_ids for s in shipments if s.state in ("pushed", "pushing")}
         shipped_elsewhere = self._shipped_on_tiktok(order.payload, committed)
-        if order.ship_state == "open" and order.line_map and set(order.line_map) <= done | set(shipped_elsewhere):
+        cancelled = _cancelled_on_tiktok(order.payload)
+        if order.ship_state == "open" and order.line_map and \
+                set(order.line_map) <= done | set(shipped_elsewhere) | set(cancelled):
             self.store.set_ship_state(order.tiktok_order_id, "done")
 
     def _shipped_on_tiktok(self, payload: dict, committed: dict[str, Sequence[str]]) -> list[str]:
@@ -486,6 +490,12 @@ class TrackingPhase:
                                    provider_id=str(provider["id"]), provider_name=str(provider.get("name")))
         self.report.outcomes.append(Outcome(order_id, "updated", f"{held.tracking_number} → "
                                             f"{fulfillment.tracking_number}", held.fulfillment_id))
+
+
+def _cancelled_on_tiktok(payload: dict) -> list[str]:
+    """TikTok line items cancelled since the order was created: not to ship (TikTok refuses them)."""
+    return [str(x.get("id")) for x in payload.get("line_items") or []
+            if isinstance(x, dict) and str(x.get("display_status") or "").upper() == "CANCELLED"]
 
 
 def normalise(order: OrderFulfillments) -> ShopifyOrder:

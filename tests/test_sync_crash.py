@@ -78,6 +78,18 @@ class Remote:
     def faults(self, **faults) -> None:
         self.shopify.post("/_sandbox/faults", json=faults).raise_for_status()
 
+    def tiktok_faults(self, **faults) -> None:
+        self.tiktok.post("/_sandbox/faults", json=faults).raise_for_status()
+
+    def shopify_ops(self, op: str) -> list[dict]:
+        return self.shopify.get("/_sandbox/requests", params={"op": op}).json()["requests"]
+
+    def tiktok_ops(self, op: str) -> list[dict]:
+        return self.tiktok.get("/_sandbox/requests", params={"op": op}).json()["requests"]
+
+    def tiktok_order(self, order_id: str) -> dict:
+        return self.tiktok.get(f"/_sandbox/orders/{order_id}").json()
+
     def close(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
         self.proc.wait(timeout=20)
