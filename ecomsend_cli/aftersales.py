@@ -31,10 +31,11 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, Protocol
 
 from .errors import ApiError, OutcomeUnknownError, PagingError
+from .money import AmountError, check_currency, parse_amount
 from .run import Checkpoints
 from .store import Store
 from .store_after import AfterSale, CreatedLines
@@ -128,18 +129,25 @@ def record_lines(record: dict) -> list[str]:
             if isinstance(x, dict) and _first(x, "order_line_item_id", "line_item_id", "id") is not None]
 
 
-def refund_total(record: dict) -> tuple[Decimal, Decimal, str]:
-    """``(total, shipping part, currency)`` TikTok refunded the buyer for this record."""
-    money = record.get("refund_amount") if isinstance(record.get("refund_amount"), dict) else {}
+def refund_total(record: dict, order_currency: str = "") -> tuple[Decimal, Decimal, str]:
+    """``(total, shipping part, currency)`` TikTok refunded the buyer for this record.
 
-    def amount(*names: str) -> Decimal:
-        try:
-            return Decimal(str(_first(money, *names) or "0"))
-        except InvalidOperation:
-            raise ApiError(f"TikTok's refund amount {money!r} is not a number") from None
-
-    return (amount("refund_total", "total"), amount("refund_shipping_fee", "shipping_fee"),
-            str(money.get("currency") or ""))
+    Checked as an order's amounts are (§5.7, :func:`~ecomsend_cli.money.parse_amount`): a
+    plain non-negative number with the currency's decimals; a refund with no currency is in
+    ``order_currency``. AmountError (naming the field) when TikTok's figures cannot be used.
+    """
+    money = record.get("refund_amount")
+    if not isinstance(money, dict):
+        raise AmountError("TikTok's record has no refund_amount")
+    currency = check_currency(money["currency"]) if money.get("currency") not in (None, "") else order_currency
+    if not currency:
+        raise AmountError("TikTok's refund_amount names no currency")
+    total = parse_amount(_first(money, "refund_total", "total"), currency, field="refund_total")
+    shipping = _first(money, "refund_shipping_fee", "shipping_fee")
+    shipping = parse_amount(shipping, currency, field="refund_shipping_fee") if shipping is not None else Decimal(0)
+    if shipping > total:
+        raise AmountError(f"refund_shipping_fee {shipping} is more than refund_total {total}")
+    return total, shipping, currency
 
 
 # --- the phase -----------------------------------------------------------------------------------
@@ -219,15 +227,21 @@ class AftersalesPhase:
                                                    record):
                     return
             else:
-                total, _, currency = refund_total(record)
                 self.store.record_aftersale(f"tiktok-cancel-{rid}", order_id, "line_cancel", record,
-                                            amount=str(total), currency=currency)
+                                            **self._amount_of(record))
             return
         if str(record.get("return_status") or record.get("status") or "") not in RETURN_DONE:
             return
-        total, _, currency = refund_total(record)
-        self.store.record_aftersale(f"tiktok-return-{rid}", order_id, "return", record, amount=str(total),
-                                    currency=currency)
+        self.store.record_aftersale(f"tiktok-return-{rid}", order_id, "return", record, **self._amount_of(record))
+
+    @staticmethod
+    def _amount_of(record: dict) -> dict[str, str | None]:
+        """The amount to show beside a noted record; an unusable one is reported when it is brought in."""
+        try:
+            total, _, currency = refund_total(record)
+        except AmountError:
+            return {"amount": None, "currency": None}
+        return {"amount": str(total), "currency": currency}
 
     def _live_lines(self, order_id: str) -> list[str]:
         created = self.store.created_lines([order_id]).get(order_id)
@@ -321,10 +335,17 @@ class AftersalesPhase:
         goods_back = sale.kind == "return" and str(sale.record.get("return_type") or "") in GOODS_BACK
         restock = "CANCEL" if sale.kind == "line_cancel" else ("RETURN" if goods_back and self.restock
                                                               else "NO_RESTOCK")
+        order_currency = str((order.payload.get("payment") or {}).get("currency") or "").strip().upper()
+        try:
+            total, shipping, currency = refund_total(sale.record, order_currency)
+            if order_currency and currency != order_currency:
+                raise AmountError(f"TikTok refunded in {currency}, but the order is in {order_currency}")
+        except AmountError as exc:  # never a guess at the money, never retried: TikTok's record stays as it is
+            return self._reported(sale, f"TikTok's refund cannot be brought into Shopify ({exc}): "
+                                        "refund it in Shopify by hand")
         lines = self._shopify_lines(record_lines(sale.record), order, shopify)
         if lines is None:
             return self._failed(sale, "its TikTok lines could not be matched to the Shopify order's lines")
-        total, shipping, currency = refund_total(sale.record)
         # After an unclear answer ("sending") the same idempotency key is sent again: never twice refunded.
         if sale.state != "sending" and not self.store.claim_aftersale(sale.key, sale.state):
             return
@@ -337,7 +358,7 @@ class AftersalesPhase:
                 line_items=[(gid, qty, restock) for gid, qty in lines.items()],
                 shipping_amount=shipping if shipping > 0 else None, transactions=transactions,
                 note=f"Refunded on TikTok Shop ({sale.key})", notify=False,
-                currency=currency if currency and currency != shop_currency else None)
+                currency=currency if currency != shop_currency else None)
         except OutcomeUnknownError as exc:
             self.report.outcomes.append(Outcome(order_id, "unconfirmed", exc.message, sale.key))
             return
@@ -382,6 +403,10 @@ class AftersalesPhase:
         if self._shop_currency is None:
             self._shop_currency = str(self.shopify.shop_info().get("currency_code") or "")
         return self._shop_currency
+
+    def _reported(self, sale: AfterSale, why: str) -> None:
+        self.store.finish_aftersale(sale.key, "reported", reason=why)
+        self.report.outcomes.append(Outcome(sale.tiktok_order_id, "reported", why, sale.key))
 
     def _failed(self, sale: AfterSale, why: str) -> None:
         self.store.finish_aftersale(sale.key, "failed", reason=why)

@@ -1,0 +1,125 @@
+"""Hostile and strange data against an order's life after creation (DESIGN §6b), and the money.
+
+The real CLI against both simulators on 127.0.0.1. TikTok's records and answers
+are bent with the simulator's own controls (operator actions, and the fault
+plan's ``answer`` to serve a record TikTok might send but the simulator would
+not make); after each, what Shopify holds is compared with what TikTok refunded,
+to the cent.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from decimal import Decimal
+
+import pytest
+import yaml
+
+
+def oid(number: int) -> str:
+    return f"5800000000000{number:05d}"
+
+
+def line(number: int, index: int) -> str:
+    return f"{oid(number)}{index:02d}"
+
+
+def sync(sb_cli, *args: str, codes: tuple[int, ...] = (0, 3)) -> dict:
+    r = sb_cli("sync-orders", "--json", *args)
+    assert r.exit_code in codes, (r.exit_code, r.stderr[-2000:], r.stdout[-2000:])
+    return json.loads(r.stdout)
+
+
+@pytest.fixture
+def synced(sandbox, sb_cli):
+    """The demo's orders linked and created in Shopify: ``{TikTok order id: Shopify order}``."""
+    sync(sb_cli)
+    assert sb_cli("autolink", "--yes").exit_code == 0
+    assert sb_cli("link", "STK-1", "STK-001").exit_code == 0
+    sync(sb_cli)
+    return {o["source_identifier"]: o for o in sandbox.shopify.orders()}
+
+
+def shopify_order(sandbox, order: int) -> dict:
+    return next(o for o in sandbox.shopify.orders() if o["source_identifier"] == oid(order))
+
+
+def refunded(sandbox, order: int) -> Decimal:
+    """What Shopify refunded on the order, in shop money (USD)."""
+    return Decimal(shopify_order(sandbox, order)["refunded"])
+
+
+def stock(sandbox) -> dict[str, int]:
+    return {v["sku"]: v["inventory_quantity"] for v in sandbox.shopify.inventory()}
+
+
+def outcomes(report: dict, phase: str, order: int) -> list[dict]:
+    return [o for o in report[phase]["outcomes"] if o["tiktok_order_id"] == oid(order)]
+
+
+def made(sandbox, op: str) -> int:
+    """Shopify writes of ``op`` that were answered (a refused one answers 200 too: count the records)."""
+    return len([e for e in sandbox.shopify.ops(op) if e["status"] == 200])
+
+
+def pushes(sandbox) -> list[dict]:
+    return [e for e in sandbox.tiktok.ops() if e["op"] in ("packages.create", "packages.ship")
+            and e["status"] == 200]
+
+
+def serve(sandbox, op: str, records: list[dict]) -> None:
+    """TikTok's next answer to ``op`` (cancellations or returns search) lists ``records``, as given."""
+    key = {"returns.search": "return_orders", "cancellations.search": "cancellations"}[op]
+    body = {"code": 0, "message": "Success", "request_id": "attack",
+            "data": {key: records, "next_page_token": "", "total_count": len(records)}}
+    sandbox.tiktok.set_faults(fail_next=[{"op": op, "kind": "answer", "handled": False, "body": body}])
+
+
+def complete(record: dict, return_id: str, **money: object) -> dict:
+    """A copy of a pending return, completed (buyer refunded), under its own id, its money changed."""
+    out = copy.deepcopy(record)
+    out.update(return_id=return_id, return_status="RETURN_OR_REFUND_REQUEST_COMPLETE")
+    out["refund_amount"].update(money)
+    return out
+
+
+def set_config(sandbox, **sections) -> None:
+    config = yaml.safe_load(sandbox.config_file.read_text())
+    for name, values in sections.items():
+        config.setdefault(name, {}).update(values)
+    sandbox.config_file.write_text(yaml.safe_dump(config))
+
+
+# -- money -----------------------------------------------------------------------------------------
+
+
+def test_unusable_refund_amounts_are_reported_once_and_stop_nothing(sandbox, sb_cli, synced):
+    # Order 6 (USD, delivered): TikTok sends returns of its mug whose money cannot be used, beside
+    # a good return of order 7. None may become a refund of a guessed amount, none may stop the run.
+    pending = sandbox.tiktok.complete_return(oid(6), [line(6, 2)], status="RETURN_OR_REFUND_REQUEST_PENDING")
+    good = sandbox.tiktok.complete_return(oid(7))
+    bad = {"abc": "abc", "nan": "NaN", "neg": "-5.00", "inf": "Infinity", "dp": "16.234"}
+    records = [complete(pending, f"9{n}", refund_total=v) for n, v in enumerate(bad.values())]
+    records.append(complete(pending, "95", currency="GBP"))  # the order is in USD
+    serve(sandbox, "returns.search", [*records, good])
+    before = stock(sandbox)
+    r = sb_cli("sync-orders", "--json")
+    assert r.exit_code == 3 and "Traceback" not in r.stderr, r.stderr
+    report = json.loads(r.stdout)
+    mine = outcomes(report, "aftersales", 6)
+    assert [o["what"] for o in mine] == ["reported"] * 6, mine
+    for o, wrong in zip(mine, ["'abc'", "'NaN'", "'-5.00'", "'Infinity'", "more decimals", "in GBP"], strict=True):
+        assert wrong in o["detail"] and "refund it in Shopify by hand" in o["detail"], o
+    # Nothing of order 6 was refunded or restocked; order 7's good return went in, to the cent.
+    order6 = shopify_order(sandbox, 6)
+    assert (order6["refunded"], order6["outstanding"], order6["refunds"]) == ("0.0", "0.0", [])
+    assert stock(sandbox)["MUG-11OZ"] == before["MUG-11OZ"]
+    assert refunded(sandbox, 7) == Decimal(good["refund_amount"]["refund_total"])
+    assert [o["what"] for o in outcomes(report, "aftersales", 7)] == ["refunded"]
+    # Reported once: the next run neither reports them again nor writes anything.
+    again = sync(sb_cli, "--only", "aftersales", codes=(0,))
+    assert again["aftersales"]["outcomes"] == [] and made(sandbox, "refundCreate") == 1
+    shown = json.loads(sb_cli("orders", "--json").stdout)
+    states = [a["state"] for o in shown if o["tiktok_order_id"] == oid(6) for a in o["aftersales"]]
+    assert states == ["reported"] * 6
