@@ -244,8 +244,13 @@ class AftersalesPhase:
         return {"amount": str(total), "currency": currency}
 
     def _live_lines(self, order_id: str) -> list[str]:
+        """The order's line items in Shopify that no earlier TikTok line cancellation took out."""
         created = self.store.created_lines([order_id]).get(order_id)
-        return list(created.line_map) if created else []
+        if created is None:
+            return []
+        gone = {line for sale in self.store.aftersales_of([order_id]).get(order_id, [])
+                if sale.kind == "line_cancel" for line in record_lines(sale.record)}
+        return [line for line in created.line_map if line not in gone]
 
     def _not_in_shopify(self, sale: AfterSale) -> None:
         state = self.store.order_states([sale.tiktok_order_id]).get(sale.tiktok_order_id)
@@ -332,6 +337,15 @@ class AftersalesPhase:
         shopify = self._orders.get(order.shopify_order_id)
         if shopify is None:
             return self._failed(sale, "the Shopify order could not be read (deleted?)")
+        if sale.kind == "line_cancel":
+            sent = [line for line in record_lines(sale.record) if line in order.line_map]
+            why = ("cancelled in Shopify: its refund gave back what was left, these lines too" if shopify.cancelled
+                   else "cancelled on TikTok before the order was created: never in Shopify"
+                   if order.line_map and not sent else "")
+            if why:
+                self.store.finish_aftersale(sale.key, "done", reason=why)
+                self.report.outcomes.append(Outcome(order_id, "noted", why, sale.key))
+                return
         goods_back = sale.kind == "return" and str(sale.record.get("return_type") or "") in GOODS_BACK
         restock = "CANCEL" if sale.kind == "line_cancel" else ("RETURN" if goods_back and self.restock
                                                               else "NO_RESTOCK")

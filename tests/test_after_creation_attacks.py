@@ -123,3 +123,49 @@ def test_unusable_refund_amounts_are_reported_once_and_stop_nothing(sandbox, sb_
     shown = json.loads(sb_cli("orders", "--json").stdout)
     states = [a["state"] for o in shown if o["tiktok_order_id"] == oid(6) for a in o["aftersales"]]
     assert states == ["reported"] * 6
+
+
+def test_a_whole_cancellation_after_a_line_cancellation_refunds_each_unit_once(sandbox, sb_cli, synced):
+    # TikTok cancels one line, then the rest of the order: as two records. Order 2: its search lists
+    # the second record a run after the order shows CANCELLED (TikTok's update times lag). Order 22:
+    # both records come a run late, after Shopify's cancellation refunded all. Order 27: both at once.
+    before = stock(sandbox)
+    records = {2: [sandbox.tiktok.cancel_line(oid(2), line(2, 3))]}
+    sync(sb_cli)
+    records[2].append(sandbox.tiktok.cancel_order(oid(2)))
+    records[22] = [sandbox.tiktok.cancel_line(oid(22), line(22, 1)), sandbox.tiktok.cancel_order(oid(22))]
+    serve(sandbox, "cancellations.search", [])
+    assert [o["what"] for o in outcomes(sync(sb_cli), "aftersales", 22)] == ["cancelled"]
+    records[27] = [sandbox.tiktok.cancel_line(oid(27), line(27, 3)), sandbox.tiktok.cancel_order(oid(27))]
+    for report in (sync(sb_cli), sync(sb_cli)):
+        assert not [o for o in report["aftersales"]["outcomes"] if o["what"] in ("failed", "reported")], report
+    for order, pair in records.items():
+        shopify = shopify_order(sandbox, order)
+        assert shopify["cancelled_at"] and shopify["outstanding"] == "0.0", order
+        tiktok = sum(Decimal(r["refund_amount"]["refund_total"]) for r in pair)
+        assert refunded(sandbox, order) == tiktok == Decimal(shopify["total"]), order
+    # Each whole-order record became the orderCancel, never also a refund of its lines; order 22's
+    # line was in its cancellation's refund.
+    for order, (_, whole) in records.items():
+        notes = [r["note"] for r in shopify_order(sandbox, order)["refunds"]]
+        assert notes[-1].startswith("Cancelled on TikTok Shop") and not [n for n in notes if whole["cancel_id"] in n]
+    assert len(shopify_order(sandbox, 22)["refunds"]) == 1
+    after = stock(sandbox)
+    assert (after["TEE-BLK-S"] - before["TEE-BLK-S"], after["MUG-11OZ"] - before["MUG-11OZ"]) == (2, 2)
+    assert after["TOTE-NAT"] - before["TOTE-NAT"] == 1 + 5 + 1
+
+
+def test_a_line_cancelled_before_its_order_was_created_is_not_a_failure(sandbox, sb_cli):
+    # TikTok cancels order 2's tote before ecomsend creates the order; the record is first listed
+    # in the run that creates it (without the tote).
+    sync(sb_cli)
+    assert sb_cli("autolink", "--yes").exit_code == 0
+    sandbox.tiktok.cancel_line(oid(2), line(2, 3))
+    report = sync(sb_cli)
+    assert not outcomes(report, "aftersales", 2), report["aftersales"]
+    assert [x["sku"] for x in shopify_order(sandbox, 2)["lines"]] == ["TEE-BLK-S"]
+    assert refunded(sandbox, 2) == 0 and made(sandbox, "refundCreate") == 0
+    assert not outcomes(sync(sb_cli), "aftersales", 2)
+    shown = json.loads(sb_cli("orders", "--json").stdout)
+    (sale,) = next(o for o in shown if o["tiktok_order_id"] == oid(2))["aftersales"]
+    assert sale["state"] == "done" and "never in Shopify" in sale["reason"]
