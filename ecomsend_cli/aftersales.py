@@ -360,6 +360,9 @@ class AftersalesPhase:
         lines = self._shopify_lines(record_lines(sale.record), order, shopify)
         if lines is None:
             return self._failed(sale, "its TikTok lines could not be matched to the Shopify order's lines")
+        if sale.kind == "line_cancel" and self._shipped_in_shopify(sale, order, shopify):
+            # CANCEL restocks units that never left: for shipped ones it would count stock that is gone.
+            return self._reported(sale, "shipped in Shopify, cancelled on TikTok: handle the return")
         # After an unclear answer ("sending") the same idempotency key is sent again: never twice refunded.
         if sale.state != "sending" and not self.store.claim_aftersale(sale.key, sale.state):
             return
@@ -402,6 +405,21 @@ class AftersalesPhase:
                 return None
             out[gid] = out.get(gid, 0) + quantity
         return out
+
+    def _shipped_in_shopify(self, sale: AfterSale, order: CreatedLines, shopify: ShopifyOrder) -> bool:
+        """Whether Shopify fulfilled units this line cancellation would give back as never shipped."""
+        need = Counter(v for line in record_lines(sale.record) for v in order.line_map.get(line, ()))
+        left: Counter[str] = Counter()
+        for _, variant, quantity in shopify.lines:
+            if variant:
+                left[variant] += quantity
+        for fulfillment in shopify.fulfillments:
+            for variant, quantity in fulfillment.lines if fulfillment.status == "SUCCESS" else ():
+                left[variant] -= quantity
+        for earlier in self.store.aftersales_of([sale.tiktok_order_id]).get(sale.tiktok_order_id, []):
+            if earlier.kind == "line_cancel" and earlier.state == "done" and earlier.key != sale.key:
+                left.subtract(Counter(v for line in record_lines(earlier.record) for v in order.line_map.get(line, ())))
+        return any(n > left[v] for v, n in need.items())
 
     def _refund_transactions(self, shopify_order_id: str, total: Decimal) -> list[dict]:
         if total <= 0:

@@ -169,3 +169,23 @@ def test_a_line_cancelled_before_its_order_was_created_is_not_a_failure(sandbox,
     shown = json.loads(sb_cli("orders", "--json").stdout)
     (sale,) = next(o for o in shown if o["tiktok_order_id"] == oid(2))["aftersales"]
     assert sale["state"] == "done" and "never in Shopify" in sale["reason"]
+
+
+def test_a_line_cancellation_of_units_shopify_shipped_is_reported_not_restocked(sandbox, sb_cli, synced):
+    # Shopify fulfilled order 2 (no tracking yet, so TikTok does not know); then TikTok cancels its
+    # tote. A CANCEL refund would put back a tote that left the warehouse. Order 27 is fulfilled but
+    # for one of its two mugs: cancelling a mug there is an unshipped one, refunded and restocked.
+    sandbox.shopify.fulfil(synced[oid(2)]["number"])
+    place = next(i for i, x in enumerate(synced[oid(27)]["lines"]) if x["sku"] == "MUG-11OZ")
+    sandbox.shopify.fulfil(synced[oid(27)]["number"], [(place, 1)])
+    before = stock(sandbox)
+    sandbox.tiktok.cancel_line(oid(2), line(2, 3))
+    mug = sandbox.tiktok.cancel_line(oid(27), line(27, 2))
+    report = sync(sb_cli, codes=(3,))
+    (reported,) = outcomes(report, "aftersales", 2)
+    assert reported["what"] == "reported" and "shipped in Shopify, cancelled on TikTok" in reported["detail"]
+    assert [o["what"] for o in outcomes(report, "aftersales", 27)] == ["refunded"]
+    after = stock(sandbox)
+    assert (after["TOTE-NAT"] - before["TOTE-NAT"], after["MUG-11OZ"] - before["MUG-11OZ"]) == (0, 1)
+    assert refunded(sandbox, 2) == 0 and refunded(sandbox, 27) == Decimal(mug["refund_amount"]["refund_total"])
+    assert not outcomes(sync(sb_cli), "aftersales", 2)  # reported once
