@@ -16,8 +16,12 @@
     several fulfillments (:func:`assign_lines`);
   - the carrier is matched to one of TikTok's providers for the order's
     delivery option, case and punctuation aside, after the
-    ``tracking.carriers`` overrides (:func:`match_provider`); no match is a
-    failed push that names TikTok's providers — never a guess;
+    ``tracking.carriers`` overrides (:func:`match_provider`); no match, or
+    two (TikTok may list "USPS" and "U.S.P.S."), is a failed push that names
+    TikTok's providers — never a guess;
+  - a tracking number no carrier issues (control characters, over
+    :data:`MAX_TRACKING_NUMBER` characters), or an id in TikTok's order that
+    is not one, fails that push with the reason; it never stops the run;
   - lines TikTok already put in a package are shipped with that package;
     the others get a package made and shipped;
   - the intent is committed before the call; an unclear answer leaves the
@@ -45,8 +49,11 @@ from .run import Checkpoints
 from .shopify_records import OrderFulfillments
 from .store import Store
 from .store_after import CreatedLines, Shipment
+from .text import terminal_safe
 
 EDIT_WINDOW_HOURS = 72  # TikTok lets a package's tracking be changed this long after shipping
+# Designed (TikTok documents no limit): carriers' numbers run to about 40 characters.
+MAX_TRACKING_NUMBER = 64
 SHIPPED_PACKAGE_STATES = ("SHIPPED", "IN_TRANSIT", "DELIVERED", "COMPLETED", "PROCESSING")
 Event = Callable[..., None]
 
@@ -144,9 +151,10 @@ def _key(name: str) -> str:
     return re.sub(r"[^0-9a-z]", "", name.casefold())
 
 
-def match_provider(company: str, providers: Sequence[dict], overrides: dict[str, str]) -> dict | None:
-    """TikTok's provider for Shopify's carrier ``company``: an override (by Shopify's name, to a
-    TikTok provider's name or id) first, then equal names case and punctuation aside; None if none."""
+def provider_candidates(company: str, providers: Sequence[dict], overrides: dict[str, str]) -> list[dict]:
+    """TikTok's providers that Shopify's carrier ``company`` may be: the one an override names (by
+    Shopify's name, to a TikTok provider's name or id), else those of equal names, case and
+    punctuation aside (TikTok may list two: "USPS" and "U.S.P.S.")."""
     wanted = company
     for shopify_name, tiktok in overrides.items():
         if _key(shopify_name) == _key(company):
@@ -154,10 +162,24 @@ def match_provider(company: str, providers: Sequence[dict], overrides: dict[str,
             break
     for provider in providers:
         if str(provider.get("id")) == str(wanted).strip():
-            return provider
-    for provider in providers:
-        if _key(str(provider.get("name") or "")) == _key(wanted) and _key(wanted):
-            return provider
+            return [provider]
+    found = {str(p.get("id")): p for p in providers if _key(str(p.get("name") or "")) == _key(wanted) and _key(wanted)}
+    return list(found.values())
+
+
+def match_provider(company: str, providers: Sequence[dict], overrides: dict[str, str]) -> dict | None:
+    """TikTok's provider for Shopify's carrier ``company`` (:func:`provider_candidates`), or None
+    when there is none or more than one: never a guess."""
+    found = provider_candidates(company, providers, overrides)
+    return found[0] if len(found) == 1 else None
+
+
+def tracking_problem(number: str) -> str | None:
+    """Why Shopify's tracking number is not one to give TikTok (its buyer reads it), or None."""
+    if not number.isprintable():
+        return "holds control or invisible characters"
+    if len(number) > MAX_TRACKING_NUMBER:
+        return f"is {len(number)} characters long"
     return None
 
 
@@ -336,22 +358,32 @@ class TrackingPhase:
         if not option:
             return None, "TikTok's order names no delivery option, so its carriers cannot be listed"
         if option not in self._providers:
-            self._providers[option] = self.tiktok.shipping_providers(option)
+            try:
+                self._providers[option] = self.tiktok.shipping_providers(option)
+            except ValueError:  # refused by the client before sending: it would change the call
+                return None, f"TikTok's order names a delivery option that is not a TikTok id ({_shown(option)})"
         providers = self._providers[option]
-        found = match_provider(company, providers, self.carriers)
-        if found is None:
+        found = provider_candidates(company, providers, self.carriers)
+        if len(found) > 1:
+            names = ", ".join(f"{p.get('name')} (id {p.get('id')})" for p in found)
+            return None, (f"carrier {_shown(company)} may be any of TikTok's {names} for this order: add "
+                          f"tracking.carriers: {{{_shown(company)}: <the id of one>}} to the config")
+        if not found:
             names = ", ".join(str(p.get("name")) for p in providers) or "none"
-            return None, (f"carrier {company!r} is not one of TikTok's for this order ({names}): add "
-                          f"tracking.carriers: {{{company!r}: <one of those>}} to the config")
-        return found, ""
+            return None, (f"carrier {_shown(company)} is not one of TikTok's for this order ({names}): add "
+                          f"tracking.carriers: {{{_shown(company)}: <one of those>}} to the config")
+        return found[0], ""
 
     def _push(self, order: CreatedLines, fulfillment: Fulfilled, lines: list[str]) -> None:
         order_id = order.tiktok_order_id
-        provider, why = self._provider(order, fulfillment.company)
+        problem = tracking_problem(fulfillment.tracking_number)
+        provider, why = (None, f"Shopify's tracking number {_shown(fulfillment.tracking_number)} {problem}: "
+                         "correct it in Shopify") if problem else self._provider(order, fulfillment.company)
         if provider is None:
-            self.store.record_failed_shipment(fulfillment.id, order_id, lines,
-                                              tracking_number=fulfillment.tracking_number,
-                                              carrier=fulfillment.company, reason=why)
+            self.store.record_failed_shipment(
+                fulfillment.id, order_id, lines, reason=why, carrier=_shown(fulfillment.company, quote=False),
+                tracking_number=_shown(fulfillment.tracking_number, quote=False) if problem
+                else fulfillment.tracking_number)
             self.report.outcomes.append(Outcome(order_id, "failed", why, fulfillment.id))
             return
         packages = {str(x.get("package_id")) for x in order.payload.get("line_items") or []
@@ -377,6 +409,11 @@ class TrackingPhase:
         except ApiError as exc:
             self.store.finish_shipment(fulfillment.id, "failed", reason=f"TikTok refused: {exc}")
             self.report.outcomes.append(Outcome(order_id, "failed", f"TikTok refused: {exc}", fulfillment.id))
+            return
+        except ValueError as exc:  # refused by the client before sending: an id of TikTok's order is unusable
+            why = f"not sent: TikTok's order holds an unusable id ({_shown(str(exc), quote=False)})"
+            self.store.finish_shipment(fulfillment.id, "failed", reason=why)
+            self.report.outcomes.append(Outcome(order_id, "failed", why, fulfillment.id))
             return
         self.checkpoint("after_push")
         self.store.finish_shipment(fulfillment.id, "pushed", package_id=package, pushed=True)
@@ -411,20 +448,30 @@ class TrackingPhase:
             self.store.finish_shipment(held.fulfillment_id, "reported", reason=why)
             self.report.outcomes.append(Outcome(order_id, "reported", why, held.fulfillment_id))
             return
-        provider, why = self._provider(order, fulfillment.company)
+        problem = tracking_problem(fulfillment.tracking_number)
+        provider, why = (None, f"Shopify's tracking number {_shown(fulfillment.tracking_number)} {problem}: "
+                         "correct it in Shopify") if problem else self._provider(order, fulfillment.company)
         if provider is None or not held.package_id:
             why = why or "the package TikTok made for it is unknown"
             self.report.outcomes.append(Outcome(order_id, "failed", f"tracking update: {why}", held.fulfillment_id))
             return
         try:
             self.tiktok.update_shipping_info(held.package_id, fulfillment.tracking_number, str(provider["id"]))
-        except ApiError as exc:  # unknown or refused: the next run compares again
-            self.report.outcomes.append(Outcome(order_id, "failed", f"tracking update: {exc}", held.fulfillment_id))
+        except (ApiError, ValueError) as exc:  # unknown, refused, or not sent: the next run compares again
+            self.report.outcomes.append(Outcome(order_id, "failed", f"tracking update: {_shown(str(exc), quote=False)}",
+                                                held.fulfillment_id))
             return
         self.store.finish_shipment(held.fulfillment_id, "pushed", tracking_number=fulfillment.tracking_number,
                                    provider_id=str(provider["id"]), provider_name=str(provider.get("name")))
         self.report.outcomes.append(Outcome(order_id, "updated", f"{held.tracking_number} → "
                                             f"{fulfillment.tracking_number}", held.fulfillment_id))
+
+
+def _shown(text: str, *, quote: bool = True) -> str:
+    """Outside text as a reason may hold it: what a terminal acts on removed, at most 200 characters."""
+    safe = terminal_safe(text).replace("\n", " ").replace("\t", " ")
+    safe = safe if len(safe) <= 200 else safe[:199] + "…"
+    return repr(safe) if quote else safe
 
 
 def normalise(order: OrderFulfillments) -> ShopifyOrder:

@@ -189,3 +189,68 @@ def test_a_line_cancellation_of_units_shopify_shipped_is_reported_not_restocked(
     assert (after["TOTE-NAT"] - before["TOTE-NAT"], after["MUG-11OZ"] - before["MUG-11OZ"]) == (0, 1)
     assert refunded(sandbox, 2) == 0 and refunded(sandbox, 27) == Decimal(mug["refund_amount"]["refund_total"])
     assert not outcomes(sync(sb_cli), "aftersales", 2)  # reported once
+
+
+# -- tracking --------------------------------------------------------------------------------------
+
+
+def test_unusable_ids_in_tiktoks_order_fail_that_push_and_stop_nothing(sandbox, sb_cli, synced):
+    # Order 1 names a delivery option, order 2's lines a package, that would change the URL called.
+    sandbox.tiktok.update_order(oid(1), delivery_option_id="../../x?y")
+    lines = sandbox.tiktok.order(oid(2))["line_items"]
+    for item in lines:
+        item.update(package_id="a/b", package_status="TO_FULFILL")
+    sandbox.tiktok.update_order(oid(2), line_items=lines)
+    for order in (1, 2):
+        sandbox.shopify.fulfil(synced[oid(order)]["number"], tracking_number=f"T{order}", company="USPS")
+    sandbox.tiktok.cancel_order(oid(20))  # the aftersales phase still runs after them
+    r = sb_cli("sync-orders", "--json")
+    assert r.exit_code == 3 and "Traceback" not in r.stderr, r.stderr
+    report = json.loads(r.stdout)
+    (one,) = outcomes(report, "tracking", 1)
+    assert one["what"] == "failed" and "delivery option that is not a TikTok id ('../../x?y')" in one["detail"]
+    (two,) = outcomes(report, "tracking", 2)
+    assert two["what"] == "failed" and "not sent" in two["detail"] and "'a/b' is not a TikTok id" in two["detail"]
+    assert [o["what"] for o in outcomes(report, "aftersales", 20)] == ["cancelled"]
+    again = sb_cli("sync-orders", "--json")
+    assert again.exit_code == 3 and "Traceback" not in again.stderr and not pushes(sandbox)
+    # A package id TikTok answers with that is not one: kept, and its tracking edit fails, said so.
+    sandbox.shopify.fulfil(synced[oid(17)]["number"], tracking_number="OLD17", company="USPS")
+    sandbox.tiktok.set_faults(fail_next=[{"op": "packages.create", "kind": "answer", "handled": True, "body": {
+        "code": 0, "message": "Success", "request_id": "attack", "data": {"package_id": "../p"}}}])
+    assert [o["what"] for o in outcomes(sync(sb_cli), "tracking", 17)] == ["pushed"]
+    fulfillment = shopify_order(sandbox, 17)["fulfillments"][0]
+    sandbox.shopify.update_tracking(fulfillment["id"], tracking_number="NEW17")
+    r = sb_cli("sync-orders", "--json", "--only", "tracking")
+    assert r.exit_code == 3 and "Traceback" not in r.stderr, r.stderr
+    (edit,) = outcomes(json.loads(r.stdout), "tracking", 17)
+    assert edit["what"] == "failed" and "'../p' is not a TikTok id" in edit["detail"]
+
+
+def test_a_carrier_tiktok_lists_twice_is_not_guessed(sandbox, sb_cli, synced):
+    option = sandbox.tiktok.order(oid(1))["delivery_option_id"]
+    sandbox.tiktok.add_delivery_options([{"id": option, "name": "Standard", "shipping_providers": [
+        {"id": "7001", "name": "USPS"}, {"id": "7002", "name": "U.S.P.S."}, {"id": "7003", "name": "UPS"}]}])
+    sandbox.shopify.fulfil(synced[oid(1)]["number"], tracking_number="9400111", company="usps")
+    (failed,) = outcomes(sync(sb_cli, codes=(3,)), "tracking", 1)
+    assert failed["what"] == "failed" and not pushes(sandbox)
+    assert "USPS (id 7001), U.S.P.S. (id 7002)" in failed["detail"] and "tracking.carriers" in failed["detail"]
+    set_config(sandbox, tracking={"carriers": {"usps": "7002"}})
+    assert [o["what"] for o in outcomes(sync(sb_cli), "tracking", 1)] == ["pushed"]
+    shipped = sandbox.tiktok.order(oid(1))["line_items"][0]
+    assert (shipped["tracking_number"], shipped["shipping_provider_id"]) == ("9400111", "7002")
+
+
+def test_a_tracking_number_no_carrier_issues_is_not_pushed(sandbox, sb_cli, synced):
+    sandbox.shopify.fulfil(synced[oid(1)]["number"], tracking_number="94\x1b]0;pwned\x07001\n2", company="USPS")
+    fulfillment = sandbox.shopify.fulfil(synced[oid(20)]["number"], tracking_number="9" * 10_000, company="USPS")
+    r = sb_cli("sync-orders")
+    assert r.exit_code == 3 and not pushes(sandbox)
+    assert "holds control or invisible characters: correct it in Shopify" in r.stderr
+    assert "is 10000 characters long: correct it in Shopify" in r.stderr
+    assert "\x1b" not in r.stderr and len(r.stderr) < 5000
+    shown = sb_cli("orders").stdout
+    assert "\x1b" not in shown and len(shown) < 20_000
+    sandbox.shopify.update_tracking(fulfillment["id"], tracking_number="9400111")  # corrected in Shopify
+    assert [o["what"] for o in outcomes(sync(sb_cli), "tracking", 20)] == ["pushed"]
+    assert sandbox.tiktok.order(oid(20))["line_items"][0]["tracking_number"] == "9400111"
