@@ -189,6 +189,11 @@ def test_a_line_cancellation_of_units_shopify_shipped_is_reported_not_restocked(
     assert (after["TOTE-NAT"] - before["TOTE-NAT"], after["MUG-11OZ"] - before["MUG-11OZ"]) == (0, 1)
     assert refunded(sandbox, 2) == 0 and refunded(sandbox, 27) == Decimal(mug["refund_amount"]["refund_total"])
     assert not outcomes(sync(sb_cli), "aftersales", 2)  # reported once
+    # verify-orders still shows the tote TikTok cancelled and Shopify holds; order 27 agrees.
+    differences = json.loads(sb_cli("verify-orders", "--json").stdout)["differences"]
+    tote = next(x["variant_id"] for x in synced[oid(2)]["lines"] if x["sku"] == "TOTE-NAT")
+    assert [(d["tiktok_order_id"], d["field"], d["tiktok"], d["shopify"]) for d in differences] == [
+        (oid(2), f"quantity of {tote}", "0", "1")]
 
 
 # -- tracking --------------------------------------------------------------------------------------
@@ -254,3 +259,30 @@ def test_a_tracking_number_no_carrier_issues_is_not_pushed(sandbox, sb_cli, sync
     sandbox.shopify.update_tracking(fulfillment["id"], tracking_number="9400111")  # corrected in Shopify
     assert [o["what"] for o in outcomes(sync(sb_cli), "tracking", 20)] == ["pushed"]
     assert sandbox.tiktok.order(oid(20))["line_items"][0]["tracking_number"] == "9400111"
+
+
+# -- verify-orders after refunds -------------------------------------------------------------------
+
+
+def test_verify_orders_raises_no_false_alarm_on_orders_with_refunds(sandbox, sb_cli, synced):
+    # A line cancelled (taxes added: Illinois; and Colorado, with a retail delivery fee), a line
+    # then the rest cancelled (UK, VAT included, GBP), returns (US; EUR with its shipping).
+    records = [sandbox.tiktok.cancel_line(oid(2), line(2, 3)), sandbox.tiktok.cancel_line(oid(27), line(27, 1)),
+               sandbox.tiktok.cancel_line(oid(28), line(28, 2)), sandbox.tiktok.complete_return(oid(6), [line(6, 2)]),
+               sandbox.tiktok.complete_return(oid(31), [line(31, 1)], refund_shipping=True)]
+    sync(sb_cli)
+    records.append(sandbox.tiktok.cancel_order(oid(28)))
+    report = sync(sb_cli)
+    assert report["aftersales"]["failed"] == report["aftersales"]["reported"] == 0, report["aftersales"]
+    # Shopify refunded what TikTok did, to the cent (in the order's currency: shop money at the rate).
+    rates = {"USD": Decimal(1), "GBP": Decimal("1.27"), "EUR": Decimal("1.08")}
+    paid_back: dict[str, Decimal] = {}
+    for record in records:
+        money = record["refund_amount"]
+        paid_back[record["order_id"]] = paid_back.get(record["order_id"], Decimal(0)) + \
+            (Decimal(money["refund_total"]) * rates[money["currency"]]).quantize(Decimal("0.01"))
+    for order_id, amount in paid_back.items():
+        assert refunded(sandbox, int(order_id[-2:])) == amount, order_id
+    r = sb_cli("verify-orders", "--json")
+    assert r.exit_code == 0, r.stdout
+    assert json.loads(r.stdout)["differing"] == 0
