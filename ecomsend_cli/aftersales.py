@@ -180,7 +180,9 @@ class AftersalesPhase:
             self._pull("return", RETURN_CURSOR, self.tiktok.search_returns)
         except PagingError as exc:  # what was noted is still brought in; the run ends with the error
             self.report.problem = exc
-        pending = self.store.open_aftersales()
+        # An order's line cancellations before its cancellation: theirs are refunded first, the
+        # cancellation then gives back what is left (the other way, Shopify refuses the lines).
+        pending = sorted(self.store.open_aftersales(), key=lambda sale: sale.kind == "order_cancel")
         if not pending:
             return self.report
         created = self.store.created_lines({s.tiktok_order_id for s in pending})
