@@ -27,6 +27,9 @@ Each search keeps its own cursor, moved as in §5.1 (never past the run).
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -39,6 +42,7 @@ from .money import AmountError, check_currency, parse_amount
 from .run import Checkpoints
 from .store import Store
 from .store_after import AfterSale, CreatedLines
+from .text import terminal_safe
 from .tracking import ShopifyOrder, normalise, read_orders
 
 CANCEL_CURSOR = "aftersales.cancellations.cursor"
@@ -49,6 +53,8 @@ OVERLAP_SECONDS = 15 * 60
 CANCEL_DONE = ("CANCELLATION_REQUEST_COMPLETE", "CANCELLATION_REQUEST_SUCCESS")
 RETURN_DONE = ("RETURN_OR_REFUND_REQUEST_COMPLETE",)
 GOODS_BACK = ("RETURN_AND_REFUND",)  # return types where the goods come back
+# TikTok's ids are digits; anything else would make an idempotency key (and a store key) of its text.
+_TIKTOK_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
 Event = Callable[..., None]
 
 
@@ -120,6 +126,12 @@ def record_id(record: dict, kind: str) -> str | None:
     value = _first(record, "cancel_id", "cancellation_id", "id") if kind == "cancel" else \
         _first(record, "return_id", "id")
     return str(value) if value is not None else None
+
+
+def _brief(value: Any) -> str:
+    """Outside text for a reason: what a terminal acts on removed, at most 40 characters, quoted."""
+    text = " ".join(terminal_safe(str(value)).split()) if value is not None else ""
+    return repr(text if len(text) <= 40 else text[:39] + "…")
 
 
 def record_lines(record: dict) -> list[str]:
@@ -215,13 +227,14 @@ class AftersalesPhase:
 
     def _note(self, kind: str, record: dict) -> None:
         """Keep a finished TikTok cancellation or return to bring into Shopify (once)."""
+        status = str(_first(record, "cancel_status" if kind == "cancel" else "return_status", "status") or "")
+        if status not in (CANCEL_DONE if kind == "cancel" else RETURN_DONE):
+            return
         order_id = str(record.get("order_id") or "")
         rid = record_id(record, kind)
-        if not order_id or not rid:
-            return
+        if not (rid and _TIKTOK_ID.fullmatch(rid) and _TIKTOK_ID.fullmatch(order_id)):
+            return self._unusable(kind, record)
         if kind == "cancel":
-            if str(record.get("cancel_status") or record.get("status") or "") not in CANCEL_DONE:
-                return
             live = self._live_lines(order_id)
             if not record_lines(record) or (live and set(live) <= set(record_lines(record))):
                 # Every line: the whole order is cancelled, never also refunded line by line.
@@ -232,9 +245,22 @@ class AftersalesPhase:
                 self.store.record_aftersale(f"tiktok-cancel-{rid}", order_id, "line_cancel", record,
                                             **self._amount_of(record))
             return
-        if str(record.get("return_status") or record.get("status") or "") not in RETURN_DONE:
-            return
         self.store.record_aftersale(f"tiktok-return-{rid}", order_id, "return", record, **self._amount_of(record))
+
+    def _unusable(self, kind: str, record: dict) -> None:
+        """A finished record without usable ids (its own, its order's) cannot be brought in exactly
+        once, nor tied to an order: reported once, under a key made from its content."""
+        order_id = str(record.get("order_id") or "")
+        order_id = order_id if _TIKTOK_ID.fullmatch(order_id) else ""
+        noun = "cancellation" if kind == "cancel" else "return"
+        digest = hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()[:24]
+        why = (f"TikTok sent a finished {noun} without a usable id of its own or of its order "
+               f"({_brief(record_id(record, kind))}, order {_brief(record.get('order_id'))}): "
+               "find it in TikTok Seller Center and bring it into Shopify by hand")
+        key = f"tiktok-{kind}-unusable-{digest}"
+        if self.store.record_aftersale(key, order_id, "return" if kind == "return" else "line_cancel", record,
+                                       state="reported", reason=why):
+            self.report.outcomes.append(Outcome(order_id, "reported", why, key))
 
     @staticmethod
     def _amount_of(record: dict) -> dict[str, str | None]:

@@ -306,3 +306,27 @@ def test_verify_orders_raises_no_false_alarm_on_orders_with_refunds(sandbox, sb_
     r = sb_cli("verify-orders", "--json")
     assert r.exit_code == 0, r.stdout
     assert json.loads(r.stdout)["differing"] == 0
+
+
+# -- records ---------------------------------------------------------------------------------------
+
+
+def test_finished_records_without_usable_ids_are_reported_once_not_dropped_or_refunded(sandbox, sb_cli, synced):
+    pending = sandbox.tiktok.complete_return(oid(6), [line(6, 2)], status="RETURN_OR_REFUND_REQUEST_PENDING")
+    no_id = complete(pending, "")
+    hostile = complete(pending, "4037\x1b]0;pwned\x07" + "9" * 10_000)
+    no_order = complete(pending, "4037000000000000777")
+    no_order["order_id"] = None
+    for attempt in range(2):  # TikTok lists them again on the next run (the overlap)
+        serve(sandbox, "returns.search", [no_id, hostile, no_order])
+        r = sb_cli("sync-orders", "--json", "--only", "aftersales")
+        report = json.loads(r.stdout)
+        if attempt == 0:
+            assert r.exit_code == 3
+            details = [o["detail"] for o in report["aftersales"]["outcomes"] if o["what"] == "reported"]
+            assert len(details) == 3 and all("without a usable id" in d and "by hand" in d for d in details)
+            assert all("\x1b" not in d and len(d) < 400 for d in details), details
+        else:
+            assert r.exit_code == 0 and report["aftersales"]["outcomes"] == []
+    assert made(sandbox, "refundCreate") == 0 and refunded(sandbox, 6) == 0
+
