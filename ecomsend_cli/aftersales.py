@@ -354,6 +354,7 @@ class AftersalesPhase:
     def _cancel_words(record: dict, payload: dict) -> tuple[str, str]:
         reason = str(_first(record, "cancel_reason_text", "cancel_reason", "reason") or payload.get("cancel_reason")
                      or "no reason given")
+        reason = " ".join(terminal_safe(reason).split())[:200] or "no reason given"  # one line, for a person
         initiator = str(_first(record, "cancellation_initiator", "cancel_initiator", "role")
                         or payload.get("cancellation_initiator") or "").upper()
         return reason, initiator

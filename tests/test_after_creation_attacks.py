@@ -330,3 +330,11 @@ def test_finished_records_without_usable_ids_are_reported_once_not_dropped_or_re
             assert r.exit_code == 0 and report["aftersales"]["outcomes"] == []
     assert made(sandbox, "refundCreate") == 0 and refunded(sandbox, 6) == 0
 
+
+def test_tiktoks_cancel_reason_reaches_shopifys_staff_note_as_one_clean_line(sandbox, sb_cli, synced):
+    sandbox.tiktok.cancel_order(oid(2), initiator="BUYER", reason_text="\x1b[2J\u202eNo longer needed\n" * 500)
+    report = sync(sb_cli)
+    assert [o["what"] for o in outcomes(report, "aftersales", 2)] == ["cancelled"]
+    (note,) = [r["note"] for r in shopify_order(sandbox, 2)["refunds"]]
+    assert note.startswith("Cancelled on TikTok Shop: ") and "No longer needed [2JNo longer needed" in note
+    assert note.isprintable() and len(note) <= 255  # no ESC, no right-to-left override, one line
