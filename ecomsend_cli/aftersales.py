@@ -19,8 +19,10 @@
 * **Exactly once** (§6b.5): every write is recorded as an intent first;
   ``refundCreate`` carries an idempotency key derived from TikTok's own id
   (``tiktok-cancel-<id>``, ``tiktok-return-<id>``), so resending after an
-  unclear answer can never refund twice; a cancellation is looked up (the
-  order's ``cancelledAt``) before it is sent again.
+  unclear answer can never refund twice; as Shopify forgets keys after about
+  a day, the order's refunds are read first (each names its key in its note).
+  A cancellation is looked up (the order's ``cancelledAt``) before it is sent
+  again.
 
 Each search keeps its own cursor, moved as in §5.1 (never past the run).
 """
@@ -74,6 +76,8 @@ class ShopifyAftersales(Protocol):
                      refund: bool = True, notify_customer: bool = False) -> Any: ...
 
     def order_transactions(self, order_id: str) -> list[dict]: ...
+
+    def order_refunds(self, order_id: str) -> list[dict]: ...
 
     def refund_create(self, order_id: str, *, idempotency_key: str, line_items: list[tuple[str, int, str]],
                       shipping_amount: Decimal | None, transactions: list[dict], note: str,
@@ -392,6 +396,8 @@ class AftersalesPhase:
         if sale.kind == "line_cancel" and self._shipped_in_shopify(sale, order, shopify):
             # CANCEL restocks units that never left: for shipped ones it would count stock that is gone.
             return self._reported(sale, "shipped in Shopify, cancelled on TikTok: handle the return")
+        if sale.state == "sending" and self._made_before(sale, order, f"{total} {currency}"):
+            return
         # After an unclear answer ("sending") the same idempotency key is sent again: never twice refunded.
         if sale.state != "sending" and not self.store.claim_aftersale(sale.key, sale.state):
             return
@@ -434,6 +440,24 @@ class AftersalesPhase:
                 return None
             out[gid] = out.get(gid, 0) + quantity
         return out
+
+    def _made_before(self, sale: AfterSale, order: CreatedLines, amount: str) -> bool:
+        """Whether the refund of an unclear earlier attempt is in Shopify (found by its note), or may
+        be (the refunds could not be read): Shopify forgets idempotency keys after about a day,
+        so a retry after that could refund twice."""
+        try:
+            found = next((r for r in self.shopify.order_refunds(order.shopify_order_id)
+                          if f"({sale.key})" in str(r.get("note") or "")), None)
+        except ApiError as exc:
+            self.report.outcomes.append(Outcome(sale.tiktok_order_id, "unconfirmed",
+                                                f"{exc.message}; looked up again on the next run", sale.key))
+            return True
+        if found is None:
+            return False
+        self.store.finish_aftersale(sale.key, "done", shopify_ref=found.get("id"))
+        self.report.outcomes.append(Outcome(sale.tiktok_order_id, "refunded",
+                                            f"{amount} (found in Shopify after an unclear answer)", sale.key))
+        return True
 
     def _shipped_in_shopify(self, sale: AfterSale, order: CreatedLines, shopify: ShopifyOrder) -> bool:
         """Whether Shopify fulfilled units this line cancellation would give back as never shipped."""

@@ -338,3 +338,16 @@ def test_tiktoks_cancel_reason_reaches_shopifys_staff_note_as_one_clean_line(san
     (note,) = [r["note"] for r in shopify_order(sandbox, 2)["refunds"]]
     assert note.startswith("Cancelled on TikTok Shop: ") and "No longer needed [2JNo longer needed" in note
     assert note.isprintable() and len(note) <= 255  # no ESC, no right-to-left override, one line
+
+
+def test_a_refund_whose_answer_was_lost_is_looked_up_before_it_is_sent_again(sandbox, sb_cli, synced):
+    # Order 3: three mugs, one Shopify line of 3. The answer to the refund of one returned mug is
+    # lost; the next run comes after Shopify forgot the idempotency key (it keeps them about a day).
+    record = sandbox.tiktok.complete_return(oid(3), [line(3, 1)])
+    sandbox.shopify.set_faults(fail_next=[{"op": "refundCreate", "kind": "lost_response"}])
+    assert [o["what"] for o in outcomes(sync(sb_cli, "--only", "aftersales"), "aftersales", 3)] == ["unconfirmed"]
+    sandbox.shopify.set_faults(idempotency_retention_seconds=0)
+    (found,) = outcomes(sync(sb_cli, "--only", "aftersales"), "aftersales", 3)
+    assert refunded(sandbox, 3) == Decimal(record["refund_amount"]["refund_total"])  # once
+    assert len(shopify_order(sandbox, 3)["refunds"]) == 1 and made(sandbox, "refundCreate") == 1
+    assert found["what"] == "refunded" and "found in Shopify after an unclear answer" in found["detail"]
