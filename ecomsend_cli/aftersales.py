@@ -391,8 +391,9 @@ class AftersalesPhase:
             return self._reported(sale, f"TikTok's refund cannot be brought into Shopify ({exc}): "
                                         "refund it in Shopify by hand")
         lines = self._shopify_lines(record_lines(sale.record), order, shopify)
-        if lines is None:
-            return self._failed(sale, "its TikTok lines could not be matched to the Shopify order's lines")
+        if lines is None:  # TikTok's record and what was sent never change: reported once, not retried
+            return self._reported(sale, "its TikTok lines could not be matched to the Shopify order's lines: "
+                                        "refund it in Shopify by hand")
         if sale.kind == "line_cancel" and self._shipped_in_shopify(sale, order, shopify):
             # CANCEL restocks units that never left: for shipped ones it would count stock that is gone.
             return self._reported(sale, "shipped in Shopify, cancelled on TikTok: handle the return")

@@ -351,3 +351,14 @@ def test_a_refund_whose_answer_was_lost_is_looked_up_before_it_is_sent_again(san
     assert refunded(sandbox, 3) == Decimal(record["refund_amount"]["refund_total"])  # once
     assert len(shopify_order(sandbox, 3)["refunds"]) == 1 and made(sandbox, "refundCreate") == 1
     assert found["what"] == "refunded" and "found in Shopify after an unclear answer" in found["detail"]
+
+
+def test_a_return_of_line_items_the_order_never_had_is_reported_once(sandbox, sb_cli, synced):
+    pending = sandbox.tiktok.complete_return(oid(6), [line(6, 2)], status="RETURN_OR_REFUND_REQUEST_PENDING")
+    record = complete(pending, "4037000000000000888")
+    record["return_line_items"][0]["order_line_item_id"] = line(6, 9)
+    serve(sandbox, "returns.search", [record])
+    (reported,) = outcomes(sync(sb_cli, "--only", "aftersales", codes=(3,)), "aftersales", 6)
+    assert reported["what"] == "reported" and "could not be matched" in reported["detail"]
+    assert sync(sb_cli, "--only", "aftersales", codes=(0,))["aftersales"]["outcomes"] == []
+    assert made(sandbox, "refundCreate") == 0
