@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol
 
-from .errors import ApiError, OutcomeUnknownError, PagingError
+from .errors import ApiError, AuthError, NetworkError, OutcomeUnknownError
 from .money import AmountError, check_currency, parse_amount
 from .run import Checkpoints
 from .store import Store
@@ -191,11 +191,16 @@ class AftersalesPhase:
     def run(self) -> AftersalesReport:
         for order_id in self.store.cancelled_on_tiktok():
             self.store.record_aftersale(f"tiktok-order-cancel-{order_id}", order_id, "order_cancel", {})
-        try:
-            self._pull("cancel", CANCEL_CURSOR, self.tiktok.search_cancellations)
-            self._pull("return", RETURN_CURSOR, self.tiktok.search_returns)
-        except PagingError as exc:  # what was noted is still brought in; the run ends with the error
-            self.report.problem = exc
+        for kind, cursor, search in (("cancel", CANCEL_CURSOR, self.tiktok.search_cancellations),
+                                     ("return", RETURN_CURSOR, self.tiktok.search_returns)):
+            try:
+                self._pull(kind, cursor, search)
+            except (NetworkError, AuthError):
+                raise  # TikTok cannot be reached: the run ends here (run.py)
+            except ApiError as exc:
+                # A search TikTok refuses (a region without returns, a garbled page) stops neither the
+                # other search nor what was noted, cancellations above all; the run ends with the error.
+                self.report.problem = self.report.problem or exc
         # An order's line cancellations before its cancellation: theirs are refunded first, the
         # cancellation then gives back what is left (the other way, Shopify refuses the lines).
         pending = sorted(self.store.open_aftersales(), key=lambda sale: sale.kind == "order_cancel")

@@ -362,3 +362,20 @@ def test_a_return_of_line_items_the_order_never_had_is_reported_once(sandbox, sb
     assert reported["what"] == "reported" and "could not be matched" in reported["detail"]
     assert sync(sb_cli, "--only", "aftersales", codes=(0,))["aftersales"]["outcomes"] == []
     assert made(sandbox, "refundCreate") == 0
+
+
+def test_a_search_tiktok_refuses_stops_neither_the_other_nor_a_cancellation(sandbox, sb_cli, synced):
+    # TikTok refuses the returns search (here: not offered in the shop's region); order 2 was
+    # cancelled on TikTok meanwhile: it must still be cancelled in Shopify, and the run say why it
+    # ended short.
+    sandbox.tiktok.cancel_order(oid(2))
+    refusal = {"code": 21008106, "message": "This interface cannot be used in this region or this business type.",
+               "request_id": "attack", "data": {}}
+    sandbox.tiktok.set_faults(fail_next=[{"op": "returns.search", "kind": "answer", "handled": False, "status": 400,
+                                          "body": refusal}])
+    r = sb_cli("sync-orders", "--json")
+    assert r.exit_code == 1 and "Traceback" not in r.stderr
+    report = json.loads(r.stdout)
+    assert "returns/search" in report["error"]["message"] and "21008106" in report["error"]["message"]
+    assert [o["what"] for o in outcomes(report, "aftersales", 2)] == ["cancelled"]
+    assert shopify_order(sandbox, 2)["cancelled_at"]
