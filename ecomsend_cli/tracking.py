@@ -43,7 +43,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from .errors import ApiError, OutcomeUnknownError
+from .errors import ApiError, AuthError, NetworkError, OutcomeUnknownError
 from .order_input import FBT
 from .run import Checkpoints
 from .shopify_records import OrderFulfillments
@@ -248,7 +248,7 @@ class TrackingPhase:
         self.clock = clock
         self.checkpoint = Checkpoints(crash_at)
         self.report = TrackingReport()
-        self._providers: dict[str, list[dict]] = {}
+        self._providers: dict[str, list[dict] | ApiError] = {}
         self._orders: dict[str, ShopifyOrder] = {}
 
     def run(self, *, references_only: bool = False) -> TrackingReport:
@@ -362,7 +362,13 @@ class TrackingPhase:
                 self._providers[option] = self.tiktok.shipping_providers(option)
             except ValueError:  # refused by the client before sending: it would change the call
                 return None, f"TikTok's order names a delivery option that is not a TikTok id ({_shown(option)})"
+            except (NetworkError, AuthError):
+                raise  # TikTok cannot be reached: the run ends here (run.py)
+            except ApiError as exc:  # this order's option only: the other orders' pushes go on
+                self._providers[option] = exc
         providers = self._providers[option]
+        if isinstance(providers, ApiError):
+            return None, f"TikTok would not list the carriers of the order's delivery option: {providers}"
         found = provider_candidates(company, providers, self.carriers)
         if len(found) > 1:
             names = ", ".join(f"{p.get('name')} (id {p.get('id')})" for p in found)

@@ -379,3 +379,15 @@ def test_a_search_tiktok_refuses_stops_neither_the_other_nor_a_cancellation(sand
     assert "returns/search" in report["error"]["message"] and "21008106" in report["error"]["message"]
     assert [o["what"] for o in outcomes(report, "aftersales", 2)] == ["cancelled"]
     assert shopify_order(sandbox, 2)["cancelled_at"]
+
+
+def test_a_delivery_option_tiktok_does_not_know_fails_that_order_only(sandbox, sb_cli, synced):
+    sandbox.tiktok.update_order(oid(1), delivery_option_id="999")
+    for order in (1, 20):
+        sandbox.shopify.fulfil(synced[oid(order)]["number"], tracking_number=f"T{order}", company="USPS")
+    report = sync(sb_cli, codes=(3,))
+    (failed,) = outcomes(report, "tracking", 1)
+    assert failed["what"] == "failed" and "would not list the carriers" in failed["detail"]
+    assert "999 does not exist" in failed["detail"]
+    assert [o["what"] for o in outcomes(report, "tracking", 20)] == ["pushed"]
+    assert sandbox.tiktok.order(oid(20))["line_items"][0]["tracking_number"] == "T20"
