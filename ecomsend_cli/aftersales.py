@@ -19,25 +19,32 @@
 * **Exactly once** (§6b.5): every write is recorded as an intent first;
   ``refundCreate`` carries an idempotency key derived from TikTok's own id
   (``tiktok-cancel-<id>``, ``tiktok-return-<id>``), so resending after an
-  unclear answer can never refund twice; a cancellation is looked up (the
-  order's ``cancelledAt``) before it is sent again.
+  unclear answer can never refund twice; as Shopify forgets keys after about
+  a day, the order's refunds are read first (each names its key in its note).
+  A cancellation is looked up (the order's ``cancelledAt``) before it is sent
+  again.
 
 Each search keeps its own cursor, moved as in §5.1 (never past the run).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, Protocol
 
-from .errors import ApiError, OutcomeUnknownError, PagingError
+from .errors import ApiError, AuthError, NetworkError, OutcomeUnknownError
+from .money import AmountError, check_currency, parse_amount
 from .run import Checkpoints
 from .store import Store
 from .store_after import AfterSale, CreatedLines
+from .text import terminal_safe
 from .tracking import ShopifyOrder, normalise, read_orders
 
 CANCEL_CURSOR = "aftersales.cancellations.cursor"
@@ -48,6 +55,8 @@ OVERLAP_SECONDS = 15 * 60
 CANCEL_DONE = ("CANCELLATION_REQUEST_COMPLETE", "CANCELLATION_REQUEST_SUCCESS")
 RETURN_DONE = ("RETURN_OR_REFUND_REQUEST_COMPLETE",)
 GOODS_BACK = ("RETURN_AND_REFUND",)  # return types where the goods come back
+# TikTok's ids are digits; anything else would make an idempotency key (and a store key) of its text.
+_TIKTOK_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
 Event = Callable[..., None]
 
 
@@ -67,6 +76,8 @@ class ShopifyAftersales(Protocol):
                      refund: bool = True, notify_customer: bool = False) -> Any: ...
 
     def order_transactions(self, order_id: str) -> list[dict]: ...
+
+    def order_refunds(self, order_id: str) -> list[dict]: ...
 
     def refund_create(self, order_id: str, *, idempotency_key: str, line_items: list[tuple[str, int, str]],
                       shipping_amount: Decimal | None, transactions: list[dict], note: str,
@@ -121,6 +132,12 @@ def record_id(record: dict, kind: str) -> str | None:
     return str(value) if value is not None else None
 
 
+def _brief(value: Any) -> str:
+    """Outside text for a reason: what a terminal acts on removed, at most 40 characters, quoted."""
+    text = " ".join(terminal_safe(str(value)).split()) if value is not None else ""
+    return repr(text if len(text) <= 40 else text[:39] + "…")
+
+
 def record_lines(record: dict) -> list[str]:
     """The TikTok line item ids a cancellation or return covers."""
     lines = _first(record, "cancel_line_items", "return_line_items", "line_items") or []
@@ -128,18 +145,25 @@ def record_lines(record: dict) -> list[str]:
             if isinstance(x, dict) and _first(x, "order_line_item_id", "line_item_id", "id") is not None]
 
 
-def refund_total(record: dict) -> tuple[Decimal, Decimal, str]:
-    """``(total, shipping part, currency)`` TikTok refunded the buyer for this record."""
-    money = record.get("refund_amount") if isinstance(record.get("refund_amount"), dict) else {}
+def refund_total(record: dict, order_currency: str = "") -> tuple[Decimal, Decimal, str]:
+    """``(total, shipping part, currency)`` TikTok refunded the buyer for this record.
 
-    def amount(*names: str) -> Decimal:
-        try:
-            return Decimal(str(_first(money, *names) or "0"))
-        except InvalidOperation:
-            raise ApiError(f"TikTok's refund amount {money!r} is not a number") from None
-
-    return (amount("refund_total", "total"), amount("refund_shipping_fee", "shipping_fee"),
-            str(money.get("currency") or ""))
+    Checked as an order's amounts are (§5.7, :func:`~ecomsend_cli.money.parse_amount`): a
+    plain non-negative number with the currency's decimals; a refund with no currency is in
+    ``order_currency``. AmountError (naming the field) when TikTok's figures cannot be used.
+    """
+    money = record.get("refund_amount")
+    if not isinstance(money, dict):
+        raise AmountError("TikTok's record has no refund_amount")
+    currency = check_currency(money["currency"]) if money.get("currency") not in (None, "") else order_currency
+    if not currency:
+        raise AmountError("TikTok's refund_amount names no currency")
+    total = parse_amount(_first(money, "refund_total", "total"), currency, field="refund_total")
+    shipping = _first(money, "refund_shipping_fee", "shipping_fee")
+    shipping = parse_amount(shipping, currency, field="refund_shipping_fee") if shipping is not None else Decimal(0)
+    if shipping > total:
+        raise AmountError(f"refund_shipping_fee {shipping} is more than refund_total {total}")
+    return total, shipping, currency
 
 
 # --- the phase -----------------------------------------------------------------------------------
@@ -167,12 +191,19 @@ class AftersalesPhase:
     def run(self) -> AftersalesReport:
         for order_id in self.store.cancelled_on_tiktok():
             self.store.record_aftersale(f"tiktok-order-cancel-{order_id}", order_id, "order_cancel", {})
-        try:
-            self._pull("cancel", CANCEL_CURSOR, self.tiktok.search_cancellations)
-            self._pull("return", RETURN_CURSOR, self.tiktok.search_returns)
-        except PagingError as exc:  # what was noted is still brought in; the run ends with the error
-            self.report.problem = exc
-        pending = self.store.open_aftersales()
+        for kind, cursor, search in (("cancel", CANCEL_CURSOR, self.tiktok.search_cancellations),
+                                     ("return", RETURN_CURSOR, self.tiktok.search_returns)):
+            try:
+                self._pull(kind, cursor, search)
+            except (NetworkError, AuthError):
+                raise  # TikTok cannot be reached: the run ends here (run.py)
+            except ApiError as exc:
+                # A search TikTok refuses (a region without returns, a garbled page) stops neither the
+                # other search nor what was noted, cancellations above all; the run ends with the error.
+                self.report.problem = self.report.problem or exc
+        # An order's line cancellations before its cancellation: theirs are refunded first, the
+        # cancellation then gives back what is left (the other way, Shopify refuses the lines).
+        pending = sorted(self.store.open_aftersales(), key=lambda sale: sale.kind == "order_cancel")
         if not pending:
             return self.report
         created = self.store.created_lines({s.tiktok_order_id for s in pending})
@@ -205,13 +236,14 @@ class AftersalesPhase:
 
     def _note(self, kind: str, record: dict) -> None:
         """Keep a finished TikTok cancellation or return to bring into Shopify (once)."""
+        status = str(_first(record, "cancel_status" if kind == "cancel" else "return_status", "status") or "")
+        if status not in (CANCEL_DONE if kind == "cancel" else RETURN_DONE):
+            return
         order_id = str(record.get("order_id") or "")
         rid = record_id(record, kind)
-        if not order_id or not rid:
-            return
+        if not (rid and _TIKTOK_ID.fullmatch(rid) and _TIKTOK_ID.fullmatch(order_id)):
+            return self._unusable(kind, record)
         if kind == "cancel":
-            if str(record.get("cancel_status") or record.get("status") or "") not in CANCEL_DONE:
-                return
             live = self._live_lines(order_id)
             if not record_lines(record) or (live and set(live) <= set(record_lines(record))):
                 # Every line: the whole order is cancelled, never also refunded line by line.
@@ -219,15 +251,34 @@ class AftersalesPhase:
                                                    record):
                     return
             else:
-                total, _, currency = refund_total(record)
                 self.store.record_aftersale(f"tiktok-cancel-{rid}", order_id, "line_cancel", record,
-                                            amount=str(total), currency=currency)
+                                            **self._amount_of(record))
             return
-        if str(record.get("return_status") or record.get("status") or "") not in RETURN_DONE:
-            return
-        total, _, currency = refund_total(record)
-        self.store.record_aftersale(f"tiktok-return-{rid}", order_id, "return", record, amount=str(total),
-                                    currency=currency)
+        self.store.record_aftersale(f"tiktok-return-{rid}", order_id, "return", record, **self._amount_of(record))
+
+    def _unusable(self, kind: str, record: dict) -> None:
+        """A finished record without usable ids (its own, its order's) cannot be brought in exactly
+        once, nor tied to an order: reported once, under a key made from its content."""
+        order_id = str(record.get("order_id") or "")
+        order_id = order_id if _TIKTOK_ID.fullmatch(order_id) else ""
+        noun = "cancellation" if kind == "cancel" else "return"
+        digest = hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()[:24]
+        why = (f"TikTok sent a finished {noun} without a usable id of its own or of its order "
+               f"({_brief(record_id(record, kind))}, order {_brief(record.get('order_id'))}): "
+               "find it in TikTok Seller Center and bring it into Shopify by hand")
+        key = f"tiktok-{kind}-unusable-{digest}"
+        if self.store.record_aftersale(key, order_id, "return" if kind == "return" else "line_cancel", record,
+                                       state="reported", reason=why):
+            self.report.outcomes.append(Outcome(order_id, "reported", why, key))
+
+    @staticmethod
+    def _amount_of(record: dict) -> dict[str, str | None]:
+        """The amount to show beside a noted record; an unusable one is reported when it is brought in."""
+        try:
+            total, _, currency = refund_total(record)
+        except AmountError:
+            return {"amount": None, "currency": None}
+        return {"amount": str(total), "currency": currency}
 
     def _live_lines(self, order_id: str) -> list[str]:
         """The order's TikTok line items at creation, less those cancelled one by one since: a later
@@ -313,6 +364,7 @@ class AftersalesPhase:
     def _cancel_words(record: dict, payload: dict) -> tuple[str, str]:
         reason = str(_first(record, "cancel_reason_text", "cancel_reason", "reason") or payload.get("cancel_reason")
                      or "no reason given")
+        reason = " ".join(terminal_safe(reason).split())[:200] or "no reason given"  # one line, for a person
         initiator = str(_first(record, "cancellation_initiator", "cancel_initiator", "role")
                         or payload.get("cancellation_initiator") or "").upper()
         return reason, initiator
@@ -324,13 +376,35 @@ class AftersalesPhase:
         shopify = self._orders.get(order.shopify_order_id)
         if shopify is None:
             return self._failed(sale, "the Shopify order could not be read (deleted?)")
+        if sale.kind == "line_cancel":
+            sent = [line for line in record_lines(sale.record) if line in order.line_map]
+            why = ("cancelled in Shopify: its refund gave back what was left, these lines too" if shopify.cancelled
+                   else "cancelled on TikTok before the order was created: never in Shopify"
+                   if order.line_map and not sent else "")
+            if why:
+                self.store.finish_aftersale(sale.key, "done", reason=why)
+                self.report.outcomes.append(Outcome(order_id, "noted", why, sale.key))
+                return
         goods_back = sale.kind == "return" and str(sale.record.get("return_type") or "") in GOODS_BACK
         restock = "CANCEL" if sale.kind == "line_cancel" else ("RETURN" if goods_back and self.restock
                                                               else "NO_RESTOCK")
+        order_currency = str((order.payload.get("payment") or {}).get("currency") or "").strip().upper()
+        try:
+            total, shipping, currency = refund_total(sale.record, order_currency)
+            if order_currency and currency != order_currency:
+                raise AmountError(f"TikTok refunded in {currency}, but the order is in {order_currency}")
+        except AmountError as exc:  # never a guess at the money, never retried: TikTok's record stays as it is
+            return self._reported(sale, f"TikTok's refund cannot be brought into Shopify ({exc}): "
+                                        "refund it in Shopify by hand")
         lines = self._shopify_lines(record_lines(sale.record), order, shopify)
-        if lines is None:
-            return self._failed(sale, "its TikTok lines could not be matched to the Shopify order's lines")
-        total, shipping, currency = refund_total(sale.record)
+        if lines is None:  # TikTok's record and what was sent never change: reported once, not retried
+            return self._reported(sale, "its TikTok lines could not be matched to the Shopify order's lines: "
+                                        "refund it in Shopify by hand")
+        if sale.kind == "line_cancel" and self._shipped_in_shopify(sale, order, shopify):
+            # CANCEL restocks units that never left: for shipped ones it would count stock that is gone.
+            return self._reported(sale, "shipped in Shopify, cancelled on TikTok: handle the return")
+        if sale.state == "sending" and self._made_before(sale, order, f"{total} {currency}"):
+            return
         # After an unclear answer ("sending") the same idempotency key is sent again: never twice refunded.
         if sale.state != "sending" and not self.store.claim_aftersale(sale.key, sale.state):
             return
@@ -343,7 +417,7 @@ class AftersalesPhase:
                 line_items=[(gid, qty, restock) for gid, qty in lines.items()],
                 shipping_amount=shipping if shipping > 0 else None, transactions=transactions,
                 note=f"Refunded on TikTok Shop ({sale.key})", notify=False,
-                currency=currency if currency and currency != shop_currency else None)
+                currency=currency if currency != shop_currency else None)
         except OutcomeUnknownError as exc:
             self.report.outcomes.append(Outcome(order_id, "unconfirmed", exc.message, sale.key))
             return
@@ -374,6 +448,39 @@ class AftersalesPhase:
             out[gid] = out.get(gid, 0) + quantity
         return out
 
+    def _made_before(self, sale: AfterSale, order: CreatedLines, amount: str) -> bool:
+        """Whether the refund of an unclear earlier attempt is in Shopify (found by its note), or may
+        be (the refunds could not be read): Shopify forgets idempotency keys after about a day,
+        so a retry after that could refund twice."""
+        try:
+            found = next((r for r in self.shopify.order_refunds(order.shopify_order_id)
+                          if f"({sale.key})" in str(r.get("note") or "")), None)
+        except ApiError as exc:
+            self.report.outcomes.append(Outcome(sale.tiktok_order_id, "unconfirmed",
+                                                f"{exc.message}; looked up again on the next run", sale.key))
+            return True
+        if found is None:
+            return False
+        self.store.finish_aftersale(sale.key, "done", shopify_ref=found.get("id"))
+        self.report.outcomes.append(Outcome(sale.tiktok_order_id, "refunded",
+                                            f"{amount} (found in Shopify after an unclear answer)", sale.key))
+        return True
+
+    def _shipped_in_shopify(self, sale: AfterSale, order: CreatedLines, shopify: ShopifyOrder) -> bool:
+        """Whether Shopify fulfilled units this line cancellation would give back as never shipped."""
+        need = Counter(v for line in record_lines(sale.record) for v in order.line_map.get(line, ()))
+        left: Counter[str] = Counter()
+        for _, variant, quantity in shopify.lines:
+            if variant:
+                left[variant] += quantity
+        for fulfillment in shopify.fulfillments:
+            for variant, quantity in fulfillment.lines if fulfillment.status == "SUCCESS" else ():
+                left[variant] -= quantity
+        for earlier in self.store.aftersales_of([sale.tiktok_order_id]).get(sale.tiktok_order_id, []):
+            if earlier.kind == "line_cancel" and earlier.state == "done" and earlier.key != sale.key:
+                left.subtract(Counter(v for line in record_lines(earlier.record) for v in order.line_map.get(line, ())))
+        return any(n > left[v] for v, n in need.items())
+
     def _refund_transactions(self, shopify_order_id: str, total: Decimal) -> list[dict]:
         if total <= 0:
             return []
@@ -388,6 +495,10 @@ class AftersalesPhase:
         if self._shop_currency is None:
             self._shop_currency = str(self.shopify.shop_info().get("currency_code") or "")
         return self._shop_currency
+
+    def _reported(self, sale: AfterSale, why: str) -> None:
+        self.store.finish_aftersale(sale.key, "reported", reason=why)
+        self.report.outcomes.append(Outcome(sale.tiktok_order_id, "reported", why, sale.key))
 
     def _failed(self, sale: AfterSale, why: str) -> None:
         self.store.finish_aftersale(sale.key, "failed", reason=why)

@@ -289,14 +289,16 @@ class AfterCreation:
         return AfterSale(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]), *row[6:])
 
     def record_aftersale(self, key: str, order_id: str, kind: str, record: dict, *,
-                         amount: str | None = None, currency: str | None = None) -> bool:
-        """Note a TikTok cancellation or return to bring into Shopify; False if already noted."""
+                         amount: str | None = None, currency: str | None = None,
+                         state: str = "pending", reason: str = "") -> bool:
+        """Note a TikTok cancellation or return to bring into Shopify (or, ``state`` reported, one
+        that cannot be); False if already noted."""
         now = _now()
         with self.transaction() as conn:  # type: ignore[attr-defined]
             return conn.execute(
-                "INSERT INTO aftersales (key, tiktok_order_id, kind, state, record, amount, currency, "
-                "created_at, updated_at) VALUES (?,?,?,'pending',?,?,?,?,?) ON CONFLICT(key) DO NOTHING",
-                (key, order_id, kind, json.dumps(record), amount, currency, now, now),
+                "INSERT INTO aftersales (key, tiktok_order_id, kind, state, reason, record, amount, currency, "
+                "created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(key) DO NOTHING",
+                (key, order_id, kind, state, reason, json.dumps(record), amount, currency, now, now),
             ).rowcount == 1
 
     def cancelled_on_tiktok(self) -> list[str]:

@@ -16,8 +16,12 @@
     several fulfillments (:func:`assign_lines`);
   - the carrier is matched to one of TikTok's providers for the order's
     delivery option, case and punctuation aside, after the
-    ``tracking.carriers`` overrides (:func:`match_provider`); no match is a
-    failed push that names TikTok's providers — never a guess;
+    ``tracking.carriers`` overrides (:func:`match_provider`); no match, or
+    two (TikTok may list "USPS" and "U.S.P.S."), is a failed push that names
+    TikTok's providers — never a guess;
+  - a tracking number no carrier issues (control characters, over
+    :data:`MAX_TRACKING_NUMBER` characters), or an id in TikTok's order that
+    is not one, fails that push with the reason; it never stops the run;
   - lines TikTok already put in a package are shipped with that package;
     the others get a package made and shipped;
   - the intent is committed before the call; an unclear answer leaves the
@@ -40,15 +44,18 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from .errors import ApiError, OutcomeUnknownError
+from .errors import ApiError, AuthError, NetworkError, OutcomeUnknownError
 from .order_input import FBT
 from .run import Checkpoints
 from .shopify_records import OrderFulfillments
 from .store import Store
 from .store_after import CreatedLines, Shipment
+from .text import terminal_safe
 
 CHUNK = 250  # orders a chunk: what one Shopify read of their fulfillments holds
 EDIT_WINDOW_HOURS = 72  # TikTok lets a package's tracking be changed this long after shipping
+# Designed (TikTok documents no limit): carriers' numbers run to about 40 characters.
+MAX_TRACKING_NUMBER = 64
 SHIPPED_PACKAGE_STATES = ("SHIPPED", "IN_TRANSIT", "DELIVERED", "COMPLETED", "PROCESSING")
 Event = Callable[..., None]
 
@@ -146,9 +153,10 @@ def _key(name: str) -> str:
     return re.sub(r"[^0-9a-z]", "", name.casefold())
 
 
-def match_provider(company: str, providers: Sequence[dict], overrides: dict[str, str]) -> dict | None:
-    """TikTok's provider for Shopify's carrier ``company``: an override (by Shopify's name, to a
-    TikTok provider's name or id) first, then equal names case and punctuation aside; None if none."""
+def provider_candidates(company: str, providers: Sequence[dict], overrides: dict[str, str]) -> list[dict]:
+    """TikTok's providers that Shopify's carrier ``company`` may be: the one an override names (by
+    Shopify's name, to a TikTok provider's name or id), else those of equal names, case and
+    punctuation aside (TikTok may list two: "USPS" and "U.S.P.S.")."""
     wanted = company
     for shopify_name, tiktok in overrides.items():
         if _key(shopify_name) == _key(company):
@@ -156,10 +164,24 @@ def match_provider(company: str, providers: Sequence[dict], overrides: dict[str,
             break
     for provider in providers:
         if str(provider.get("id")) == str(wanted).strip():
-            return provider
-    for provider in providers:
-        if _key(str(provider.get("name") or "")) == _key(wanted) and _key(wanted):
-            return provider
+            return [provider]
+    found = {str(p.get("id")): p for p in providers if _key(str(p.get("name") or "")) == _key(wanted) and _key(wanted)}
+    return list(found.values())
+
+
+def match_provider(company: str, providers: Sequence[dict], overrides: dict[str, str]) -> dict | None:
+    """TikTok's provider for Shopify's carrier ``company`` (:func:`provider_candidates`), or None
+    when there is none or more than one: never a guess."""
+    found = provider_candidates(company, providers, overrides)
+    return found[0] if len(found) == 1 else None
+
+
+def tracking_problem(number: str) -> str | None:
+    """Why Shopify's tracking number is not one to give TikTok (its buyer reads it), or None."""
+    if not number.isprintable():
+        return "holds control or invisible characters"
+    if len(number) > MAX_TRACKING_NUMBER:
+        return f"is {len(number)} characters long"
     return None
 
 
@@ -233,7 +255,7 @@ class TrackingPhase:
         self.clock = clock
         self.checkpoint = Checkpoints(crash_at)
         self.report = TrackingReport()
-        self._providers: dict[str, list[dict]] = {}
+        self._providers: dict[str, list[dict] | ApiError] = {}
         self._orders: dict[str, ShopifyOrder] = {}
 
     def run(self, *, references_only: bool = False) -> TrackingReport:
@@ -290,9 +312,9 @@ class TrackingPhase:
                     else:
                         answers.append(self.tiktok.create_package_and_ship(
                             order_id, lines, fulfillment.tracking_number, str(provider["id"])))
-                except ApiError as exc:
+                except (ApiError, ValueError) as exc:  # ValueError: refused by the client, not sent
                     answers.append(exc)
-                except Exception as exc:  # a bug: recorded as unknown below, raised after
+                except Exception as exc:  # a bug: left "pushing" (looked up next run), raised after
                     answers.append(exc)
             return answers
 
@@ -303,7 +325,7 @@ class TrackingPhase:
             for order_id, future in futures.items():
                 for (fulfillment, lines, provider, _), answer in zip(planned[order_id], future.result(),
                                                                       strict=True):
-                    if isinstance(answer, BaseException) and not isinstance(answer, ApiError):
+                    if isinstance(answer, BaseException) and not isinstance(answer, (ApiError, ValueError)):
                         bug = bug or answer  # left "pushing": looked up on TikTok next run
                         continue
                     self._record_push(created[order_id], fulfillment, lines, provider, answer)
@@ -401,22 +423,38 @@ class TrackingPhase:
         if not option:
             return None, "TikTok's order names no delivery option, so its carriers cannot be listed"
         if option not in self._providers:
-            self._providers[option] = self.tiktok.shipping_providers(option)
+            try:
+                self._providers[option] = self.tiktok.shipping_providers(option)
+            except ValueError:  # refused by the client before sending: it would change the call
+                return None, f"TikTok's order names a delivery option that is not a TikTok id ({_shown(option)})"
+            except (NetworkError, AuthError):
+                raise  # TikTok cannot be reached: the run ends here (run.py)
+            except ApiError as exc:  # this order's option only: the other orders' pushes go on
+                self._providers[option] = exc
         providers = self._providers[option]
-        found = match_provider(company, providers, self.carriers)
-        if found is None:
+        if isinstance(providers, ApiError):
+            return None, f"TikTok would not list the carriers of the order's delivery option: {providers}"
+        found = provider_candidates(company, providers, self.carriers)
+        if len(found) > 1:
+            names = ", ".join(f"{p.get('name')} (id {p.get('id')})" for p in found)
+            return None, (f"carrier {_shown(company)} may be any of TikTok's {names} for this order: add "
+                          f"tracking.carriers: {{{_shown(company)}: <the id of one>}} to the config")
+        if not found:
             names = ", ".join(str(p.get("name")) for p in providers) or "none"
-            return None, (f"carrier {company!r} is not one of TikTok's for this order ({names}): add "
-                          f"tracking.carriers: {{{company!r}: <one of those>}} to the config")
-        return found, ""
+            return None, (f"carrier {_shown(company)} is not one of TikTok's for this order ({names}): add "
+                          f"tracking.carriers: {{{_shown(company)}: <one of those>}} to the config")
+        return found[0], ""
 
     def _push(self, order: CreatedLines, fulfillment: Fulfilled, lines: list[str]) -> None:
         order_id = order.tiktok_order_id
-        provider, why = self._provider(order, fulfillment.company)
+        problem = tracking_problem(fulfillment.tracking_number)
+        provider, why = (None, f"Shopify's tracking number {_shown(fulfillment.tracking_number)} {problem}: "
+                         "correct it in Shopify") if problem else self._provider(order, fulfillment.company)
         if provider is None:
-            self.store.record_failed_shipment(fulfillment.id, order_id, lines,
-                                              tracking_number=fulfillment.tracking_number,
-                                              carrier=fulfillment.company, reason=why)
+            self.store.record_failed_shipment(
+                fulfillment.id, order_id, lines, reason=why, carrier=_shown(fulfillment.company, quote=False),
+                tracking_number=_shown(fulfillment.tracking_number, quote=False) if problem
+                else fulfillment.tracking_number)
             self.report.outcomes.append(Outcome(order_id, "failed", why, fulfillment.id))
             return
         packages = {str(x.get("package_id")) for x in order.payload.get("line_items") or []
@@ -431,7 +469,7 @@ class TrackingPhase:
         self._planned.setdefault(order_id, []).append((fulfillment, lines, provider, package))
 
     def _record_push(self, order: CreatedLines, fulfillment: Fulfilled, lines: list[str], provider: dict,
-                     answer: str | ApiError) -> None:
+                     answer: str | ApiError | ValueError) -> None:
         """TikTok's answer to one push: shipped (its package), refused, or unknown."""
         order_id = order.tiktok_order_id
         if isinstance(answer, OutcomeUnknownError):
@@ -442,6 +480,11 @@ class TrackingPhase:
         if isinstance(answer, ApiError):
             self.store.finish_shipment(fulfillment.id, "failed", reason=f"TikTok refused: {answer}")
             self.report.outcomes.append(Outcome(order_id, "failed", f"TikTok refused: {answer}", fulfillment.id))
+            return
+        if isinstance(answer, ValueError):  # refused by the client before sending: an unusable id
+            why = f"not sent: TikTok's order holds an unusable id ({_shown(str(answer), quote=False)})"
+            self.store.finish_shipment(fulfillment.id, "failed", reason=why)
+            self.report.outcomes.append(Outcome(order_id, "failed", why, fulfillment.id))
             return
         self.checkpoint("after_push")
         self.store.finish_shipment(fulfillment.id, "pushed", package_id=answer, pushed=True)
@@ -476,15 +519,18 @@ class TrackingPhase:
             self.store.finish_shipment(held.fulfillment_id, "reported", reason=why)
             self.report.outcomes.append(Outcome(order_id, "reported", why, held.fulfillment_id))
             return
-        provider, why = self._provider(order, fulfillment.company)
+        problem = tracking_problem(fulfillment.tracking_number)
+        provider, why = (None, f"Shopify's tracking number {_shown(fulfillment.tracking_number)} {problem}: "
+                         "correct it in Shopify") if problem else self._provider(order, fulfillment.company)
         if provider is None or not held.package_id:
             why = why or "the package TikTok made for it is unknown"
             self.report.outcomes.append(Outcome(order_id, "failed", f"tracking update: {why}", held.fulfillment_id))
             return
         try:
             self.tiktok.update_shipping_info(held.package_id, fulfillment.tracking_number, str(provider["id"]))
-        except ApiError as exc:  # unknown or refused: the next run compares again
-            self.report.outcomes.append(Outcome(order_id, "failed", f"tracking update: {exc}", held.fulfillment_id))
+        except (ApiError, ValueError) as exc:  # unknown, refused, or not sent: the next run compares again
+            self.report.outcomes.append(Outcome(order_id, "failed", f"tracking update: {_shown(str(exc), quote=False)}",
+                                                held.fulfillment_id))
             return
         self.store.finish_shipment(held.fulfillment_id, "pushed", tracking_number=fulfillment.tracking_number,
                                    provider_id=str(provider["id"]), provider_name=str(provider.get("name")))
@@ -496,6 +542,13 @@ def _cancelled_on_tiktok(payload: dict) -> list[str]:
     """TikTok line items cancelled since the order was created: not to ship (TikTok refuses them)."""
     return [str(x.get("id")) for x in payload.get("line_items") or []
             if isinstance(x, dict) and str(x.get("display_status") or "").upper() == "CANCELLED"]
+
+
+def _shown(text: str, *, quote: bool = True) -> str:
+    """Outside text as a reason may hold it: what a terminal acts on removed, at most 200 characters."""
+    safe = terminal_safe(text).replace("\n", " ").replace("\t", " ")
+    safe = safe if len(safe) <= 200 else safe[:199] + "…"
+    return repr(safe) if quote else safe
 
 
 def normalise(order: OrderFulfillments) -> ShopifyOrder:

@@ -9,8 +9,13 @@ An accountant's check, order by order, in the buyer's (presentment) currency:
 * outstanding = 0 (the total for cash on delivery);
 * currencies: presentment = TikTok's, shop = the shop's;
 * quantities of each variant = what was sent (or, for orders sent before that
-  was kept, what the links give now);
+  was kept, what the links give now), less what TikTok cancelled and what its
+  returns brought into Shopify refunded (Shopify's ``currentQuantity``);
 * cancelled on TikTok ⇔ cancelled in Shopify.
+
+Shopify's totals are the order's before any refund, TikTok's ``payment`` covers
+the lines still live: the lines TikTok cancelled after the order was created
+are added back to it (their prices, taxes and discounts) before comparing.
 
 Expected figures come from TikTok's own numbers, not from the input we built,
 so a mistake in building it shows up here. Orders are read in batches with
@@ -20,14 +25,16 @@ so a mistake in building it shows up here. Orders are read in batches with
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 
+from .aftersales import record_lines
 from .money import AmountError, parse_amount, text
-from .order_input import order_units
+from .order_input import FEES, order_units
 from .store import CreatedOrder, Store
+from .store_after import AfterSale
 
 CHUNK = 200  # orders loaded from the store at a time
 
@@ -77,17 +84,20 @@ def verify_orders(store: Store, shopify: ShopifyReader, *, since: str | None,
     for start in range(0, len(ids), CHUNK):
         orders = store.created_orders(ids[start:start + CHUNK])
         found = shopify.orders_for_verify([o.shopify_order_id for o in orders])
+        sales = store.aftersales_of([o.tiktok_order_id for o in orders])
         for order in orders:
             report.checked += 1
-            report.differences.extend(compare(order, found.get(order.shopify_order_id), shop_currency, links))
+            report.differences.extend(compare(order, found.get(order.shopify_order_id), shop_currency, links,
+                                              sales.get(order.tiktok_order_id, ())))
         if on_event:
             on_event("verified", count=report.checked, total=len(ids))
     return report
 
 
 def compare(order: CreatedOrder, shopify: dict | None, shop_currency: str,
-            links: dict[str, str]) -> list[Difference]:
-    """Every difference between one TikTok order and the Shopify order created for it."""
+            links: dict[str, str], aftersales: Iterable[AfterSale] = ()) -> list[Difference]:
+    """Every difference between one TikTok order and the Shopify order created for it
+    (``aftersales``: its cancellations and returns brought into Shopify)."""
     out: list[Difference] = []
 
     def differ(what: str, tiktok: Any, theirs: Any) -> None:
@@ -100,8 +110,18 @@ def compare(order: CreatedOrder, shopify: dict | None, shop_currency: str,
     payload = order.payload or {}
     payment = payload.get("payment") or {}
     currency = str(payment.get("currency") or "USD")
+    sent = order.line_map if isinstance(order.line_map, dict) else {}
+    aftersales = list(aftersales)
+    # Lines TikTok cancelled after creation left its payment (not Shopify's totals): the live
+    # order's cancelled lines, and those a line cancellation took before the whole order went.
+    cancelled = {str(x.get("id")) for x in payload.get("line_items") or [] if isinstance(x, dict)
+                 and str(x.get("display_status") or "").upper() == "CANCELLED"} \
+        if str(order.tiktok_status).upper() != "CANCELLED" else set()
+    cancelled |= {line for s in aftersales if s.kind == "line_cancel" for line in record_lines(s.record)}
+    returned = Counter(v for s in aftersales if s.kind == "return" and s.state == "done"
+                       for line in record_lines(s.record) for v in sent.get(line, ()))
     try:
-        expected = _expected_money(payload, currency)
+        expected = _expected_money(payload, currency, cancelled & set(sent))
     except (AmountError, KeyError, ValueError) as exc:
         differ("tiktok amounts", f"unusable ({exc})", "-")
         return out
@@ -115,7 +135,7 @@ def compare(order: CreatedOrder, shopify: dict | None, shop_currency: str,
         if theirs is None or theirs != expected[name]:
             differ(name, f"{text(expected[name], currency)} {currency}",
                    f"{text(theirs, currency)} {currency}" if theirs is not None else "absent")
-    wanted = _expected_quantities(order, links)
+    wanted = _expected_quantities(order, links) - returned
     have: Counter[str] = Counter()
     for line in shopify.get("lineItems") or []:
         variant = (line.get("variant") or {}).get("id") or "(no variant)"
@@ -131,12 +151,16 @@ def compare(order: CreatedOrder, shopify: dict | None, shop_currency: str,
     return out
 
 
-def _expected_money(payload: dict, currency: str) -> dict[str, Decimal]:
+def _expected_money(payload: dict, currency: str, cancelled_since: set[str] = frozenset()) -> dict[str, Decimal]:
+    """Shopify's totals as TikTok's figures make them; ``cancelled_since``: line items TikTok
+    cancelled after the order was created, whose amounts its payment no longer holds."""
     payment = payload.get("payment") or {}
 
     def amount(name: str) -> Decimal:
         value = payment.get(name)
         return Decimal(0) if value in (None, "") else parse_amount(value, currency, field=f"payment.{name}")
+
+    back = _cancelled_amounts(payload, currency, cancelled_since)
 
     def from_lines(name: str, per_unit: Callable[[Any], Decimal]) -> Decimal:
         # An item figure the payment leaves out is the lines' sum, as the order was built
@@ -147,15 +171,32 @@ def _expected_money(payload: dict, currency: str) -> dict[str, Decimal]:
         return sum((per_unit(u) for u in units), Decimal(0))
 
     platform = from_lines("platform_discount", lambda u: u.platform_discount) \
-        + amount("shipping_fee_platform_discount")
-    total = amount("total_amount") + platform
+        + amount("shipping_fee_platform_discount") + back["platform_discount"]
+    fees = sum((amount(name) for name in FEES), Decimal(0))
+    taxes_added = amount("sub_total") + amount("shipping_fee") + fees + amount("tax") == amount("total_amount")
+    total = amount("total_amount") + platform + back["sale_price"] + (back["tax"] if taxes_added else 0)
     return {
         "total": total,
         "total tax": from_lines("product_tax", lambda u: sum((t[2] for t in u.taxes), Decimal(0)))
-        + amount("shipping_fee_tax"),
-        "discounts": from_lines("seller_discount", lambda u: u.seller_discount),
+        + amount("shipping_fee_tax") + back["tax"],
+        "discounts": from_lines("seller_discount", lambda u: u.seller_discount) + back["seller_discount"],
         "outstanding": total if payload.get("is_cod") is True else Decimal(0),
     }
+
+
+def _cancelled_amounts(payload: dict, currency: str, lines: set[str]) -> dict[str, Decimal]:
+    """What TikTok's payment held for ``lines`` before it cancelled them (TikTok's own line figures)."""
+    back = dict.fromkeys(("sale_price", "seller_discount", "platform_discount", "tax"), Decimal(0))
+    for item in payload.get("line_items") or []:
+        if not isinstance(item, dict) or str(item.get("id")) not in lines:
+            continue
+        for name in ("sale_price", "seller_discount", "platform_discount"):
+            if item.get(name) not in (None, ""):
+                back[name] += parse_amount(item[name], currency, field=f"line_items.{name}")
+        for tax in item.get("item_tax") or []:
+            if isinstance(tax, dict) and tax.get("tax_amount") not in (None, ""):
+                back["tax"] += parse_amount(tax["tax_amount"], currency, field="line_items.item_tax")
+    return back
 
 
 def _amount_reader(currency: str) -> Callable[[dict, str, str], Decimal]:
