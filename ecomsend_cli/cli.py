@@ -1171,9 +1171,9 @@ def _render_sync_report(out: Output, report: Any) -> None:
     if report.unconfirmed:
         out.info(f"{report.unconfirmed} order(s) were sent but not confirmed; the next run looks "
                  "them up in Shopify before anything is created again.")
-    for o in report.cancelled_after_sync:
-        out.warn(f"TikTok order {o.tiktok_order_id} was cancelled after it was synced: cancel "
-                 f"Shopify order {o.shopify_order_name or o.shopify_order_id} by hand.")
+    for o in report.cancelled_after_sync:  # the reason says who cancels it in Shopify (§6b.3)
+        out.note(f"TikTok order {o.tiktok_order_id} (Shopify {o.shopify_order_name or o.shopify_order_id}) "
+                 f"was {o.reason}.")
 
 
 @command(app, "orders")
@@ -1270,7 +1270,8 @@ def _life_text(life: dict) -> str:
         else:
             parts.append(f"tracking {x['tracking_number']} {x['state']}: {x['reason']}")
     for x in life["aftersales"]:
-        what = {"order_cancel": "cancelled", "line_cancel": "line cancelled", "return": "refunded"}[x["kind"]]
+        what = {"order_cancel": "cancelled in Shopify", "line_cancel": "line cancelled",
+                "return": "refunded"}[x["kind"]]
         amount = f" {x['amount']} {x['currency']}" if x["amount"] else ""
         parts.append(f"{what}{amount}" if x["state"] == "done" else f"{what}{amount}: {x['state']} {x['reason']}")
     return "; ".join(parts)

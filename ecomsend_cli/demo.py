@@ -64,6 +64,7 @@ def run_demo(out: Any, *, keep: bool = False) -> int:
             step("5. Sync again: the newly linked orders are created now", "sync-orders", expect=(0, 3))
             step("6. Where every order stands", "orders")
             orders = json.loads(step("", "orders", "--json", show=False).stdout)
+            life = _second_act(out, box, step)
     except _StepFailed as exc:
         out.error(f"the demo stopped: {exc}; the output above says why")
         return 1
@@ -86,6 +87,10 @@ def run_demo(out: Any, *, keep: bool = False) -> int:
         + (f" ({failed[0]['reason']})" if failed else "")
         + f", {count['waiting']} waiting (unpaid or on hold), {count['skipped']} skipped "
         f"({_skip_kinds(orders)})."
+        f" Then the warehouse shipped two orders in Shopify, one in two parcels, and the next sync put "
+        f"{life['packages']} package(s) with their tracking on TikTok ({life['tracking']}); the buyer's "
+        f"cancellation of {life['cancelled']} on TikTok cancelled its Shopify order, and its "
+        f"{life['restocked']} unit(s) went back into Shopify's stock."
         f" Took {time.monotonic() - started:.1f}s. `ecomsend verify-orders` compares every created order "
         f"with TikTok's money, to the cent."
     )
@@ -98,6 +103,43 @@ def run_demo(out: Any, *, keep: bool = False) -> int:
         "and for your own shops: copy config.example.yaml, then `ecomsend doctor`."
     )
     return 0
+
+
+# The second act's orders (DESIGN §6b): two seller-shipped orders waiting for shipment, one of
+# them with two SKUs (shipped in two parcels), and one the buyer cancels before it ships.
+SHIP_ONE, SHIP_SPLIT, CANCEL = "580000000000000001", "580000000000000002", "580000000000000013"
+
+
+def _second_act(out: Any, box: Any, step: Any) -> dict:
+    """Ship two orders in Shopify (one split), cancel one on TikTok, sync each time: the order's life."""
+    shopify = {o["source_identifier"]: o for o in box.shopify.orders()}
+
+    def place(order: str, sku: str) -> int:
+        return next(i for i, x in enumerate(shopify[order]["lines"]) if x["sku"] == sku)
+
+    out.info("── 7. Meanwhile in Shopify, the warehouse ships two orders (the second in two parcels)")
+    shipments = [(SHIP_ONE, None, "9400111899223100000001", "USPS"),
+                 (SHIP_SPLIT, [(place(SHIP_SPLIT, "TEE-BLK-S"), 2)], "9400111899223100000002", "USPS"),
+                 (SHIP_SPLIT, [(place(SHIP_SPLIT, "TOTE-NAT"), 1)], "1Z999AA10123456784", "UPS")]
+    for order, lines, number, company in shipments:
+        box.shopify.fulfil(shopify[order]["number"], lines, tracking_number=number, company=company)
+        out.info(f"   {shopify[order]['name']} (TikTok {order}): shipped {company} {number}")
+    step("8. Sync: the tracking goes back to TikTok", "sync-orders", expect=(0, 3))
+    tiktok_lines = [x for order in (SHIP_ONE, SHIP_SPLIT) for x in box.tiktok.order(order)["line_items"]]
+    packages = {x["package_id"] for x in tiktok_lines if x.get("tracking_number")}
+    tracking = ", ".join(sorted({x["tracking_number"] for x in tiktok_lines if x.get("tracking_number")}))
+    before = {v["sku"]: v["inventory_quantity"] for v in box.shopify.inventory()}
+    out.info(f"── 9. Meanwhile on TikTok, the buyer cancels order {CANCEL} before it ships")
+    box.tiktok.cancel_order(CANCEL, initiator="BUYER")
+    step("10. Sync: the cancellation reaches Shopify, its stock goes back", "sync-orders", expect=(0, 3))
+    step("11. Each order's life after creation", "orders", "--state", "synced")
+    after = {v["sku"]: v["inventory_quantity"] for v in box.shopify.inventory()}
+    cancelled = next(o for o in box.shopify.orders() if o["source_identifier"] == CANCEL)
+    if len(packages) != 3 or not cancelled["cancelled_at"]:
+        raise _StepFailed(f"the second act did not end as told: {len(packages)} TikTok package(s), "
+                          f"Shopify order cancelled: {bool(cancelled['cancelled_at'])}")
+    return {"packages": len(packages), "tracking": tracking, "cancelled": cancelled["name"],
+            "restocked": sum(after[k] - before[k] for k in after if after[k] > before[k])}
 
 
 def _skip_kinds(orders: list[dict]) -> str:

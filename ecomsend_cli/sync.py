@@ -295,7 +295,9 @@ class Syncer:
             if cancelled_after:
                 self.report.cancelled_after_sync.append(OrderOutcome(
                     order.tiktok_order_id, SYNCED, current[1], current[2],
-                    "cancelled on TikTok after it was synced: cancel the Shopify order by hand"))
+                    "cancelled on TikTok after it was synced: " + (
+                        "the aftersales phase cancels it in Shopify (or reports it if already shipped)"
+                        if self.config.aftersales else "cancel the Shopify order by hand (sync.aftersales is off)")))
         for bad in invalid:
             outcome = OrderOutcome(bad.tiktok_order_id, INVALID,
                                    reason=f"TikTok's order cannot be used: {bad.reason}")

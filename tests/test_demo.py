@@ -21,4 +21,8 @@ def test_demo_tells_the_whole_story(tmp_path):
     synced = int(re.search(r"Now: (\d+) synced", text).group(1))
     blocked = int(re.search(r"(\d+) blocked by SKUs", text).group(1))
     assert synced >= 15 and blocked >= 1
+    # The second act (DESIGN §6b): tracking to TikTok, a TikTok cancellation into Shopify.
+    assert "shipped 9400111899223100000002 (USPS); shipped 1Z999AA10123456784 (UPS)" in text  # the split
+    assert "put 3 package(s) with their tracking on TikTok" in text
+    assert re.search(r"cancellation of #\d+ on TikTok cancelled its Shopify order, and its 4 unit\(s\) went back", text)
     assert not list(tmp_path.iterdir())  # the throwaway folder is not left in the cwd
