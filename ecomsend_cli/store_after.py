@@ -23,6 +23,9 @@ if TYPE_CHECKING:
     import sqlite_utils
 
 
+FOLLOW_DAYS = 14  # orders synced before the upgrade whose shipping and references are still followed
+
+
 def migrate_after_creation(db: sqlite_utils.Database) -> None:
     """Migration 010: what an order's life after creation needs (DESIGN §6b)."""
     # At the claim: which variant each TikTok line item went to; from orderCreate's
@@ -75,9 +78,12 @@ def migrate_after_creation(db: sqlite_utils.Database) -> None:
     )
     db.execute("CREATE INDEX idx_aftersales_order ON aftersales(tiktok_order_id)")
     db.execute("CREATE INDEX idx_aftersales_state ON aftersales(state)")
-    # Orders created before this version: their recent life is followed from now on.
+    # Orders created before this version: the recent ones' life is followed from now on. Older
+    # ones have shipped or been cancelled long since; reading a whole history from Shopify
+    # on the first run after the upgrade would spend minutes of its budget for nothing.
+    since = (datetime.now(UTC) - timedelta(days=FOLLOW_DAYS)).strftime("%Y-%m-%dT%H:%M:%S")
     db.execute("UPDATE orders SET reference_state = 'pending', ship_state = 'open' "
-               "WHERE state = 'synced' AND shopify_order_id IS NOT NULL")
+               "WHERE state = 'synced' AND shopify_order_id IS NOT NULL AND synced_at >= ?", [since])
 
 
 def _now() -> str:

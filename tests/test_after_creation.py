@@ -240,3 +240,29 @@ def test_a_completed_return_is_one_refund_of_tiktoks_amount(sandbox, sb_cli, syn
     with Store.open(sandbox.store_path) as store:
         (sale,) = store.aftersales_of([oid(6)])[oid(6)]
     assert sale.key == f"tiktok-return-{record['return_id']}" and sale.state == "done"
+
+
+def test_an_upgraded_store_follows_only_its_recent_orders(tmp_path, monkeypatch):
+    """Migration 010 on a store with history: orders synced in the last two weeks get their
+    reference and tracking followed; older ones are not read from Shopify at all."""
+    from datetime import UTC, datetime, timedelta
+
+    from ecomsend_cli import store as store_module
+
+    path = tmp_path / "old.db"
+    before = [m for m in store_module.MIGRATIONS if m[0] != "010_after_creation"]
+    monkeypatch.setattr(store_module, "MIGRATIONS", before)
+    with Store.open(path) as old:
+        for order_id, days in (("1", 1), ("2", 13), ("3", 40)):
+            at = (datetime.now(UTC) - timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
+            old.conn.execute(
+                "INSERT INTO orders (tiktok_order_id, tiktok_status, state, shopify_order_id, payload, "
+                "first_pulled_at, last_pulled_at, state_changed_at, synced_at) "
+                "VALUES (?, 'AWAITING_SHIPMENT', 'synced', ?, '', ?, ?, ?, ?)",
+                (order_id, f"gid://shopify/Order/{order_id}", at, at, at, at))
+        old.conn.commit()
+    monkeypatch.undo()
+    with Store.open(path) as upgraded:
+        states = upgraded.life_states(["1", "2", "3"])
+    assert states["1"][0] == states["2"][0] == "pending" and states["1"][2] == states["2"][2] == "open"
+    assert states["3"][0] is None and states["3"][2] is None
