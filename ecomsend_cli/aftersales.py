@@ -35,13 +35,13 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol
 
 from .errors import ApiError, AuthError, NetworkError, OutcomeUnknownError
 from .money import AmountError, check_currency, parse_amount
-from .run import Checkpoints
+from .run import Checkpoints, PhaseReport
 from .store import Store
 from .store_after import AfterSale, CreatedLines
 from .text import terminal_safe
@@ -98,16 +98,8 @@ class Outcome:
 
 
 @dataclass
-class AftersalesReport:
-    outcomes: list[Outcome] = field(default_factory=list)
+class AftersalesReport(PhaseReport):
     problem: ApiError | None = None
-
-    def count(self, what: str) -> int:
-        return sum(1 for o in self.outcomes if o.what == what)
-
-    @property
-    def needs_attention(self) -> bool:
-        return bool(self.count("failed") or self.count("reported"))
 
     def as_json(self) -> dict:
         return {"cancelled": self.count("cancelled"), "refunded": self.count("refunded"),

@@ -121,6 +121,21 @@ class Checkpoints:
 
 
 @dataclass
+class PhaseReport:
+    """What an after-creation phase did, one outcome per order and write (each has ``.what``)."""
+
+    outcomes: list[Any] = field(default_factory=list)
+
+    def count(self, what: str) -> int:
+        return sum(1 for o in self.outcomes if o.what == what)
+
+    @property
+    def needs_attention(self) -> bool:
+        """A failure or a report the operator must act on (exit 3)."""
+        return bool(self.count("failed") or self.count("reported"))
+
+
+@dataclass
 class RunReport:
     """The three phases' reports, and what stopped the run, if anything."""
 

@@ -1102,15 +1102,20 @@ class ShopifyClient:
         A refund's parent is the SALE (or CAPTURE) it gives back. NotFoundError
         when Shopify has no such order.
         """
-        data = self.graphql(docs.ORDER_TRANSACTIONS, {"id": order_id}, cost=docs.ORDER_TRANSACTIONS_COST)
-        order = data.get("order")
+        transactions = self._order_list(docs.ORDER_TRANSACTIONS, docs.ORDER_TRANSACTIONS_COST, order_id,
+                                        "transactions")
+        return [transaction_record(t) for t in transactions]
+
+    def _order_list(self, document: str, cost: int, order_id: str, key: str) -> list:
+        """The list ``key`` of one order read by ``document``; NotFoundError when there is no such order."""
+        order = self.graphql(document, {"id": order_id}, cost=cost).get("order")
         if order is None:
             raise NotFoundError(f"Shopify has no order {order_id}",
                                 hint="it may have been deleted in the Shopify admin")
-        transactions = order.get("transactions") if isinstance(order, dict) else None
-        if not isinstance(transactions, list):
-            raise ApiError("Shopify's answer to the transactions read had no list of transactions")
-        return [transaction_record(t) for t in transactions]
+        found = order.get(key) if isinstance(order, dict) else None
+        if not isinstance(found, list):
+            raise ApiError(f"Shopify's answer to the {key} read had no list of {key}")
+        return found
 
     def refund_create(self, order_id: str, *, idempotency_key: str, line_items: list[tuple],
                       shipping_amount: Decimal | None, transactions: list[dict], note: str,
@@ -1178,14 +1183,7 @@ class ShopifyClient:
         Transactions are shaped as :meth:`order_transactions` gives them.
         NotFoundError when Shopify has no such order.
         """
-        data = self.graphql(docs.ORDER_REFUNDS, {"id": order_id}, cost=docs.ORDER_REFUNDS_COST)
-        order = data.get("order")
-        if order is None:
-            raise NotFoundError(f"Shopify has no order {order_id}",
-                                hint="it may have been deleted in the Shopify admin")
-        refunds = order.get("refunds") if isinstance(order, dict) else None
-        if not isinstance(refunds, list):
-            raise ApiError("Shopify's answer to the refunds read had no list of refunds")
+        refunds = self._order_list(docs.ORDER_REFUNDS, docs.ORDER_REFUNDS_COST, order_id, "refunds")
         return [refund_record(r) for r in refunds]
 
     # -- doctor ---------------------------------------------------------------------------

@@ -40,13 +40,13 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from .errors import ApiError, AuthError, NetworkError, OutcomeUnknownError
 from .order_input import FBT
-from .run import Checkpoints
+from .run import Checkpoints, PhaseReport
 from .shopify_records import OrderFulfillments
 from .store import Store
 from .store_after import CreatedLines, Shipment
@@ -118,16 +118,7 @@ class Outcome:
 
 
 @dataclass
-class TrackingReport:
-    outcomes: list[Outcome] = field(default_factory=list)
-
-    def count(self, what: str) -> int:
-        return sum(1 for o in self.outcomes if o.what == what)
-
-    @property
-    def needs_attention(self) -> bool:
-        return bool(self.count("failed") or self.count("reported"))
-
+class TrackingReport(PhaseReport):
     def as_json(self) -> dict:
         return {"pushed": self.count("pushed"), "updated": self.count("updated"), "failed": self.count("failed"),
                 "reported": self.count("reported"), "unconfirmed": self.count("unconfirmed"),
