@@ -98,3 +98,12 @@ def sb_cli(sandbox):
         return Result(result.exit_code, result.stdout, result.stderr)
 
     return run
+
+
+@pytest.fixture
+def synced(sandbox, sb_cli):
+    """The demo's orders linked and created in Shopify: ``{TikTok order id: Shopify order}``."""
+    for args in (("sync-orders",), ("autolink", "--yes"), ("link", "STK-1", "STK-001"), ("sync-orders",)):
+        r = sb_cli(*args)
+        assert r.exit_code in ((0, 3) if args[0] == "sync-orders" else (0,)), (args, r.stderr)
+    return {o["source_identifier"]: o for o in sandbox.shopify.orders()}

@@ -9,7 +9,6 @@ import json
 from collections import Counter
 from decimal import Decimal
 
-import pytest
 import yaml
 
 from ecomsend_cli.store import Store
@@ -29,14 +28,6 @@ def sync(sb_cli, *args: str, codes: tuple[int, ...] = (0, 3)) -> dict:
     return json.loads(r.stdout)
 
 
-@pytest.fixture
-def synced(sandbox, sb_cli):
-    """The demo's orders linked and created in Shopify: ``{TikTok order id: Shopify order}``."""
-    sync(sb_cli)
-    assert sb_cli("autolink", "--yes").exit_code == 0
-    assert sb_cli("link", "STK-1", "STK-001").exit_code == 0
-    sync(sb_cli)
-    return {o["source_identifier"]: o for o in sandbox.shopify.orders()}
 
 
 def shopify_number(synced: dict, order: int) -> int:

@@ -14,34 +14,8 @@ import json
 from collections import Counter
 from decimal import Decimal
 
-import pytest
-import yaml
-
 from ecomsend_cli.store import Store
-
-
-def oid(number: int) -> str:
-    return f"5800000000000{number:05d}"
-
-
-def line(number: int, index: int) -> str:
-    return f"{oid(number)}{index:02d}"
-
-
-def sync(sb_cli, *args: str, codes: tuple[int, ...] = (0, 3)) -> dict:
-    r = sb_cli("sync-orders", "--json", *args)
-    assert r.exit_code in codes, (r.exit_code, r.stderr[-2000:], r.stdout[-2000:])
-    return json.loads(r.stdout)
-
-
-@pytest.fixture
-def synced(sandbox, sb_cli):
-    """The demo's orders linked and created in Shopify: ``{TikTok order id: Shopify order}``."""
-    sync(sb_cli)
-    assert sb_cli("autolink", "--yes").exit_code == 0
-    assert sb_cli("link", "STK-1", "STK-001").exit_code == 0
-    sync(sb_cli)
-    return {o["source_identifier"]: o for o in sandbox.shopify.orders()}
+from tests.test_after_creation import line, oid, pushes, set_config, stock, sync
 
 
 def shopify_order(sandbox, order: int) -> dict:
@@ -53,8 +27,6 @@ def refunded(sandbox, order: int) -> Decimal:
     return Decimal(shopify_order(sandbox, order)["refunded"])
 
 
-def stock(sandbox) -> dict[str, int]:
-    return {v["sku"]: v["inventory_quantity"] for v in sandbox.shopify.inventory()}
 
 
 def outcomes(report: dict, phase: str, order: int) -> list[dict]:
@@ -66,9 +38,6 @@ def made(sandbox, op: str) -> int:
     return len([e for e in sandbox.shopify.ops(op) if e["status"] == 200])
 
 
-def pushes(sandbox) -> list[dict]:
-    return [e for e in sandbox.tiktok.ops() if e["op"] in ("packages.create", "packages.ship")
-            and e["status"] == 200]
 
 
 def serve(sandbox, op: str, records: list[dict]) -> None:
@@ -87,11 +56,6 @@ def complete(record: dict, return_id: str, **money: object) -> dict:
     return out
 
 
-def set_config(sandbox, **sections) -> None:
-    config = yaml.safe_load(sandbox.config_file.read_text())
-    for name, values in sections.items():
-        config.setdefault(name, {}).update(values)
-    sandbox.config_file.write_text(yaml.safe_dump(config))
 
 
 # -- money -----------------------------------------------------------------------------------------

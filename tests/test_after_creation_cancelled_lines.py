@@ -16,12 +16,11 @@ from tests.test_after_creation import (
     shopify_number,
     stock,
     sync,
-    synced,  # noqa: F401  (a fixture)
     tiktok_lines,
 )
 
 
-def test_the_lines_left_after_a_cancelled_line_ship_without_it(sandbox, sb_cli, synced):  # noqa: F811
+def test_the_lines_left_after_a_cancelled_line_ship_without_it(sandbox, sb_cli, synced):
     # Order 22: five TOTE-NAT line items, one Shopify line of five. TikTok cancels the first unit.
     sandbox.tiktok.cancel_line(oid(22), line(22, 1), initiator="SELLER")
     assert sync(sb_cli)["aftersales"]["refunded"] == 1
@@ -39,7 +38,7 @@ def test_the_lines_left_after_a_cancelled_line_ship_without_it(sandbox, sb_cli, 
     assert (again["pushed"], again["failed"]) == (0, 0)
 
 
-def test_the_rest_of_an_order_cancelled_after_one_line_is_one_cancellation(sandbox, sb_cli, synced):  # noqa: F811
+def test_the_rest_of_an_order_cancelled_after_one_line_is_one_cancellation(sandbox, sb_cli, synced):
     before = stock(sandbox)
     sandbox.tiktok.cancel_line(oid(2), line(2, 3), initiator="SELLER")  # the tote
     assert sync(sb_cli)["aftersales"]["refunded"] == 1

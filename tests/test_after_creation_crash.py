@@ -27,17 +27,14 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import python_cmd
+from tests.test_after_creation import line, oid
 from tests.test_sync_crash import Remote, prepare, run
 
 pytestmark = pytest.mark.slow
 
 
-def oid(number: int) -> str:
-    return f"5800000000000{number:05d}"
 
 
-def line(number: int, index: int) -> str:
-    return f"{oid(number)}{index:02d}"
 
 
 def prepare_once(folder: Path) -> Path:
