@@ -63,7 +63,6 @@ type"). What it does not document is designed here and marked so:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Callable
@@ -846,18 +845,7 @@ class OrderLife:
         if not 1 <= size <= MAX_AFTERSALES_PAGE:
             raise ApiFailure(400, CODE_INVALID, f"Invalid page_size: must be between 1 and {MAX_AFTERSALES_PAGE}.")
         body = self._body(req)
-        field = req.query.get("sort_field") or "create_time"
-        if field not in ("create_time", "update_time"):
-            raise ApiFailure(400, CODE_INVALID, "Invalid sort_field: use create_time or update_time.")
-        direction = (req.query.get("sort_order") or "ASC").upper()
-        if direction not in ("ASC", "DESC"):
-            raise ApiFailure(400, CODE_INVALID, "Invalid sort_order: use ASC or DESC.")
         where, args = [], []
-        for name, column, op in (("update_time_ge", "update_time", ">="), ("update_time_lt", "update_time", "<"),
-                                 ("create_time_ge", "create_time", ">="), ("create_time_lt", "create_time", "<")):
-            if body.get(name) is not None:
-                where.append(f"{column} {op} ?")
-                args.append(int(body[name]))
         for name, column in (("order_ids", "order_id"), (ids_key, "id"), (status_key, "status"),
                              (types_key, "type")):
             values = body.get(name)
@@ -866,24 +854,5 @@ class OrderLife:
                     raise ApiFailure(400, CODE_INVALID, f"Invalid {name}: a list is expected.")
                 where.append(f"{column} IN ({','.join('?' * len(values))})")
                 args += [str(v) for v in values]
-        filter_sql = " AND ".join(where) or "1"
-        scope = hashlib.sha256(json.dumps([table, filter_sql, args, field, direction]).encode()).hexdigest()[:16]
-
-        def serve(cursor: dict[str, Any] | None) -> tuple[list[Any], str, int]:
-            page_where, page_args = [filter_sql], list(args)
-            if cursor is not None:
-                cmp = ">" if direction == "ASC" else "<"
-                page_where.append(f"({field} {cmp} ? OR ({field} = ? AND id {cmp} ?))")
-                page_args += [cursor["v"], cursor["v"], cursor["i"]]
-            with self._db_lock:
-                total = self._db.execute(f"SELECT COUNT(*) FROM {table} WHERE {filter_sql}", args).fetchone()[0]
-                rows = self._db.execute(
-                    f"SELECT id, {field}, data FROM {table} WHERE {' AND '.join(page_where)} "
-                    f"ORDER BY {field} {direction}, id {direction} LIMIT ?", [*page_args, size + 1]).fetchall()
-            more = len(rows) > size
-            rows = rows[:size]
-            token = self._encode_token({"s": scope, "v": rows[-1][1], "i": rows[-1][0]}) if more else ""
-            return [json.loads(r[2]) for r in rows], token, total
-
-        records, token, total = self._faulty_page(req, scope, serve)
+        records, token, total = self._search_page(req, body, table, where, args, size, "ASC", lambda r: r)
         return {key: records, "next_page_token": token, "total_count": total}

@@ -663,25 +663,38 @@ class TikTokSimulator(OrderLife, Simulator):
     def _orders_search(self, req: Request) -> dict[str, Any]:
         size = self._page_size(req)
         body = self._body(req)
+        where, args = [], []
+        if body.get("order_status"):
+            where.append("status = ?")
+            args.append(str(body["order_status"]))
+        orders, token, total = self._search_page(req, body, "orders", where, args, size, "DESC", _as_served)
+        return {"orders": orders, "next_page_token": token, "total_count": total}
+
+    def _search_page(self, req: Request, body: dict[str, Any], table: str, where: list[str], args: list[Any],
+                     size: int, default_order: str, shape: Callable[[Any], Any]) -> tuple[list[Any], str, int]:
+        """One page of a search of ``table`` (orders, cancellations, returns) as TikTok pages them.
+
+        ``where``/``args`` are the search's own filters; the time windows of the
+        body, the sort (``sort_field``, ``sort_order``, ``default_order`` when
+        absent) and the keyset page token are common to every search. Each
+        row's stored JSON goes through ``shape``; the paging faults apply.
+        """
         field = req.query.get("sort_field") or "create_time"
         if field not in ("create_time", "update_time"):
             raise _ApiFailure(400, 36009004, "Invalid sort_field: use create_time or update_time.")
-        direction = (req.query.get("sort_order") or "DESC").upper()
+        direction = (req.query.get("sort_order") or default_order).upper()
         if direction not in ("ASC", "DESC"):
             raise _ApiFailure(400, 36009004, "Invalid sort_order: use ASC or DESC.")
-        where, args = [], []
+        where, args = list(where), list(args)
         for key, column, op in (
             ("update_time_ge", "update_time", ">="), ("update_time_lt", "update_time", "<"),
             ("create_time_ge", "create_time", ">="), ("create_time_lt", "create_time", "<"),
         ):
             if body.get(key) is not None:
-                where.append(f"{column} {op} ?")
-                args.append(int(body[key]))
-        if body.get("order_status"):
-            where.append("status = ?")
-            args.append(str(body["order_status"]))
+                where.insert(0, f"{column} {op} ?")
+                args.insert(0, int(body[key]))
         filter_sql = " AND ".join(where) or "1"
-        scope = hashlib.sha256(json.dumps([filter_sql, args, field, direction]).encode()).hexdigest()[:16]
+        scope = hashlib.sha256(json.dumps([table, filter_sql, args, field, direction]).encode()).hexdigest()[:16]
 
         def serve(cursor: dict[str, Any] | None) -> tuple[list[Any], str, int]:
             page_where, page_args = [filter_sql], list(args)
@@ -690,21 +703,18 @@ class TikTokSimulator(OrderLife, Simulator):
                 page_where.append(f"({field} {cmp} ? OR ({field} = ? AND id {cmp} ?))")
                 page_args += [cursor["v"], cursor["v"], cursor["i"]]
             with self._db_lock:
-                total = self._db.execute(f"SELECT COUNT(*) FROM orders WHERE {filter_sql}", args).fetchone()[0]
+                total = self._db.execute(f"SELECT COUNT(*) FROM {table} WHERE {filter_sql}", args).fetchone()[0]
                 rows = self._db.execute(
-                    f"SELECT id, {field}, data FROM orders WHERE {' AND '.join(page_where)} "
+                    f"SELECT id, {field}, data FROM {table} WHERE {' AND '.join(page_where)} "
                     f"ORDER BY {field} {direction}, id {direction} LIMIT ?",
                     [*page_args, size + 1],
                 ).fetchall()
             more = len(rows) > size
             rows = rows[:size]
-            token = ""
-            if more:
-                token = self._encode_token({"s": scope, "v": rows[-1][1], "i": rows[-1][0]})
-            return [_as_served(json.loads(r[2])) for r in rows], token, total
+            token = self._encode_token({"s": scope, "v": rows[-1][1], "i": rows[-1][0]}) if more else ""
+            return [shape(json.loads(r[2])) for r in rows], token, total
 
-        orders, token, total = self._faulty_page(req, scope, serve)
-        return {"orders": orders, "next_page_token": token, "total_count": total}
+        return self._faulty_page(req, scope, serve)
 
     def _faulty_page(
         self, req: Request, scope: str,
