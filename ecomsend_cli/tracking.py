@@ -281,9 +281,10 @@ class TrackingPhase:
             for order_id in mine:
                 self._track(created[order_id], shipments.get(order_id, []), on_tiktok.get(order_id))
             self._send_planned(created)
+            after = self.store.shipments(mine)  # what this chunk's pushes left, read once
             for order_id in mine:
                 if order_id not in self._not_ours:
-                    self._close(created[order_id])
+                    self._close(created[order_id], after.get(order_id, []))
         return self.report
 
     def _send_planned(self, created: dict[str, CreatedLines]) -> None:
@@ -368,10 +369,11 @@ class TrackingPhase:
                                                 "could not be read (deleted?): its tracking cannot be pushed"))
             return
         # Pushes whose answer never came: TikTok's order says whether they happened.
-        for shipment in shipments:
-            if shipment.state == "pushing":
-                self._settle_unsure(order_id, shipment, on_tiktok)
-        shipments = self.store.shipments([order_id]).get(order_id, [])
+        unsure = [s for s in shipments if s.state == "pushing"]
+        for shipment in unsure:
+            self._settle_unsure(order_id, shipment, on_tiktok)
+        if unsure:  # settled: read what they became
+            shipments = self.store.shipments([order_id]).get(order_id, [])
         by_fulfillment = {s.fulfillment_id: s for s in shipments}
         committed = {s.fulfillment_id: s.line_item_ids for s in shipments if s.state in ("pushed", "pushing")}
         shipped_elsewhere = self._shipped_on_tiktok(order.payload, committed)
@@ -391,9 +393,8 @@ class TrackingPhase:
             if lines:  # else nothing of it is left to ship on TikTok (a part of a bundle, say)
                 self._push(order, fulfillment, lines)
 
-    def _close(self, order: CreatedLines) -> None:
+    def _close(self, order: CreatedLines, shipments: list[Shipment]) -> None:
         """An order whose every TikTok line item is shipped (by us or otherwise) is done."""
-        shipments = self.store.shipments([order.tiktok_order_id]).get(order.tiktok_order_id, [])
         done = {line for s in shipments if s.state == "pushed" for line in s.line_item_ids}
         committed = {s.fulfillment_id: s.line_item_ids for s in shipments if s.state in ("pushed", "pushing")}
         shipped_elsewhere = self._shipped_on_tiktok(order.payload, committed)
