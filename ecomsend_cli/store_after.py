@@ -219,14 +219,15 @@ class AfterCreation:
 
     def shipments(self, order_ids: Iterable[str]) -> dict[str, list[Shipment]]:
         """The shipments of each of ``order_ids`` (oldest first)."""
-        out: dict[str, list[Shipment]] = {}
-        for row in self._select_in(  # type: ignore[attr-defined]
-            f"SELECT {self._SHIPMENT_COLS} FROM shipments WHERE tiktok_order_id IN ({{marks}}) "
-            "ORDER BY updated_at, fulfillment_id",
-            list(dict.fromkeys(order_ids)),
-        ):
-            shipment = self._shipment(row)
-            out.setdefault(shipment.tiktok_order_id, []).append(shipment)
+        return self._by_order(f"SELECT {self._SHIPMENT_COLS} FROM shipments WHERE tiktok_order_id IN ({{marks}}) "
+                              "ORDER BY updated_at, fulfillment_id", order_ids, self._shipment)
+
+    def _by_order(self, sql: str, order_ids: Iterable[str], make: Any) -> dict[str, list[Any]]:
+        """The rows of ``sql`` (``{marks}`` for ``order_ids``) made into records, grouped by order."""
+        out: dict[str, list[Any]] = {}
+        for row in self._select_in(sql, list(dict.fromkeys(order_ids))):  # type: ignore[attr-defined]
+            record = make(row)
+            out.setdefault(record.tiktok_order_id, []).append(record)
         return out
 
     def claim_shipment(self, fulfillment_id: str, order_id: str, line_item_ids: Sequence[str], *,
@@ -321,15 +322,9 @@ class AfterCreation:
             "WHERE state IN ('pending', 'sending', 'requested', 'failed') ORDER BY created_at, key")]
 
     def aftersales_of(self, order_ids: Iterable[str]) -> dict[str, list[AfterSale]]:
-        out: dict[str, list[AfterSale]] = {}
-        for row in self._select_in(  # type: ignore[attr-defined]
-            f"SELECT {self._AFTERSALE_COLS} FROM aftersales WHERE tiktok_order_id IN ({{marks}}) "
-            "ORDER BY created_at, key",
-            list(dict.fromkeys(order_ids)),
-        ):
-            sale = self._aftersale(row)
-            out.setdefault(sale.tiktok_order_id, []).append(sale)
-        return out
+        """The cancellations and refunds of each of ``order_ids`` (oldest first)."""
+        return self._by_order(f"SELECT {self._AFTERSALE_COLS} FROM aftersales WHERE tiktok_order_id IN ({{marks}}) "
+                              "ORDER BY created_at, key", order_ids, self._aftersale)
 
     def claim_aftersale(self, key: str, expected: str) -> bool:
         """Compare-and-set ``expected`` → ``sending`` (committed before the call)."""
