@@ -355,7 +355,7 @@ def test_a_refused_refresh_waits_for_the_winner_to_save_its_pair() -> None:
 
     loser = rotating_client(tiktok, cache, sleep=sleep)
     tiktok.before_refresh = winner.refresh_access_token
-    assert loser.authorized_shops()
+    assert loser.authorized_shops() == [{"id": "1", "cipher": "C1"}]
     assert len(sleeps) == 2 and sum(sleeps) < 1
     assert cache.load_token("tiktok")["access_token"] == "AT-1"  # type: ignore[index]
 
