@@ -1,7 +1,7 @@
 """Every error the core raises, and the exit code each one maps to (DESIGN §3).
 
 The core (store, matching, sync, the API clients) raises these and never
-prints; ``cli.py`` turns them into a one-line message on stderr and the exit
+prints; ``cli/common.py`` turns them into a one-line message on stderr and the exit
 code below. Messages name the problem and, where there is one, the fix. They
 must never contain a secret: callers pass redacted values only.
 """

@@ -1,0 +1,88 @@
+"""The command line: parse, call the core, render. No rules live here.
+
+Each command opens what it needs through :class:`Session`, calls one core
+function, and renders with :class:`Output`. Errors from the core
+(:mod:`errors`) become a one-line message on stderr and the exit code of
+DESIGN §3 in :func:`_run`. Heavy modules (httpx, the sandbox) are imported
+inside the commands that need them, so ``ecomsend --help`` stays fast.
+
+This module holds the ``app``, its global options and the entry point;
+:mod:`.common` what every command shares; one module per command group
+(:mod:`.linking`, :mod:`.orders`, :mod:`.catalog`, :mod:`.sandbox`) its
+commands, registered on ``app`` when imported at the end of this module.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from .. import __version__
+from ..errors import EXIT_ERROR, EcomsendError
+from . import common
+from .common import Session
+
+EXIT_CODES_HELP = (
+    "Exit codes: 0 success; 1 error (config, auth, network, bad input); 2 usage; "
+    "3 sync-orders left orders blocked or failed; 75 another sync-orders holds the lock; "
+    "130 interrupted. With --json, a failure prints {\"error\": {message, hint, exit_code}} on stdout."
+)
+
+app = typer.Typer(
+    name="ecomsend",
+    help="Copy TikTok Shop orders into Shopify and link TikTok SKUs to Shopify variants.\n\n"
+    + EXIT_CODES_HELP,
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,  # locals can hold tokens
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+links_app = typer.Typer(
+    help="List links, or export them as CSV. Example: ecomsend links --json", no_args_is_help=False
+)
+config_app = typer.Typer(help="Show the resolved configuration.", no_args_is_help=True)
+app.add_typer(links_app, name="links")
+app.add_typer(config_app, name="config")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"ecomsend {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_callback(
+    config: str | None = typer.Option(
+        None, "--config", "-c", help="Config file. Default: $ECOMSEND_CONFIG, then the user "
+        "config folder (e.g. ~/.config/ecomsend/config.yaml).", metavar="FILE",
+    ),
+    store: str | None = typer.Option(
+        None, "--store", help="Link store (SQLite file). Default: $ECOMSEND_STORE, then `store:` "
+        "in the config, then the user data folder.", metavar="FILE",
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only errors and data."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="More detail on stderr."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
+    ),
+) -> None:
+    """Copy TikTok Shop orders into Shopify and link TikTok SKUs to Shopify variants."""
+    common._session = Session(config, store, quiet, verbose)
+
+
+# Each group registers its commands on import, in this order: the order `ecomsend --help` lists them.
+from . import linking, orders, catalog, sandbox  # noqa: E402, F401, I001
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except EcomsendError as exc:  # raised outside a command (should not happen)
+        from ..output import terminal_safe
+
+        print(f"error: {terminal_safe(str(exc))}", file=sys.stderr)
+        raise SystemExit(EXIT_ERROR) from None
+

@@ -1,0 +1,184 @@
+"""The Shopify catalog cache, the health check and the configuration: catalog refresh,
+doctor, config show (DESIGN §4.3, §7)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import typer
+
+from ..errors import EcomsendError
+from . import app, config_app
+from .common import JSON_OPT, _warn_stale, command, session
+
+# --- catalog, doctor ----------------------------------------------------------------------------
+
+catalog_app = typer.Typer(help="The local cache of the Shopify catalog.", no_args_is_help=True)
+app.add_typer(catalog_app, name="catalog")
+
+
+@command(catalog_app, "refresh")
+def catalog_refresh(
+    full: bool = typer.Option(False, "--full", help="Fetch the whole catalog (a bulk operation)."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Refresh the Shopify catalog cache: products updated since the last refresh, or all.
+
+    Example: ecomsend catalog refresh --full
+    """
+    from ..catalog import refresh_catalog
+
+    s = session()
+    result = refresh_catalog(s.store, s.shopify(), full=full, poll_interval=1.0)
+    if as_json:
+        s.out.json(result.as_json())
+        return
+    s.out.success(
+        f"Catalog cache refreshed ({result.mode}): {result.variants} variant(s) written"
+        + (f" from {result.products} changed product(s)" if result.mode == "incremental" else "")
+        + f", {s.store.variant_count()} in the cache, in {result.seconds:.1f}s."
+    )
+    _warn_stale(s.out, s.store.stale_link_details())
+
+
+REQUIRED_SCOPES = ("read_products", "read_orders", "write_orders")
+
+
+@command(app, "doctor")
+def doctor(as_json: bool = JSON_OPT) -> None:
+    """Check the config, the store and both APIs (auth, shop, scopes); say what to fix.
+
+    Example: ecomsend doctor
+    """
+    s = session()
+    checks: list[dict] = []
+
+    def check(name: str, fn: Callable[[], str]) -> None:
+        try:
+            checks.append({"check": name, "ok": True, "detail": fn(), "fix": ""})
+        except EcomsendError as exc:
+            checks.append({"check": name, "ok": False, "detail": exc.message, "fix": exc.hint or ""})
+
+    def config_check() -> str:
+        c = s.config
+        return f"{c.source or 'no config file (defaults)'}" + (f"; {len(c.warnings)} warning(s)" if c.warnings else "")
+
+    def store_check() -> str:
+        store = s.store
+        store.quick_check()
+        counts = store.order_counts()
+        from ..store import CATALOG_REFRESHED_KEY
+
+        age = store.get_state(CATALOG_REFRESHED_KEY) or "never"
+        return (f"{store.path} (schema {store.schema_version}, quick_check ok); {len(store.links())} link(s), "
+                f"{sum(counts.values())} order(s), {store.variant_count()} cached variant(s), "
+                f"catalog refreshed {age}")
+
+    def cursor_check() -> str:
+        import time
+        from datetime import UTC, datetime
+
+        from ..errors import StoreError
+        from ..sync import CURSOR_KEY
+
+        value = s.store.get_state(CURSOR_KEY)
+        if value is None:
+            return "no orders pulled yet"
+        cursor = int(value) if value.strip().isdigit() else 0
+        shown = datetime.fromtimestamp(cursor, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        ahead = cursor - time.time()
+        if ahead > 300:
+            raise StoreError(
+                f"the sync cursor ({shown}) is ahead of this computer's clock by {ahead / 3600:.1f} h",
+                hint="check the clock (NTP); sync-orders pulls from the clock's time meanwhile, so no "
+                "order is skipped, and the next run sets the cursor right",
+            )
+        return f"orders pulled up to {shown}"
+
+    def shopify_check() -> str:
+        from ..errors import AuthError
+
+        info = s.shopify().shop_info()
+        scopes = set(info["access_scopes"])
+        missing = [x for x in REQUIRED_SCOPES if x not in scopes and x.replace("read_", "write_") not in scopes]
+        if missing:
+            raise AuthError(f"{info['name']}: the app lacks scope(s) {', '.join(missing)}",
+                            hint="add them to the app's Admin API scopes and reinstall it")
+        return f"{info['name']} ({info['myshopify_domain']}), scopes ok: {', '.join(REQUIRED_SCOPES)}"
+
+    def all_orders_check() -> str:
+        from ..errors import AuthError
+
+        if "read_all_orders" not in set(s.shopify().shop_info()["access_scopes"]):
+            raise AuthError(
+                "the app lacks read_all_orders: Shopify's search shows it only the last 60 days of orders, so "
+                "an order placed on TikTok more than 60 days ago is held, not created (whether it already "
+                "exists cannot be checked), and an unconfirmed one of that age is never sent again",
+                hint="add read_all_orders to the app's Admin API scopes (Shopify asks apps to justify it) "
+                "and reinstall the app",
+            )
+        return "granted: orders of any age can be looked up before they are created"
+
+    def tiktok_check() -> str:
+        client = s.tiktok()
+        shops = client.authorized_shops()
+        cipher = client.resolve_shop_cipher()
+        names = ", ".join(str(x.get("name") or x.get("id")) for x in shops) or "no shops"
+        return f"authorised for {names}; shop cipher {'set' if cipher else 'missing'}"
+
+    def links_check() -> str:
+        from ..errors import StoreError
+
+        store = s.store
+        stale = store.stale_link_details()
+        if stale:
+            deleted = sum(1 for x in stale.values() if x.deleted)
+            examples = "; ".join(f"{x.tiktok_sku_id}: {x.problem}" for x in list(stale.values())[:3])
+            raise StoreError(
+                f"{len(stale)} link(s) are stale ({deleted} variant(s) deleted in Shopify, "
+                f"{len(stale) - deleted} changed SKU), so orders needing them wait: {examples}"
+                + (" …" if len(stale) > 3 else ""),
+                hint="relink each with `ecomsend link TIKTOK VARIANT --force` (the same variant "
+                "confirms a changed SKU), or `ecomsend unlink TIKTOK`; `ecomsend links` lists them",
+            )
+        return f"{len(store.links())} link(s), none stale"
+
+    check("config", config_check)
+    if checks[-1]["ok"]:
+        check("store", store_check)
+        if checks[-1]["ok"]:
+            check("sync cursor", cursor_check)
+            check("links", links_check)
+        check("shopify", shopify_check)
+        if checks[-1]["ok"]:
+            check("read_all_orders", all_orders_check)
+        check("tiktok", tiktok_check)
+    ok = all(c["ok"] for c in checks)
+    if as_json:
+        s.out.json({"ok": ok, "checks": checks})
+    else:
+        s.out.table(["Check", "OK", "Detail", "Fix"],
+                    [[c["check"], "yes" if c["ok"] else "NO", c["detail"], c["fix"]] for c in checks])
+        if ok:
+            s.out.success("All checks passed.")
+    if not ok:
+        raise typer.Exit(1)
+
+
+# --- config -------------------------------------------------------------------------------
+
+
+@command(config_app, "show")
+def config_show(as_json: bool = JSON_OPT) -> None:
+    """Print the resolved configuration, secrets redacted.
+
+    Example: ecomsend --config ./ecomsend.yaml config show
+    """
+    import yaml
+
+    s = session()
+    data = s.config.redacted()
+    if as_json:
+        s.out.json(data)
+        return
+    s.out.text(yaml.safe_dump(data, sort_keys=False).rstrip())

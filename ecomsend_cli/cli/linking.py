@@ -1,0 +1,601 @@
+"""Linking commands: list-unlinked, autolink, link (one, the picker, --csv), unlink,
+links (list, export) and history (DESIGN §4, §6)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from ..errors import Aborted
+from . import app, links_app
+from .common import JSON_OPT, Session, _run, _variant_label, _warn_stale, command, session
+
+if TYPE_CHECKING:
+    from ..output import Output
+
+
+def _suggestion_text(suggestion: Any, variants: dict[str, Any]) -> str:
+    from ..matching import AMBIGUOUS, MATCH
+
+    if suggestion.status == MATCH:
+        v = variants.get(suggestion.shopify_variant_id)
+        return f"{v.sku} ({_variant_label(v)})" if v else suggestion.shopify_variant_id
+    if suggestion.status == AMBIGUOUS:
+        return f"ambiguous ({len(suggestion.candidates)})"
+    return "no match"
+
+
+# --- list-unlinked -----------------------------------------------------------------
+
+
+@command(app, "list-unlinked")
+def list_unlinked(
+    all_: bool = typer.Option(False, "--all", help="Also list linked SKUs, with link and source."),
+    as_json: bool = JSON_OPT,
+    as_csv: bool = typer.Option(
+        False, "--csv", help="CSV for `ecomsend link --csv` (fill in a Shopify column, import)."
+    ),
+) -> None:
+    """TikTok SKUs from pulled orders that have no link, with the auto-link suggestion.
+
+    Example: ecomsend list-unlinked --json | jq '.[] | select(.blocked_orders > 0)'
+    """
+    from ..matching import MATCH, classify
+
+    s = session()
+    s.ensure_catalog(local_ok=True)
+    rows = s.store.sku_rows(include_linked=all_)
+    stale = s.store.stale_link_details()
+    if as_json:
+        s.out.json_array(_sku_row_json(r, classify(r.seller_sku, r.candidates), stale.get(r.sku_id))
+                         for r in rows)
+        return
+    suggestions = [classify(r.seller_sku, r.candidates) for r in rows]
+    matched = [sg.shopify_variant_id for sg in suggestions if sg.status == MATCH]
+    linked = [r.link_variant_id for r in rows if r.link_variant_id]
+    variants = s.store.variants(matched + linked)
+    if as_csv:
+        from ..csvlinks import write_csv
+
+        write_csv(
+            s.out.data_stream(),  # exact when redirected: the file is for `link --csv`
+            (
+                _csv_row(r.sku, r.link, variants, _suggestion_text(sg, variants))
+                for r, sg in zip(rows, suggestions, strict=True)
+            ),
+        )
+        return
+    if not rows:
+        s.out.info("No unlinked TikTok SKUs." if not all_ else "No TikTok SKUs in pulled orders yet.")
+        return
+    columns = ["TikTok SKU id", "Product", "SKU name", "Seller SKU", "Blocked orders", "Suggestion"]
+    if all_:
+        columns += ["Linked to", "Source"]
+    table_rows = []
+    for r, sg in zip(rows, suggestions, strict=True):
+        row = [r.sku.sku_id, r.sku.product_title, r.sku.sku_name, r.sku.seller_sku,
+               r.blocked_orders, _suggestion_text(sg, variants)]
+        if all_:
+            v = variants.get(r.link.shopify_variant_id) if r.link else None
+            linked_to = ""
+            if r.link:
+                linked_to = f"{v.sku} ({_variant_label(v)})" if v else r.link.shopify_variant_id
+                if r.sku_id in stale:
+                    linked_to = f"STALE ({stale[r.sku_id].problem}): {linked_to}"
+            row += [linked_to, r.link.source if r.link else ""]
+        table_rows.append(row)
+    s.out.table(columns, table_rows)
+    unlinked = sum(1 for r in rows if r.link is None)
+    s.out.info(
+        f"{unlinked} unlinked SKU(s). Next: `ecomsend autolink --dry-run` to review SKU-equal "
+        "pairs, or `ecomsend link TIKTOK` to pick a variant by hand."
+    )
+    if all_:
+        _warn_stale(s.out, stale)
+    elif stale:
+        s.out.warn(f"{len(stale)} link(s) are stale (their Shopify variant was deleted or changed SKU); "
+                   "`ecomsend links` shows them with the fix.")
+
+
+def _sku_row_json(row: Any, suggestion: Any, stale: Any = None) -> dict:
+    linked = row.link_variant_id is not None
+    return {
+        "tiktok_sku_id": row.sku_id,
+        "tiktok_product_id": row.product_id,
+        "product_title": row.product_title,
+        "sku_name": row.sku_name,
+        "seller_sku": row.seller_sku,
+        "blocked_orders": row.blocked_orders,
+        "linked": linked,
+        "link": (
+            {"shopify_variant_id": row.link_variant_id, "source": row.link_source,
+             "stale": stale.reason if stale is not None else None}
+            if linked
+            else None
+        ),
+        "suggestion": suggestion.as_json(),
+    }
+
+
+def _csv_row(sku: Any, link: Any, variants: dict[str, Any], suggestion: str) -> dict:
+    v = variants.get(link.shopify_variant_id) if link else None
+    return {
+        "tiktok_sku_id": sku.sku_id,
+        "tiktok_seller_sku": sku.seller_sku,
+        "shopify_variant_id": link.shopify_variant_id if link else "",
+        "shopify_sku": v.sku if v else "",
+        "product_title": sku.product_title,
+        "sku_name": sku.sku_name,
+        "suggestion": suggestion,
+    }
+
+
+# --- autolink ------------------------------------------------------------------------
+
+
+@command(app, "autolink")
+def autolink(
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show the proposals; write nothing."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Link without asking (for scripts)."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Propose SKU-equal pairs (the popup), ask, then link them all in one transaction.
+
+    Ambiguous SKUs (several Shopify variants share the code) and SKUs with no
+    match are listed apart and never linked. SKUs that already have a link are
+    never touched.
+
+    Example: ecomsend autolink --dry-run
+    """
+    from ..linking import (
+        apply_autolink,
+        apply_feed_links,
+        describe,
+        propose_autolink,
+        propose_feed_links,
+    )
+
+    s = session()
+    store = s.store
+    s.ensure_catalog(dry_run=dry_run)
+    feed = propose_feed_links(store)
+    proposal = propose_autolink(store)
+    plan = proposal.plan
+    feed_ids = {sku for sku, _ in feed}
+    plan.unmatched = [sku for sku in plan.unmatched if sku not in feed_ids]
+    if as_json and not (dry_run or yes):
+        from ..errors import InputError
+
+        raise InputError("autolink --json needs --dry-run or --yes", hint="add one of them")
+    if not as_json:
+        describe(store, proposal)
+        _render_popup(s.out, proposal, feed)
+    n = len(plan.pairs) + len(feed)
+    linked = 0
+    if not dry_run and n:
+        if not yes and not s.out.confirm(f"Link {n} products?", what="autolink"):
+            raise Aborted("Nothing linked.")
+        with store.transaction():
+            linked = apply_autolink(store, plan, actor=s.config.actor)
+            linked += apply_feed_links(store, feed, actor=s.config.actor)
+    if as_json:
+        s.out.json(
+            {
+                "linked": [{"tiktok_sku_id": t, "shopify_variant_id": v} for t, v in plan.pairs],
+                "feed": [{"tiktok_sku_id": t, "shopify_variant_id": v} for t, v in feed],
+                "ambiguous": [
+                    {"tiktok_sku_id": t, "candidates": list(c)} for t, c in plan.ambiguous
+                ],
+                "unmatched": [{"tiktok_sku_id": t} for t in plan.unmatched],
+                "dry_run": dry_run,
+            }
+        )
+        return
+    if dry_run:
+        s.out.info(f"Dry run: would link {n} product(s). Nothing was written.")
+    elif n:
+        s.out.success(f"Linked {linked} product(s).")
+    else:
+        s.out.info("Nothing to auto-link.")
+
+
+def _render_popup(out: Output, proposal: Any, feed: list[tuple[str, str]]) -> None:
+    plan = proposal.plan
+    rows = []
+    for sku_id, variant_id in plan.pairs:
+        sku = proposal.skus.get(sku_id)
+        v = proposal.variants.get(variant_id)
+        rows.append([
+            sku.product_title if sku else "", sku.sku_name if sku else "", sku.seller_sku if sku else "",
+            v.product_title if v else "", v.variant_title if v else "", v.sku if v else variant_id,
+        ])
+    if rows:
+        out.table(
+            ["TikTok product", "TikTok SKU name", "TikTok SKU", "Shopify product",
+             "Shopify variant", "Shopify SKU"],
+            rows,
+            title=f"Link {len(rows)} products by identical SKU",
+        )
+    if feed:
+        out.info(f"{len(feed)} SKU(s) were published from Shopify (external_sku_id) and get a feed link.")
+    if plan.ambiguous:
+        out.info(f"Ambiguous, not linked ({len(plan.ambiguous)}): several Shopify variants share the SKU.")
+        for sku_id, candidates in plan.ambiguous[:50]:
+            sku = proposal.skus.get(sku_id)
+            labels = ", ".join(
+                f"{c} ({_variant_label(proposal.variants.get(c))})" for c in candidates[:5]
+            )
+            out.info(f"  {sku_id} {sku.seller_sku if sku else ''!r}: {labels}")
+        out.info("  Link these by hand: ecomsend link TIKTOK_SKU_ID")
+    if plan.unmatched:
+        out.info(f"No SKU-equal variant ({len(plan.unmatched)}): link by hand or by CSV.")
+
+
+# --- link / unlink ---------------------------------------------------------------------
+
+
+@command(app, "link")
+def link(
+    tiktok: str | None = typer.Argument(
+        None, help="TikTok sku_id, or a seller SKU naming one SKU. Not with --csv."
+    ),
+    shopify: str | None = typer.Argument(
+        None, help="Shopify variant GID or number, or a SKU naming one variant. "
+        "Omit it to pick from the catalog interactively."
+    ),
+    force: bool = typer.Option(False, "--force", help="Replace an existing link."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    csv_file: str | None = typer.Option(
+        None, "--csv", metavar="FILE", help="Link in bulk from a CSV (- for stdin): a header row "
+        "with tiktok_sku_id or tiktok_seller_sku, and shopify_variant_id (GID or number) or "
+        "shopify_sku; comma, semicolon or tab; UTF-8. Rows with an empty Shopify column are "
+        "skipped. Where a row fills both an id and a SKU column, they must name the same item. "
+        "Every row is checked first; nothing is written unless all are valid. "
+        "Example: ecomsend list-unlinked --csv > todo.csv; (fill it in); "
+        "ecomsend link --csv todo.csv --dry-run",
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="With --csv: print the plan, write nothing."),
+    skip_invalid: bool = typer.Option(
+        False, "--skip-invalid", help="With --csv: apply the valid rows and report the others."
+    ),
+    as_json: bool = typer.Option(
+        False, "--json", help="With --csv: the plan and result as one JSON document on stdout."
+    ),
+) -> None:
+    """Link a TikTok SKU to a Shopify variant by hand.
+
+    Examples: ecomsend link 1729592969712207012 gid://shopify/ProductVariant/4471
+              ecomsend link RED-XM01          (then search and pick interactively)
+    """
+    if csv_file is not None or tiktok is None or dry_run or skip_invalid or as_json:
+        _link_from_csv(csv_file, tiktok, shopify, dry_run=dry_run, force=force, yes=yes,
+                       as_json=as_json, skip_invalid=skip_invalid)
+        return
+    from ..linking import plan_manual_link, resolve_shopify, resolve_tiktok
+
+    s = session()
+    store = s.store
+    s.ensure_catalog()
+    sku = resolve_tiktok(store, tiktok)
+    if shopify is None:
+        variant = _pick_variant(s, sku)
+        confirmed = yes
+    else:
+        variant = resolve_shopify(store, shopify)
+        confirmed = True
+    current = store.link(sku.sku_id)
+    replacing = current is not None and current.shopify_variant_id != variant.variant_id
+    if replacing and not force:
+        if s.out.interactive() and not yes:
+            old = store.variant(current.shopify_variant_id)
+            s.out.info(
+                f"TikTok SKU {sku.sku_id} is linked to {current.shopify_variant_id} "
+                f"({_variant_label(old) or 'not in catalog'}, {current.source})."
+            )
+            if not s.out.confirm(f"Replace it with {variant.variant_id}?", what="link"):
+                raise Aborted("Nothing changed.")
+            force = confirmed = True
+    change = plan_manual_link(store, sku, variant, force=force)
+    if change is None:
+        s.out.info(f"TikTok SKU {sku.sku_id} is already linked to {variant.variant_id}.")
+        return
+    if not confirmed and not s.out.confirm(
+        f"Link {sku.sku_id} ({sku.product_title} / {sku.sku_name}) → {variant.variant_id} "
+        f"({_variant_label(variant)}, SKU {variant.sku})?",
+        what="link",
+    ):
+        raise Aborted("Nothing changed.")
+    store.apply_links([change], source="manual", actor=s.config.actor)
+    verb = "Confirmed" if change.old == change.new else "Relinked" if change.old else "Linked"
+    s.out.success(f"{verb} {sku.sku_id} → {variant.variant_id} ({_variant_label(variant)}).")
+
+
+def _link_from_csv(
+    csv_file: str | None, tiktok: str | None, shopify: str | None, *, dry_run: bool, force: bool,
+    yes: bool, as_json: bool, skip_invalid: bool,
+) -> None:
+    """`link --csv` (DESIGN §6): check the whole file, show or confirm the plan, write it at once."""
+    from ..csvlinks import (
+        apply_csv_plan,
+        describe_csv_plan,
+        open_link_csv,
+        plan_link_csv,
+        read_link_csv,
+    )
+    from ..errors import InputError, LinkExistsError
+
+    if csv_file is None:
+        if tiktok is None:
+            raise typer.BadParameter(
+                "missing: give TIKTOK [SHOPIFY] to link one SKU, or --csv FILE to link in bulk",
+                param_hint="TIKTOK or --csv",
+            )
+        raise typer.BadParameter("only with --csv FILE", param_hint="--dry-run, --json, --skip-invalid")
+    if tiktok is not None or shopify is not None:
+        raise typer.BadParameter("--csv FILE links in bulk: give no TIKTOK or SHOPIFY with it",
+                                 param_hint="TIKTOK")
+    s = session()
+    # A broken file fails before the store is touched.
+    if csv_file == "-":
+        name = "stdin"
+        parsed = read_link_csv(sys.stdin.buffer, name=name)
+    else:
+        name = csv_file
+        with open_link_csv(csv_file) as stream:
+            parsed = read_link_csv(stream, name=name)
+    store = s.store
+    s.ensure_catalog(dry_run=dry_run)
+    plan = plan_link_csv(store, parsed)
+
+    def summary() -> str:
+        text = (f"{len(plan.new)} new, {len(plan.changed)} changed, {len(plan.unchanged)} unchanged, "
+                f"{len(plan.skipped)} skipped (empty Shopify column)")
+        if plan.repeated:
+            text += f", {len(plan.repeated)} repeated row(s)"
+        if plan.problems:
+            text += f", {plan.invalid_rows} invalid row(s) left out"
+        return text
+
+    def render(actions: tuple[str, ...], to_stderr: bool = False) -> None:
+        # File order, as the operator sees the spreadsheet; capped on a terminal (--json has all).
+        rows = sorted(((p, a) for a in actions for p in getattr(plan, a)), key=lambda r: r[0].line)
+        if not rows:
+            return
+        limit = 200 if (s.out.err if to_stderr else s.out.out).is_terminal else len(rows)
+        describe_csv_plan(store, plan, (p for p, _ in rows[:limit]))
+        def table() -> Iterator[list]:  # a generator: piped, 100k rows stream out
+            for p, action in rows[:limit]:
+                sku = plan.skus.get(p.tiktok_sku_id)
+                v = plan.variants.get(p.shopify_variant_id)
+                old = plan.variants.get(p.old) if p.old else None
+                yield [
+                    p.line, action, p.tiktok_sku_id, sku.seller_sku if sku else "",
+                    f"{sku.product_title} / {sku.sku_name}" if sku else "",
+                    p.shopify_variant_id, v.sku if v else "", _variant_label(v) or "not in catalog",
+                    f"{p.old} ({_variant_label(old) or 'not in catalog'})" if p.old else "",
+                ]
+
+        s.out.table(
+            ["Line", "Action", "TikTok SKU id", "Seller SKU", "TikTok product", "Shopify variant",
+             "Shopify SKU", "Shopify product", "Replaces"],
+            table(), title=f"{name}: {summary()}", to_stderr=to_stderr,
+        )
+        if len(rows) > limit:
+            s.out.info(f"… and {len(rows) - limit} more row(s); --json lists them all.")
+
+    if plan.problems and not skip_invalid:
+        if as_json:
+            s.out.json(plan.as_json(dry_run=dry_run, written=0))
+        for problem in plan.problems:
+            s.out.error(str(problem))
+        raise InputError(
+            f"{plan.invalid_rows} of {plan.data_rows} row(s) in {name} are invalid; nothing was written",
+            hint="fix them and import again, or pass --skip-invalid to apply the valid rows",
+        )
+    for problem in plan.problems:
+        s.out.warn(f"{problem} (row left out)")
+    if dry_run:
+        if as_json:
+            s.out.json(plan.as_json(dry_run=True, written=0))
+            return
+        render(("new", "changed", "unchanged"))
+        s.out.info(f"Dry run of {name}: {summary()}. Nothing was written.")
+        if plan.changed and not force:
+            s.out.info(f"Replacing {len(plan.changed)} existing link(s) needs --force or a confirmation.")
+        return
+    if plan.changed and not (force or yes):
+        first = plan.changed[0]
+        if not s.out.interactive():
+            raise LinkExistsError(
+                f"{len(plan.changed)} row(s) would replace existing links (line {first.line}: "
+                f"{first.tiktok_sku_id} {first.old} → {first.shopify_variant_id}); nothing was written",
+                hint="pass --force to replace them, or --dry-run to review the plan",
+            )
+        render(("changed",), to_stderr=True)
+        also = f" and add {len(plan.new)} new link(s)" if plan.new else ""
+        if not s.out.confirm(f"Replace {len(plan.changed)} existing link(s){also}?", what="link --csv"):
+            raise Aborted("Nothing changed.")
+    written = apply_csv_plan(store, plan, actor=s.config.actor) if plan.new or plan.changed else 0
+    if as_json:
+        s.out.json(plan.as_json(dry_run=False, written=written))
+        return
+    s.out.success(f"Imported {name}: {summary()}.")
+
+
+def _pick_variant(s: Session, sku: Any) -> Any:
+    """The interactive picker: search text → numbered candidates → choose."""
+    from ..errors import InputError
+    from ..matching import rank_candidates
+
+    s.out.require_terminal("link without SHOPIFY (the picker)")
+    store = s.store
+    if store.variant_count() == 0:
+        raise InputError(
+            "the Shopify catalog cache is empty", hint="run `ecomsend catalog refresh` first"
+        )
+    s.out.info(f"TikTok SKU {sku.sku_id}: {sku.product_title} / {sku.sku_name} (seller SKU {sku.seller_sku!r})")
+    query = (sku.seller_sku or "").strip() or sku.product_title
+    while True:
+        answer = s.out.ask("Search Shopify by SKU or title", what="the picker", default=query)
+        if answer is None or answer.lower() == "q":
+            raise Aborted("Nothing changed.")
+        query = answer
+        pool: dict[str, Any] = {}
+        for word in [query, *query.split()]:
+            for v in store.search_variants(word):
+                pool[v.variant_id] = v
+        ranked = rank_candidates(query, pool.values(), limit=15)
+        if not ranked:
+            s.out.info("No variant matches; try other words (or q to quit).")
+            continue
+        s.out.table(
+            ["#", "Product", "Variant", "SKU", "Inventory", "Variant id"],
+            [
+                [i, v.product_title, v.variant_title, v.sku,
+                 "" if v.inventory_quantity is None else v.inventory_quantity, v.variant_id]
+                for i, (_, v) in enumerate(ranked, 1)
+            ],
+            to_stderr=True,
+        )
+        choice = s.out.ask("Number to link, new search text, or q", what="the picker")
+        if choice is None or choice.lower() == "q":
+            raise Aborted("Nothing changed.")
+        if choice.isdigit() and 1 <= int(choice) <= len(ranked):
+            return ranked[int(choice) - 1][1]
+        query = choice
+
+
+@command(app, "unlink")
+def unlink(
+    tiktok: str = typer.Argument(..., help="TikTok sku_id, or a seller SKU naming one SKU."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+) -> None:
+    """Remove a link. Orders already created in Shopify are untouched.
+
+    Example: ecomsend unlink 1729592969712207012 --yes
+    """
+    from ..errors import NotFoundError
+    from ..linking import resolve_tiktok
+
+    s = session()
+    store = s.store
+    sku = resolve_tiktok(store, tiktok)
+    current = store.link(sku.sku_id)
+    if current is None:
+        raise NotFoundError(f"TikTok SKU {sku.sku_id} has no link", hint="nothing to unlink")
+    pending = store.pending_orders_for_sku(sku.sku_id)
+    variant = store.variant(current.shopify_variant_id)
+    s.out.info(
+        f"{sku.sku_id} ({sku.product_title} / {sku.sku_name}) → {current.shopify_variant_id} "
+        f"({_variant_label(variant) or 'not in catalog'}, {current.source}). "
+        f"{pending} pending order(s) need this SKU and will wait until it is linked again."
+    )
+    if not yes and not s.out.confirm("Unlink it?", what="unlink"):
+        raise Aborted("Nothing changed.")
+    store.remove_link(sku.sku_id, actor=s.config.actor)
+    s.out.success(f"Unlinked {sku.sku_id}.")
+
+
+# --- links, history ----------------------------------------------------------------------
+
+
+@links_app.callback(invoke_without_command=True)
+def links_list(ctx: typer.Context, as_json: bool = JSON_OPT) -> None:
+    """List links. Example: ecomsend links --json"""
+    if ctx.invoked_subcommand is not None:
+        return
+    _run(_links_list)(as_json=as_json)
+
+
+def _links_list(as_json: bool) -> None:
+    s = session()
+    links = s.store.links()
+    stale = s.store.stale_link_details()
+    if as_json:
+        s.out.json(
+            [
+                {"tiktok_sku_id": x.tiktok_sku_id, "shopify_variant_id": x.shopify_variant_id,
+                 "source": x.source, "linked_at": x.linked_at,
+                 "stale": stale[x.tiktok_sku_id].reason if x.tiktok_sku_id in stale else None}
+                for x in links
+            ]
+        )
+        return
+    if not links:
+        s.out.info("No links yet. Start with `ecomsend autolink --dry-run`.")
+        return
+    variants = s.store.variants(x.shopify_variant_id for x in links)
+    skus = s.store.tiktok_skus(x.tiktok_sku_id for x in links)
+
+    def row(x: Any) -> list:
+        v = variants.get(x.shopify_variant_id)
+        problem = stale[x.tiktok_sku_id].problem if x.tiktok_sku_id in stale else ""
+        return [x.tiktok_sku_id, skus[x.tiktok_sku_id].seller_sku, x.shopify_variant_id,
+                v.sku if v else "", _variant_label(v), x.source, x.linked_at, problem]
+
+    s.out.table(
+        ["TikTok SKU id", "Seller SKU", "Shopify variant", "Shopify SKU", "Product", "Source",
+         "Linked at", "Stale"],
+        (row(x) for x in links),
+    )
+    _warn_stale(s.out, stale)
+
+
+@command(links_app, "export")
+def links_export(
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="Write to FILE instead of stdout.", metavar="FILE"
+    ),
+) -> None:
+    """Export links as CSV (the columns `ecomsend link --csv` reads).
+
+    Example: ecomsend links export -o links.csv
+    """
+    from ..csvlinks import write_csv
+
+    s = session()
+    store = s.store
+    links = store.links()
+    variants = store.variants(x.shopify_variant_id for x in links)
+    skus = store.tiktok_skus(x.tiktok_sku_id for x in links)  # one batched read, not one per link
+    rows = (_csv_row(skus[x.tiktok_sku_id], x, variants, x.source) for x in links)
+    if output is None:
+        write_csv(s.out.data_stream(), rows)  # exact when redirected: the file is for `link --csv`
+        return
+    with open(output, "w", encoding="utf-8", newline="") as fh:
+        n = write_csv(fh, rows)
+    s.out.info(f"Wrote {n} link(s) to {output}.")
+
+
+@command(app, "history")
+def history(
+    tiktok: str | None = typer.Argument(None, help="Only this TikTok SKU (id or seller SKU)."),
+    limit: int = typer.Option(100, "--limit", "-n", help="At most N rows (0: all)."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """The audit log of link changes: when, what, old → new, source, who.
+
+    Example: ecomsend history 1729592969712207012
+    """
+    s = session()
+    sku_id = None
+    if tiktok:
+        from ..linking import resolve_tiktok
+
+        sku_id = resolve_tiktok(s.store, tiktok).sku_id
+    rows = s.store.history(sku_id, limit=limit or None)
+    if as_json:
+        s.out.json([row.__dict__ for row in rows])
+        return
+    if not rows:
+        s.out.info("No link changes recorded.")
+        return
+    s.out.table(
+        ["When", "TikTok SKU id", "Action", "Old", "New", "Source", "Who"],
+        [[r.at, r.tiktok_sku_id, r.action, r.old_variant_id, r.new_variant_id, r.source, r.actor]
+         for r in rows],
+    )
