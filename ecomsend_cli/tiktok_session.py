@@ -12,7 +12,7 @@ owns what it asks.
   an expired access token (105002) refreshed with the refresh token and the
   new pair saved in the token cache, and a pair saved there by another
   process (TikTok rotates the refresh token) taken instead; throttling
-  (36009002 / HTTP 429) backed off with jitter.
+  (36009002 / HTTP 429) paced by :class:`RatePacer` and backed off with jitter.
 
 **Reads** are retried on 5xx answers and network errors, within the call's
 deadline. **Writes are not idempotent** (DESIGN §6b): TikTok's fulfillment
@@ -144,6 +144,69 @@ def _install_log_redaction() -> None:
         logger.addFilter(_REDACT_FILTER)
 
 
+class RatePacer:
+    """Keeps a session's requests under the rate TikTok showed it, learned from its first refusal.
+
+    TikTok documents no number for its rate limit, only the refusal (36009002,
+    HTTP 429, "too many requests in a short period of time"), so nothing is
+    paced until TikTok refuses a request. At that refusal the requests it
+    accepted in the ``window`` before are the limit it showed; from then on a
+    request waits until fewer than that many were sent in the last ``window``.
+    Concurrent senders share one pacer, so a refusal pauses them all instead of
+    each backing off on its own, which wasted the window in bursts (issue 11's
+    tracking bench). A later refusal learns the limit again (another process may
+    share the shop's budget). A refusal with fewer than :attr:`MIN_LEARNED`
+    accepted requests teaches nothing: the caller backs off instead.
+    """
+
+    MIN_LEARNED = 2
+    # Arrival order at TikTok may differ a little from send order here.
+    MARGIN_S = 0.01
+
+    def __init__(self, window: float = 1.0, *, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.window = window
+        self.limit: int | None = None
+        self._clock = clock
+        self._sleep = sleep
+        self._sent: list[float] = []
+        self._lock = threading.Lock()
+
+    def acquire(self) -> float:
+        """Wait for a free place in the window; returns the send time to hand back on a refusal."""
+        while True:
+            with self._lock:
+                now = self._clock()
+                horizon = now - self.window - self.MARGIN_S
+                while self._sent and self._sent[0] <= horizon:
+                    self._sent.pop(0)
+                if self.limit is None or len(self._sent) < self.limit:
+                    self._sent.append(now)
+                    return now
+                wait = self._sent[len(self._sent) - self.limit] - horizon
+            self._sleep(max(wait, 0.001))
+
+    def forget(self, sent_at: float) -> None:
+        """The request sent at ``sent_at`` got no answer: TikTok may not have counted it."""
+        with self._lock:
+            if sent_at in self._sent:
+                self._sent.remove(sent_at)
+
+    def refused(self, sent_at: float) -> bool:
+        """TikTok refused the request sent at ``sent_at`` as too many: learn its limit.
+
+        Returns True when a limit is known, so the caller waits in :meth:`acquire`
+        rather than backing off.
+        """
+        with self._lock:
+            if sent_at in self._sent:
+                self._sent.remove(sent_at)  # refused requests do not count against the limit
+            accepted = sum(1 for t in self._sent if sent_at - self.window < t <= sent_at)
+            if accepted >= self.MIN_LEARNED:
+                self.limit = accepted
+            return self.limit is not None
+
+
 class TikTokSession:
     """Signed requests to the TikTok Shop Open API (see the module docstring); the base of
     :class:`~ecomsend_cli.tiktok.TikTokClient`, which adds the API calls.
@@ -185,6 +248,8 @@ class TikTokSession:
         self._api_base = config.api_base_url.rstrip("/")
         self._auth_base = config.auth_base_url.rstrip("/")
         self._lock = threading.RLock()
+        # Real time, whatever ``sleep`` tests inject: the pacer waits on the clock it reads.
+        self.pacer = RatePacer()
         _install_log_redaction()
         self._deadline = deadline
         if transport is not None:
@@ -391,6 +456,7 @@ class TikTokSession:
         attempt = 0
         started = time.monotonic()
         while True:
+            sent_at = self.pacer.acquire()
             try:
                 with deadline(self._deadline):
                     response = self._http.request(
@@ -400,6 +466,7 @@ class TikTokSession:
                         headers=headers() if callable(headers) else headers,
                     )
             except httpx.TransportError as exc:
+                self.pacer.forget(sent_at)
                 late = deadline_passed(exc)
                 why = f"no answer within the {self._deadline:.0f} s deadline" if late else type(exc).__name__
                 if not idempotent and not isinstance(exc, _NOT_SENT):
@@ -431,7 +498,11 @@ class TikTokSession:
                     code=code if code is not None else response.status_code, request_id=request_id)
             if throttled or transient:
                 if attempt < self.max_retries:
-                    self._backoff(attempt, response.headers.get("retry-after"))
+                    paced = throttled and self.pacer.refused(sent_at)
+                    retry_after = response.headers.get("retry-after")
+                    # Paced, the first retry waits for the window; a second refusal backs off too.
+                    if not paced or attempt > 0 or retry_after:
+                        self._backoff(attempt, retry_after)
                     attempt += 1
                     continue
                 if throttled:
