@@ -150,6 +150,21 @@ class CatalogConfig:
 
 
 @dataclass(frozen=True)
+class NotifyConfig:
+    # Apprise URLs (Slack, Teams, email, ntfy, a webhook…): one message per sync-orders run that
+    # needs the operator (see notify.py). Each may hold a token, so each is a Secret.
+    urls: tuple[Secret, ...] = ()
+    blocked_after_hours: int = 24  # a blocked order is worth a message this long after it was first pulled
+    repeat_hours: int = 24  # the same problems are told again after this long
+
+
+def redacted_url(url: Secret) -> str:
+    """An Apprise URL as it may be shown: its scheme only (``slack://********``)."""
+    scheme = url.get().partition("://")[0]
+    return f"{scheme}://{REDACTED}" if _URL_SCHEME_RE.fullmatch(scheme) else REDACTED
+
+
+@dataclass(frozen=True)
 class Config:
     store: Path = field(default_factory=default_store_path)
     shopify: ShopifyConfig = field(default_factory=ShopifyConfig)
@@ -158,6 +173,7 @@ class Config:
     catalog: CatalogConfig = field(default_factory=CatalogConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     aftersales: AftersalesConfig = field(default_factory=AftersalesConfig)
+    notify: NotifyConfig = field(default_factory=NotifyConfig)
     # How long a command waits for another process's write transaction on the
     # store before giving up with a message naming it (DESIGN §7).
     store_busy_timeout_seconds: int = 10
@@ -182,6 +198,7 @@ class Config:
             "catalog": _section_dict(self.catalog),
             "tracking": _section_dict(self.tracking),
             "aftersales": _section_dict(self.aftersales),
+            "notify": _section_dict(self.notify),
             "store_busy_timeout_seconds": self.store_busy_timeout_seconds,
             "network_deadline_seconds": self.network_deadline_seconds,
         }
@@ -194,7 +211,7 @@ def _section_dict(section: Any) -> dict[str, Any]:
         if isinstance(value, Secret):
             value = REDACTED if value else ""
         elif isinstance(value, tuple):
-            value = list(value)
+            value = [redacted_url(v) if isinstance(v, Secret) else v for v in value]
         elif isinstance(value, dict):
             value = dict(value)
         out[f.name] = value
@@ -203,7 +220,7 @@ def _section_dict(section: Any) -> dict[str, Any]:
 
 # --- schema ---------------------------------------------------------------
 # key -> (kind, is_secret). kind is "str", "int", "bool", "strlist", "strmap" (name -> name),
-# "rates" (currency -> number).
+# "rates" (currency -> number), "urllist" (Apprise URLs, each one a secret).
 _SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
     "shopify": {
         "shop": ("str", False),
@@ -245,6 +262,11 @@ _SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
     "catalog": {
         "max_age_minutes": ("int", False),
     },
+    "notify": {
+        "urls": ("urllist", True),
+        "blocked_after_hours": ("int", False),
+        "repeat_hours": ("int", False),
+    },
 }
 _SECTIONS = {
     "shopify": ShopifyConfig,
@@ -253,6 +275,7 @@ _SECTIONS = {
     "catalog": CatalogConfig,
     "tracking": TrackingConfig,
     "aftersales": AftersalesConfig,
+    "notify": NotifyConfig,
 }
 # Top-level keys that are not sections: key -> kind.
 _TOP_LEVEL: dict[str, str] = {"store": "path", "store_busy_timeout_seconds": "int",
@@ -263,6 +286,11 @@ _URL_KEYS: dict[str, str] = {
     "tiktok.api_base_url": "tiktok.app_key, tiktok.app_secret and tiktok.access_token",
     "tiktok.auth_base_url": "tiktok.app_key, tiktok.app_secret and tiktok.refresh_token",
 }
+# What an Apprise URL starts with; whether Apprise knows the service is checked where Apprise is
+# imported (doctor, config show, sending), not here: loading it costs every command 0.1 s.
+_URL_SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]{0,31}")
+_APPRISE_HINT = ("write each as service://…, e.g. ntfy://ntfy.sh/my-topic or slack://TokenA/TokenB/TokenC "
+                 "(Apprise's documentation lists every service)")
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -328,7 +356,11 @@ def load_config(
             if item is None:
                 continue
             item = _coerce(f"{section}.{key}", kind, _interpolate(item, env, where, f"{section}.{key}"), where)
-            if secret:
+            if kind == "urllist":
+                if item:
+                    has_secret = True
+                item = tuple(Secret(url) for url in item)
+            elif secret:
                 if item:
                     has_secret = True
                 item = Secret(item)
@@ -559,6 +591,19 @@ def _coerce(key: str, kind: str, value: Any, where: str) -> Any:
                                   hint="the shop currency's value of one unit, e.g. 1.27")
             rates[code] = rate
         return rates
+    if kind == "urllist":
+        # Never repeat a value in a message: an Apprise URL holds the service's token.
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: '{key}' must be a list of Apprise URLs, not {_kind(value)}",
+                              hint='e.g. urls: ["ntfy://ntfy.sh/my-topic"]')
+        for i, url in enumerate(value):
+            if not isinstance(url, str):
+                raise ConfigError(f"{where}: '{key}[{i}]' must be an Apprise URL (a string), not {_kind(url)}",
+                                  hint=_APPRISE_HINT)
+            scheme, sep, rest = url.strip().partition("://")
+            if not sep or not _URL_SCHEME_RE.fullmatch(scheme) or not rest or any(c.isspace() for c in rest):
+                raise ConfigError(f"{where}: '{key}[{i}]' is not an Apprise URL", hint=_APPRISE_HINT)
+        return [url.strip() for url in value]
     raise AssertionError(kind)
 
 

@@ -1615,6 +1615,22 @@ class Store(AfterCreation):
     def order_counts(self) -> dict[str, int]:
         return dict(self.conn.execute("SELECT state, count(*) FROM orders GROUP BY state"))
 
+    def blocked_before(self, first_pulled_before: str) -> tuple[int, dict[str, tuple[int, bool]]]:
+        """Orders still blocked first pulled at or before ``first_pulled_before`` (ISO 8601):
+        how many, and each SKU they hold as ``{sku_id: (orders, linked)}`` (for the alerts)."""
+        where = "FROM orders o WHERE o.state = 'blocked' AND o.first_pulled_at <= ?"
+        count = self.conn.execute(f"SELECT count(*) {where}", (first_pulled_before,)).fetchone()[0]
+        if not count:
+            return 0, {}
+        rows = self.conn.execute(
+            "SELECT i.sku_id, count(*), max(l.tiktok_sku_id IS NOT NULL) FROM orders o "
+            "JOIN order_items i ON i.tiktok_order_id = o.tiktok_order_id "
+            "LEFT JOIN links l ON l.tiktok_sku_id = i.sku_id "
+            "WHERE o.state = 'blocked' AND o.first_pulled_at <= ? GROUP BY i.sku_id",
+            (first_pulled_before,),
+        )
+        return count, {sku: (n, bool(linked)) for sku, n, linked in rows}
+
     def unchecked_products(self) -> list[str]:
         """TikTok product ids with an unlinked SKU whose product detail we never read."""
         return [r[0] for r in self.conn.execute(

@@ -115,6 +115,27 @@ def _fingerprint(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()[:16]
 
 
+def config_fingerprint(config: TikTokConfig) -> str:
+    """The tag of the configured app key and tokens that a token cache entry must carry to apply."""
+    access = config.access_token.get() if config.access_token else ""
+    refresh = config.refresh_token.get() if config.refresh_token else ""
+    return _fingerprint(f"{config.app_key}\n{access}\n{refresh}")
+
+
+def cached_tokens(cache: TokenCache, config: TikTokConfig) -> dict[str, Any] | None:
+    """The token cache's entry when it belongs to the configured tokens, else None.
+
+    The cache wins over the config's tokens unless the operator changed those
+    since (re-authorised): then the entry is another pair's, and ignored.
+    """
+    cached = cache.load_token(TOKEN_CACHE_NAME) or {}
+    if cached.get("config") == config_fingerprint(config) and (
+        cached.get("access_token") or cached.get("refresh_token")
+    ):
+        return dict(cached)
+    return None
+
+
 class _RedactSecrets(logging.Filter):
     """Blanks secret query values in httpx's request log lines.
 
@@ -272,18 +293,11 @@ class TikTokSession:
 
     # -- tokens ----------------------------------------------------------------
     def _config_fingerprint(self) -> str:
-        access = self.config.access_token.get() if self.config.access_token else ""
-        refresh = self.config.refresh_token.get() if self.config.refresh_token else ""
-        return _fingerprint(f"{self.config.app_key}\n{access}\n{refresh}")
+        return config_fingerprint(self.config)
 
     def _cached_tokens(self) -> dict[str, Any] | None:
         """The token cache's entry when it belongs to the configured tokens, else None."""
-        cached = self._cache.load_token(TOKEN_CACHE_NAME) or {}
-        if cached.get("config") == self._config_fingerprint() and (
-            cached.get("access_token") or cached.get("refresh_token")
-        ):
-            return dict(cached)
-        return None
+        return cached_tokens(self._cache, self.config)
 
     def _initial_tokens(self) -> dict[str, Any]:
         cached = self._cached_tokens()

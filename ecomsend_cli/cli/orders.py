@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from . import app
-from .common import JSON_OPT, command, session
+from .common import JSON_OPT, command, notify_after_run, session
 
 if TYPE_CHECKING:
     from ..output import Output
@@ -65,6 +65,7 @@ def sync_orders(
     with _SyncProgress(s.out) as progress:
         report = run_phases(store, tiktok, shopify, config, options, phases=(only,) if only else PHASES,
                             on_event=progress.event, crash_at=config.crash_at, refresh_catalog=s.ensure_catalog)
+    notify_after_run(s, report, options)  # one message when something needs the operator (notify.urls)
     if as_json:
         s.out.json(report.as_json())
     else:

@@ -147,6 +147,9 @@ class Sandbox:
         header = (
             "# ecomsend config for the local sandbox (not real stores).\n"
             f"# Shopify simulator: {self.shopify.url}   TikTok simulator: {self.tiktok.url}\n"
+            "# To try alerts, add: notify: {urls: [\"json://127.0.0.1:"
+            f"{self.shopify.port}/_sandbox/webhook\"], blocked_after_hours: 0}}\n"
+            f"# and read what arrived: curl {self.shopify.url}/_sandbox/webhook\n"
         )
         return header + yaml.safe_dump(self.config_dict(), sort_keys=False, allow_unicode=True)
 
