@@ -72,9 +72,12 @@ def list_unlinked(
     if not rows:
         s.out.info("No unlinked TikTok SKUs." if not all_ else "No TikTok SKUs in pulled orders yet.")
         return
-    columns = ["TikTok SKU id", "Product", "SKU name", "Seller SKU", "Blocked orders", "Suggestion"]
+    from ..output import ID, TITLE, Column
+
+    columns = [Column("TikTok SKU id", ID), Column("Product", TITLE), Column("SKU name", TITLE, drop=2),
+               Column("Seller SKU", ID), Column("Blocked orders", ID), Column("Suggestion")]
     if all_:
-        columns += ["Linked to", "Source"]
+        columns += [Column("Linked to"), Column("Source", ID, drop=3)]
     table_rows = []
     for r, sg in zip(rows, suggestions, strict=True):
         row = [r.sku.sku_id, r.sku.product_title, r.sku.sku_name, r.sku.seller_sku,
@@ -367,6 +370,8 @@ def _link_from_csv(
             return
         limit = 200 if (s.out.err if to_stderr else s.out.out).is_terminal else len(rows)
         describe_csv_plan(store, plan, (p for p, _ in rows[:limit]))
+        from ..output import ID, TITLE, VARIANT, Column, short_variant_id
+
         def table() -> Iterator[list]:  # a generator: piped, 100k rows stream out
             for p, action in rows[:limit]:
                 sku = plan.skus.get(p.tiktok_sku_id)
@@ -376,12 +381,14 @@ def _link_from_csv(
                     p.line, action, p.tiktok_sku_id, sku.seller_sku if sku else "",
                     f"{sku.product_title} / {sku.sku_name}" if sku else "",
                     p.shopify_variant_id, v.sku if v else "", _variant_label(v) or "not in catalog",
-                    f"{p.old} ({_variant_label(old) or 'not in catalog'})" if p.old else "",
+                    f"{short_variant_id(p.old)} ({_variant_label(old) or 'not in catalog'})" if p.old else "",
                 ]
 
         s.out.table(
-            ["Line", "Action", "TikTok SKU id", "Seller SKU", "TikTok product", "Shopify variant",
-             "Shopify SKU", "Shopify product", "Replaces"],
+            [Column("Line", ID, drop=4), Column("Action", ID), Column("TikTok SKU id", ID),
+             Column("Seller SKU", ID, drop=1), Column("TikTok product", TITLE, drop=3),
+             Column("Shopify variant", VARIANT), Column("Shopify SKU", ID, drop=2),
+             Column("Shopify product", TITLE), Column("Replaces")],
             table(), title=f"{name}: {summary()}", to_stderr=to_stderr,
         )
         if len(rows) > limit:
@@ -594,8 +601,11 @@ def history(
     if not rows:
         s.out.info("No link changes recorded.")
         return
+    from ..output import ID, VARIANT, Column
+
     s.out.table(
-        ["When", "TikTok SKU id", "Action", "Old", "New", "Source", "Who"],
+        [Column("When", ID), Column("TikTok SKU id", ID), Column("Action", ID), Column("Old", VARIANT, drop=1),
+         Column("New", VARIANT), Column("Source", ID, drop=2), Column("Who", ID, drop=3)],
         [[r.at, r.tiktok_sku_id, r.action, r.old_variant_id, r.new_variant_id, r.source, r.actor]
          for r in rows],
     )
