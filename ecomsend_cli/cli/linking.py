@@ -273,7 +273,11 @@ def link(
 
     Examples: ecomsend link 1729592969712207012 gid://shopify/ProductVariant/4471
               ecomsend link RED-XM01          (then search and pick interactively)
+              ecomsend link                   (pick the SKU too, most blocked orders first)
     """
+    picking = tiktok is None and csv_file is None and not (dry_run or skip_invalid or as_json)
+    if picking and sys.stdin.isatty():
+        tiktok = _pick_sku(session())
     if csv_file is not None or tiktok is None or dry_run or skip_invalid or as_json:
         _link_from_csv(csv_file, tiktok, shopify, dry_run=dry_run, force=force, yes=yes,
                        as_json=as_json, skip_invalid=skip_invalid)
@@ -434,9 +438,11 @@ def _link_from_csv(
 
 
 def _pick_variant(s: Session, sku: Any) -> Any:
-    """The interactive picker: search text → numbered candidates → choose."""
+    """The interactive picker: ranked variants, searched as the operator types (cli/pick.py)."""
     from ..errors import InputError
-    from ..matching import rank_candidates
+    from ..output import ID, TITLE, VARIANT, Column
+    from ..picker import index_catalog
+    from .pick import choose
 
     s.out.require_terminal("link without SHOPIFY (the picker)")
     store = s.store
@@ -445,35 +451,51 @@ def _pick_variant(s: Session, sku: Any) -> Any:
             "the Shopify catalog cache is empty", hint="run `ecomsend catalog refresh` first"
         )
     s.out.info(f"TikTok SKU {sku.sku_id}: {sku.product_title} / {sku.sku_name} (seller SKU {sku.seller_sku!r})")
-    query = (sku.seller_sku or "").strip() or sku.product_title
-    while True:
-        answer = s.out.ask("Search Shopify by SKU or title", what="the picker", default=query)
-        if answer is None or answer.lower() == "q":
-            raise Aborted("Nothing changed.")
-        query = answer
-        pool: dict[str, Any] = {}
-        for word in [query, *query.split()]:
-            for v in store.search_variants(word):
-                pool[v.variant_id] = v
-        ranked = rank_candidates(query, pool.values(), limit=15)
-        if not ranked:
-            s.out.info("No variant matches; try other words (or q to quit).")
-            continue
-        s.out.table(
-            ["#", "Product", "Variant", "SKU", "Inventory", "Variant id"],
-            [
-                [i, v.product_title, v.variant_title, v.sku,
-                 "" if v.inventory_quantity is None else v.inventory_quantity, v.variant_id]
-                for i, (_, v) in enumerate(ranked, 1)
-            ],
-            to_stderr=True,
-        )
-        choice = s.out.ask("Number to link, new search text, or q", what="the picker")
-        if choice is None or choice.lower() == "q":
-            raise Aborted("Nothing changed.")
-        if choice.isdigit() and 1 <= int(choice) <= len(ranked):
-            return ranked[int(choice) - 1][1]
-        query = choice
+    index = index_catalog(store.iter_variants())
+
+    def search(text: str) -> list[str]:
+        return [index.ids[r.index] for r in index.rank(text, limit=15)]
+
+    chosen = choose(
+        s.out, query=(sku.seller_sku or "").strip() or sku.product_title, what="the picker",
+        search=search,
+        columns=[Column("#", ID), Column("Product", TITLE), Column("Variant", TITLE, drop=1), Column("SKU", ID),
+                 Column("Inventory", ID, drop=2), Column("Variant id", VARIANT)],
+        row=lambda vid: _picker_row(store.variant(vid)),
+    )
+    return store.variant(chosen)
+
+
+def _picker_row(v: Any) -> list:
+    return [v.product_title, v.variant_title, v.sku,
+            "" if v.inventory_quantity is None else v.inventory_quantity, v.variant_id]
+
+
+def _pick_sku(s: Session) -> str:
+    """`link` with no arguments: the unlinked SKUs, most blocked orders first, to pick one from."""
+    from ..errors import NotFoundError
+    from ..output import ID, TITLE, Column
+    from ..picker import VariantIndex
+    from .pick import choose
+
+    rows = s.store.sku_rows()  # unlinked, most blocked orders first
+    if not rows:
+        raise NotFoundError("no unlinked TikTok SKUs", hint="`ecomsend list-unlinked --all` lists every SKU")
+    by_id = {r.sku_id: r for r in rows}
+    index = VariantIndex((r.sku_id, r.seller_sku, f"{r.product_title} {r.sku_name}") for r in rows)
+
+    def search(text: str) -> list[str]:
+        if not text:
+            return [r.sku_id for r in rows[:15]]
+        return [index.ids[r.index] for r in index.rank(text, limit=15)]
+
+    return choose(
+        s.out, query="", what="link without TIKTOK (the SKU picker)", search=search,
+        columns=[Column("#", ID), Column("TikTok SKU id", ID), Column("Product", TITLE),
+                 Column("SKU name", TITLE, drop=1), Column("Seller SKU", ID), Column("Blocked orders", ID)],
+        row=lambda sid: [sid, by_id[sid].product_title, by_id[sid].sku_name, by_id[sid].seller_sku,
+                         by_id[sid].blocked_orders],
+    )
 
 
 @command(app, "unlink")
