@@ -269,7 +269,8 @@ class Output:
 def _cell_text(column: Column, value: Any) -> str:
     if value is None:
         return ""
-    return terminal_safe(short_variant_id(value) if column.kind == VARIANT else str(value))
+    # In a table the number stands for the GID, in an id column and in text alike (piped: whole GIDs).
+    return terminal_safe(str(value).replace(VARIANT_GID_PREFIX, ""))
 
 
 def _rich_cell(column: Column, text: str) -> Text:

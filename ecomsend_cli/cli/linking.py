@@ -374,7 +374,7 @@ def _link_from_csv(
             return
         limit = 200 if (s.out.err if to_stderr else s.out.out).is_terminal else len(rows)
         describe_csv_plan(store, plan, (p for p, _ in rows[:limit]))
-        from ..output import ID, TITLE, VARIANT, Column, short_variant_id
+        from ..output import ID, TITLE, VARIANT, Column
 
         def table() -> Iterator[list]:  # a generator: piped, 100k rows stream out
             for p, action in rows[:limit]:
@@ -385,7 +385,7 @@ def _link_from_csv(
                     p.line, action, p.tiktok_sku_id, sku.seller_sku if sku else "",
                     f"{sku.product_title} / {sku.sku_name}" if sku else "",
                     p.shopify_variant_id, v.sku if v else "", _variant_label(v) or "not in catalog",
-                    f"{short_variant_id(p.old)} ({_variant_label(old) or 'not in catalog'})" if p.old else "",
+                    f"{p.old} ({_variant_label(old) or 'not in catalog'})" if p.old else "",
                 ]
 
         s.out.table(

@@ -20,6 +20,7 @@ from typing import Any
 
 from ..errors import Aborted
 from ..output import Column, Output
+from ..text import terminal_safe
 
 ESC, CTRL_C, CTRL_D = "\x1b", "\x03", "\x04"
 BACKSPACE = ("\x7f", "\x08")
@@ -125,6 +126,7 @@ def _draw(out: Output, drawn: int, query: str, results: Sequence[Any], columns: 
     shown = query if len(query) <= 30 else query[:29] + "…"  # one line, or the redraw would drift
     prompt = f"Search: {shown} · number + Enter to choose · Esc or q to quit › "
     erase = f"\r\x1b[{drawn}A\x1b[J" if drawn else "\r\x1b[J"
-    sys.stderr.write(erase + block + prompt + buffer)
+    # The search text may be a seller SKU from TikTok: inert like everything Output prints.
+    sys.stderr.write(erase + block + terminal_safe(prompt + buffer))
     sys.stderr.flush()
     return block.count("\n")
