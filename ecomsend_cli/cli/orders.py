@@ -295,8 +295,12 @@ def orders_cmd(
         s.out.info("No orders pulled yet. Run `ecomsend sync-orders`." if not state
                    else "No orders in that state.")
         return
+    from ..output import ID, TEXT, Column
+
     s.out.table(
-        ["TikTok order", "TikTok status", "State", "Shopify order", "Reason", "Missing SKUs", "After creation"],
+        [Column("TikTok order", ID), Column("TikTok status", ID, drop=2), Column("State", ID),
+         Column("Shopify order", ID), Column("Reason", TEXT), Column("Missing SKUs", TEXT, drop=3),
+         Column("After creation", TEXT, drop=1)],
         ([r.tiktok_order_id, r.tiktok_status, r.state, r.shopify_order_name or r.shopify_order_id or "",
           r.reason + (" (cancelled on TikTok after sync)" if r.cancelled_after_sync else ""),
           " ".join(r.missing), _life_text(life)] for r, life in itertools.chain([first], rows)),
