@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -63,8 +64,13 @@ def sync_orders(
     # Built on first use: a run with nothing to create never pays for it.
     shopify = None if dry_run else _Lazy(s.shopify)
     with _SyncProgress(s.out) as progress:
-        report = run_phases(store, tiktok, shopify, config, options, phases=(only,) if only else PHASES,
-                            on_event=progress.event, crash_at=config.crash_at, refresh_catalog=s.ensure_catalog)
+        try:
+            report = run_phases(store, tiktok, shopify, config, options, phases=(only,) if only else PHASES,
+                                on_event=progress.event, crash_at=config.crash_at,
+                                refresh_catalog=s.ensure_catalog)
+        except KeyboardInterrupt:
+            progress.stop()
+            _interrupted(s, progress, as_json)
     if as_json:
         s.out.json(report.as_json())
     else:
@@ -99,6 +105,27 @@ def _render_after_creation(out: Output, report: Any) -> None:
             out.info(f"  {o.tiktok_order_id}: {o.detail}")
     for phase, why in report.skipped.items():
         out.note(f"{phase}: {why}")
+
+
+def _interrupted(s: Any, progress: _SyncProgress, as_json: bool) -> None:
+    """Ctrl-C: say what the run did and that running again is safe (§5.4), exit 130."""
+    from ..errors import EXIT_INTERRUPTED
+    from .common import _fail
+
+    try:
+        confirming = s.store.order_counts().get("creating", 0)
+    except Exception:  # the store cannot be read now: say what the run itself saw
+        confirming = None
+    if progress.total is None:
+        done = "interrupted before any order was sent"
+    else:
+        done = f"interrupted: created {progress.states['synced']} of {progress.total}"
+    if confirming:
+        done += (f"; {confirming} being confirmed (sent, answer not confirmed yet: looked up in Shopify "
+                 "on the next run, never sent twice)")
+    message = f"{done}; safe to rerun `ecomsend sync-orders`"
+    s.out.error(message)
+    _fail(as_json, message, None, EXIT_INTERRUPTED)
 
 
 class _Lazy:
@@ -141,13 +168,16 @@ def _parse_since(value: str | None) -> int | None:
 
 
 class _SyncProgress:
-    """A Rich progress bar on a terminal; plain log lines on stderr otherwise."""
+    """A Rich progress bar on an interactive terminal; plain log lines on stderr otherwise (a
+    cron log, or the demo, which shows its children's output after they end)."""
 
     def __init__(self, out: Output) -> None:
         self.out = out
         self.bar: Any = None
         self.task: Any = None
-        self.live = out.err.is_terminal and not out.quiet
+        self.live = out.err.is_interactive and not out.quiet
+        self.total: int | None = None  # orders this run set out to create
+        self.states: Counter[str] = Counter()  # what became of them so far
 
     def __enter__(self) -> _SyncProgress:
         if self.live:
@@ -159,12 +189,21 @@ class _SyncProgress:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """Take the bar off the screen (before a message that must not be drawn over)."""
         if self.bar is not None:
             self.bar.stop()
+            self.bar = None
 
     def event(self, kind: str, **data: Any) -> None:
         import time
 
+        if kind == "create_started":
+            self.total = (self.total or 0) + data["total"]
+        elif kind == "created":
+            self.states[data["state"]] += 1
         if self.bar is not None:
             if kind == "pulled":
                 if self.task is None:
