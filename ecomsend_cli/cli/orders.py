@@ -335,9 +335,11 @@ def orders_cmd(
     States are as of now: a blocked order whose SKUs have all been linked since
     is shown `ready` (the next sync-orders sends it).
 
-    Examples: ecomsend orders --state blocked --state failed
-              ecomsend orders --sku TEE-BLK-S
-              ecomsend orders show 580000000000000001
+    Example: ecomsend orders --state blocked --state failed
+
+    Example: ecomsend orders --sku TEE-BLK-S --state ready
+
+    Example: ecomsend orders show 580000000000000001
     """
     from ..errors import InputError
     from ..sync import READY, STATES
