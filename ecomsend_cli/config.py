@@ -316,6 +316,17 @@ def find_config_file(flag: str | os.PathLike[str] | None, env: dict[str, str]) -
     return path if path.is_file() else None
 
 
+def _login_name() -> str:
+    """Who runs ecomsend when the environment does not say (cron, systemd, `env -i`): the
+    account of this process, for the history's actor column."""
+    import getpass
+
+    try:
+        return getpass.getuser()  # reads the password database once the variables are unset
+    except (KeyError, OSError):  # a uid with no account (some containers)
+        return "unknown"
+
+
 def load_config(
     config_path: str | os.PathLike[str] | None = None,
     *,
@@ -386,7 +397,7 @@ def load_config(
         kwargs["store"] = Path(store_value).expanduser()
         kwargs["store_is_default"] = False
     kwargs["crash_at"] = env.get("ECOMSEND_TEST_CRASH_AT") or None
-    kwargs["actor"] = env.get("USER") or env.get("LOGNAME") or env.get("USERNAME") or "unknown"
+    kwargs["actor"] = env.get("USER") or env.get("LOGNAME") or env.get("USERNAME") or _login_name()
 
     if path is not None and has_secret and _readable_by_others(path):
         warnings.append(

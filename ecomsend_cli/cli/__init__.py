@@ -80,9 +80,26 @@ def main() -> None:
     """Console-script entry point."""
     try:
         app()
+    except SystemExit as exc:
+        # Click ends a write to a closed pipe with exit 1, raised while handling the EPIPE. The
+        # reader has all it wanted (`ecomsend orders | head -1`): that is success, and quiet.
+        if isinstance(exc.__context__, BrokenPipeError):
+            _drop_stdout()
+            raise SystemExit(0) from None
+        raise
     except EcomsendError as exc:  # raised outside a command (should not happen)
         from ..output import terminal_safe
 
         print(f"error: {terminal_safe(str(exc))}", file=sys.stderr)
         raise SystemExit(EXIT_ERROR) from None
 
+
+
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null, so flushing it at exit cannot fail on the closed pipe again."""
+    import os
+
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
