@@ -69,10 +69,11 @@ def test_list_unlinked_keeps_ids_whole_and_says_which_columns_it_hid(store_path)
 def test_orders_keep_order_ids_and_sku_ids_whole(store_path):
     make_store(store_path)
     narrow = show(store_path, 80, "orders")
-    assert_whole(narrow, *ORDER_IDS, *SKU_IDS)
+    # SKU_IDS[0] is linked since: the live reasons name only the SKUs still blocking.
+    assert_whole(narrow, *ORDER_IDS, *SKU_IDS[1:])
     assert footnote(narrow) is not None
     wide = show(store_path, 160, "orders")
-    assert_whole(wide, *ORDER_IDS, *SKU_IDS, "AWAITING_COLLECTION")
+    assert_whole(wide, *ORDER_IDS, *SKU_IDS[1:], "AWAITING_COLLECTION")
     assert footnote(wide) is None
 
 
