@@ -280,3 +280,52 @@ def test_logout_shopify_forgets_the_client_credentials_token(sandbox, tmp_path):
     with Store.open(sandbox.store_path) as store:
         assert store.load_token("shopify") is None
     assert "no token yet" in run("auth", "status").stdout
+
+
+# --- several shops, and tokens already in the config ----------------------------------------------
+
+UK_SHOP = {"id": "7494000000000000099", "name": "Second Shop UK", "region": "GB", "cipher": "GCP_second_shop"}
+
+
+def test_on_a_terminal_it_prints_the_page_asks_the_code_and_the_shop(tmp_path):
+    from tests.terminal import Terminal
+
+    with Sandbox(tmp_path / "sb", "none", tiktok_options={"extra_shops": [UK_SHOP]}) as box:
+        cfg = no_token_config(box, tmp_path / "c.yaml")
+        term = Terminal("--config", str(cfg), "auth", "tiktok")
+        screen = term.expect("Authorization code: ")
+        assert f"{box.authorize_url}?service_id={box.tiktok.service_id}" in screen
+        term.send(new_code(box))
+        screen = term.expect("Number of the shop to work on [1]: ")
+        assert "Second Shop UK" in screen and "ecomsend sandbox shop" in screen
+        term.send("2")
+        assert term.wait() == 0, term.screen
+        with Store.open(box.store_path) as store:
+            tokens = store.load_token("tiktok")
+        assert (tokens["shop_cipher"], tokens["shop_name"]) == ("GCP_second_shop", "Second Shop UK")
+        for secret in (tokens["access_token"], tokens["refresh_token"], box.tiktok.credentials["app_secret"]):
+            assert secret not in term.screen
+
+
+def test_several_shops_without_a_terminal_need_shop_or_shop_cipher(tmp_path):
+    with Sandbox(tmp_path / "sb", "none", tiktok_options={"extra_shops": [UK_SHOP]}) as box:
+        cfg = no_token_config(box, tmp_path / "c.yaml")
+        r = CliRunner().invoke(app, ["--config", str(cfg), "auth", "tiktok", "--code", new_code(box)],
+                               catch_exceptions=False)
+        assert r.exit_code == 1
+        assert "authorised 2 shops" in r.stderr and "tiktok.shop_cipher" in r.stderr
+        assert "GCP_second_shop" in r.stderr  # the table of ciphers to choose from
+        r = CliRunner().invoke(app, ["--config", str(cfg), "auth", "tiktok", "--code", new_code(box),
+                                     "--shop", "GCP_second_shop"], catch_exceptions=False)
+        assert r.exit_code == 0, r.stderr
+        with Store.open(box.store_path) as store:
+            assert store.load_token("tiktok")["shop_cipher"] == "GCP_second_shop"
+
+
+def test_auth_warns_when_config_tokens_will_win(sandbox, sb_cli):
+    r = sb_cli("auth", "tiktok", "--code", new_code(sandbox))
+    assert r.exit_code == 0, r.stderr
+    assert "they win over the tokens just stored" in r.stderr
+    assert sb_cli("auth", "status", "--json").exit_code == 0
+    doc = json.loads(sb_cli("auth", "status", "--json").stdout)
+    assert doc["tiktok"]["source"] == "config"

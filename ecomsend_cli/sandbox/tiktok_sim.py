@@ -67,6 +67,8 @@ Options (``TikTokSimulator(state_path, **options)``): ``products``,
 keeps its state), ``app_key``, ``app_secret``, ``access_token``,
 ``refresh_token``, ``shop_cipher`` (else generated once and kept in the
 state file), ``access_token_ttl`` / ``refresh_token_ttl`` / ``auth_code_ttl`` (seconds),
+``extra_shops`` (more authorised shops, ``[{id, name, region, cipher}]``, listed after the
+sandbox shop; the API serves the sandbox shop's cipher only),
 ``timestamp_window`` (seconds, default 300), ``rate_limit`` (requests per
 window, 0 = off), ``rate_limit_window_ms`` (default 1000), ``clock``
 (a ``time.time`` stand-in), ``fault_seed``, and any fault key of
@@ -248,6 +250,7 @@ class TikTokSimulator(Authorization, OrderLife, Simulator):
         access_token_ttl: int = 7 * 86400,
         refresh_token_ttl: int = 365 * 86400,
         auth_code_ttl: int = 600,
+        extra_shops: list[dict[str, Any]] | None = None,
         timestamp_window: int = 300,
         clock: Callable[[], float] = time.time,
         fault_seed: int | None = None,
@@ -263,6 +266,7 @@ class TikTokSimulator(Authorization, OrderLife, Simulator):
         self.access_token_ttl = access_token_ttl
         self.refresh_token_ttl = refresh_token_ttl
         self.auth_code_ttl = auth_code_ttl
+        self.extra_shops = [dict(x) for x in extra_shops or []]
         self.timestamp_window = timestamp_window
         self.clock = clock
         self._db_lock = threading.RLock()
@@ -639,7 +643,7 @@ class TikTokSimulator(Authorization, OrderLife, Simulator):
             "seller_type": "LOCAL",
             "cipher": creds["shop_cipher"],
             "code": "USSANDBOX1",
-        }]}
+        }, *self.extra_shops]}
 
     @staticmethod
     def _page_size(req: Request) -> int:
