@@ -128,3 +128,34 @@ def test_init_names_an_unset_variable_and_the_next_step(sandbox, isolated_user):
     assert "export TIKTOK_APP_SECRET=" in r.stderr
     assert "ecomsend auth tiktok" in r.stderr
     assert stat.S_IMODE(user_config_path().stat().st_mode) == 0o600
+
+
+def test_secrets_typed_into_init_are_not_echoed(sandbox, isolated_user):
+    tiktok, shopify = sandbox.tiktok, sandbox.shopify
+    shop_token, app_secret = shopify.credentials["access_token"], tiktok.credentials["app_secret"]
+    term = Terminal("init", "--tiktok-api-url", tiktok.url, "--tiktok-auth-url", tiktok.url,
+                    "--tiktok-authorize-url", sandbox.authorize_url)
+    term.expect("Shopify shop domain (my-store.myshopify.com): ")
+    term.send(shopify.url)
+    term.expect("in the config file (f)? [e]: ")
+    term.send("f")
+    term.expect("(2)? [1]: ")
+    term.send("2")
+    term.expect("Shopify Admin API token (not shown): ")
+    term.send(shop_token)
+    term.expect("TikTok Shop app key: ")
+    term.send(tiktok.credentials["app_key"])
+    term.expect("TikTok Shop app secret (not shown): ")
+    term.send(app_secret)
+    term.expect("Partner Center): ")
+    term.send(tiktok.service_id)
+    term.expect("[global]: ")
+    term.send("")
+    term.expect("Authorization code: ")
+    term.send("TTP_wrong")  # stops here: the config is written, the code refused
+    assert term.wait() == 1
+    assert "TikTok refused the authorization code" in term.screen
+    assert shop_token not in term.screen and app_secret not in term.screen
+    data = yaml.safe_load(user_config_path().read_text())
+    assert (data["shopify"]["access_token"], data["tiktok"]["app_secret"]) == (shop_token, app_secret)
+    assert stat.S_IMODE(user_config_path().stat().st_mode) == 0o600
