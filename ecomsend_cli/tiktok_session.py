@@ -247,18 +247,54 @@ class TikTokSession:
 
     # -- tokens ----------------------------------------------------------------
     def _config_fingerprint(self) -> str:
-        """The tag of the cache entry the configured tokens own.
-
-        With no tokens in the config it is the app key's alone: the tag that
-        :meth:`exchange_auth_code` gives the pair it stores, so that pair is
-        used exactly when the config sets none (the precedence of the module
-        docstring).
-        """
         access = self.config.access_token.get() if self.config.access_token else ""
         refresh = self.config.refresh_token.get() if self.config.refresh_token else ""
         return _fingerprint(f"{self.config.app_key}\n{access}\n{refresh}")
 
+    def _cached_tokens(self) -> dict[str, Any] | None:
+        """The token cache's entry when it belongs to the configured tokens, else None."""
+        cached = self._cache.load_token(TOKEN_CACHE_NAME) or {}
+        if cached.get("config") == self._config_fingerprint() and (
+            cached.get("access_token") or cached.get("refresh_token")
+        ):
+            return dict(cached)
+        return None
+
+    def _initial_tokens(self) -> dict[str, Any]:
+        cached = self._cached_tokens()
+        if cached is not None:
+            return cached
+        # No cache, or the operator put new tokens in the config since: start from the config.
+        return {
+            "config": self._config_fingerprint(),
+            "access_token": self.config.access_token.get() if self.config.access_token else "",
+            "refresh_token": self.config.refresh_token.get() if self.config.refresh_token else "",
+            "access_token_expire_in": None,
+            "refresh_token_expire_in": None,
+        }
+
+    def _adopt_newer_tokens(self) -> bool:
+        """Take the pair another process saved since we read ours; True if there was one.
+
+        TikTok rotates the refresh token on every refresh, so a pair in the
+        cache that differs from ours is a later one (ours is refused by now).
+        """
+        cached = self._cached_tokens()
+        if cached is None or (cached.get("access_token"), cached.get("refresh_token")) == (
+            self._tokens.get("access_token"), self._tokens.get("refresh_token")
+        ):
+            return False
+        # Keep what only we know (a shop cipher resolved by this process).
+        self._tokens = {**self._tokens, **cached}
+        return True
+
+    def _save_tokens(self) -> None:
+        self._cache.save_token(TOKEN_CACHE_NAME, dict(self._tokens))
+
     def _authorized_fingerprint(self) -> str:
+        """The tag :meth:`exchange_auth_code` gives the pair it stores: the config fingerprint of
+        the app key without tokens, so that pair is used exactly when the config sets none (the
+        precedence of the module docstring)."""
         return _fingerprint(f"{self.config.app_key}\n\n")
 
     def token_state(self) -> dict[str, Any]:
@@ -349,46 +385,6 @@ class TikTokSession:
             self._adopt_newer_tokens()
             self._tokens.update(shop_cipher=cipher, shop_name=shop.get("name"), shop_region=shop.get("region"))
             self._save_tokens()
-
-    def _cached_tokens(self) -> dict[str, Any] | None:
-        """The token cache's entry when it belongs to the configured tokens, else None."""
-        cached = self._cache.load_token(TOKEN_CACHE_NAME) or {}
-        if cached.get("config") == self._config_fingerprint() and (
-            cached.get("access_token") or cached.get("refresh_token")
-        ):
-            return dict(cached)
-        return None
-
-    def _initial_tokens(self) -> dict[str, Any]:
-        cached = self._cached_tokens()
-        if cached is not None:
-            return cached
-        # No cache, or the operator put new tokens in the config since: start from the config.
-        return {
-            "config": self._config_fingerprint(),
-            "access_token": self.config.access_token.get() if self.config.access_token else "",
-            "refresh_token": self.config.refresh_token.get() if self.config.refresh_token else "",
-            "access_token_expire_in": None,
-            "refresh_token_expire_in": None,
-        }
-
-    def _adopt_newer_tokens(self) -> bool:
-        """Take the pair another process saved since we read ours; True if there was one.
-
-        TikTok rotates the refresh token on every refresh, so a pair in the
-        cache that differs from ours is a later one (ours is refused by now).
-        """
-        cached = self._cached_tokens()
-        if cached is None or (cached.get("access_token"), cached.get("refresh_token")) == (
-            self._tokens.get("access_token"), self._tokens.get("refresh_token")
-        ):
-            return False
-        # Keep what only we know (a shop cipher resolved by this process).
-        self._tokens = {**self._tokens, **cached}
-        return True
-
-    def _save_tokens(self) -> None:
-        self._cache.save_token(TOKEN_CACHE_NAME, dict(self._tokens))
 
     def _access_token_stale(self) -> bool:
         expires = self._tokens.get("access_token_expire_in")
