@@ -104,10 +104,22 @@ class TikTokConfig:
     access_token: Secret | None = None
     refresh_token: Secret | None = None
     shop_cipher: str = ""
+    # The authorization step (`ecomsend auth tiktok`): the app's service id (Partner Center,
+    # under the app's name), the seller's region (US sellers authorise on their own host),
+    # and where to send the seller instead of TikTok's page (the sandbox's, in its configs).
+    service_id: str = ""
+    region: str = ""
+    authorize_url: str = ""
 
     @property
     def configured(self) -> bool:
-        return bool(self.app_key and self.app_secret and (self.access_token or self.refresh_token))
+        """The app is known; its tokens come from the config or from `ecomsend auth tiktok` (the store)."""
+        return bool(self.app_key and self.app_secret)
+
+    @property
+    def has_config_tokens(self) -> bool:
+        """Tokens are set in the config: they win over those `ecomsend auth tiktok` stored (§7)."""
+        return bool(self.access_token or self.refresh_token)
 
 
 @dataclass(frozen=True)
@@ -237,6 +249,9 @@ _SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
         "access_token": ("str", True),
         "refresh_token": ("str", True),
         "shop_cipher": ("str", False),
+        "service_id": ("str", False),
+        "region": ("str", False),
+        "authorize_url": ("str", False),
     },
     "sync": {
         "statuses": ("strlist", False),
@@ -285,6 +300,7 @@ _URL_KEYS: dict[str, str] = {
     "shopify.shop": "shopify.access_token (or shopify.client_id and shopify.client_secret)",
     "tiktok.api_base_url": "tiktok.app_key, tiktok.app_secret and tiktok.access_token",
     "tiktok.auth_base_url": "tiktok.app_key, tiktok.app_secret and tiktok.refresh_token",
+    "tiktok.authorize_url": "tiktok.app_key and tiktok.app_secret",
 }
 # What an Apprise URL starts with; whether Apprise knows the service is checked where Apprise is
 # imported (doctor, config show, sending), not here: loading it costs every command 0.1 s.
@@ -325,6 +341,17 @@ def _login_name() -> str:
         return getpass.getuser()  # reads the password database once the variables are unset
     except (KeyError, OSError):  # a uid with no account (some containers)
         return "unknown"
+
+
+def config_write_path(flag: str | os.PathLike[str] | None, env: dict[str, str] | None = None) -> Path:
+    """Where ``ecomsend init`` writes the config: ``--config``, ``$ECOMSEND_CONFIG``, else the
+    user config folder — the places :func:`find_config_file` then looks in, in its order."""
+    env = dict(os.environ) if env is None else env
+    if flag:
+        return Path(flag).expanduser()
+    if env.get("ECOMSEND_CONFIG"):
+        return Path(env["ECOMSEND_CONFIG"]).expanduser()
+    return user_config_path()
 
 
 def load_config(
@@ -619,6 +646,12 @@ def _coerce(key: str, kind: str, value: Any, where: str) -> Any:
 
 
 def _validate(kwargs: dict[str, Any], where: str) -> None:
+    tiktok: TikTokConfig | None = kwargs.get("tiktok")
+    if tiktok is not None and tiktok.region and not re.fullmatch(r"[A-Za-z]{2}|global", tiktok.region):
+        raise ConfigError(
+            f"{where}: 'tiktok.region' must be a two-letter region code (e.g. US, GB) or global, "
+            f"not {tiktok.region!r}",
+            hint="US sellers authorise on TikTok's US host; every other region on the global one")
     sync: SyncConfig | None = kwargs.get("sync")
     if sync is not None:
         if not sync.statuses:

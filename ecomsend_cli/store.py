@@ -888,6 +888,12 @@ class Store(AfterCreation):
             )
         self.keep_private()
 
+    def forget_token(self, name: str) -> bool:
+        """Delete the token cache entry ``name`` (``ecomsend auth logout``); True if there was one."""
+        with self.transaction():
+            gone = self.conn.execute("DELETE FROM tokens WHERE name = ?", (name,)).rowcount
+        return bool(gone)
+
     # -- Shopify variant cache --------------------------------------------------
 
     _VARIANT_COLS = (

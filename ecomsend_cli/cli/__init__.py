@@ -8,7 +8,8 @@ inside the commands that need them, so ``ecomsend --help`` stays fast.
 
 This module holds the ``app``, its global options and the entry point;
 :mod:`.common` what every command shares; one module per command group
-(:mod:`.linking`, :mod:`.orders`, :mod:`.catalog`, :mod:`.sandbox`) its
+(:mod:`.linking`, :mod:`.orders`, :mod:`.catalog`, :mod:`.auth`, :mod:`.init`,
+:mod:`.sandbox`) its
 commands, registered on ``app`` when imported at the end of this module.
 """
 
@@ -73,7 +74,7 @@ def main_callback(
 
 
 # Each group registers its commands on import, in this order: the order `ecomsend --help` lists them.
-from . import linking, orders, catalog, sandbox  # noqa: E402, F401, I001
+from . import linking, orders, catalog, auth, init, sandbox  # noqa: E402, F401, I001
 
 
 def main() -> None:

@@ -86,7 +86,7 @@ class Session:
 
         return self._client(
             TikTokClient, self.config.tiktok, "TikTok Shop",
-            "set tiktok.app_key, app_secret and access_token (or refresh_token)",
+            "run `ecomsend init`, or set tiktok.app_key and tiktok.app_secret",
         )
 
     def _client(self, cls: Any, section: Any, name: str, what_to_set: str, **options: Any) -> Any:
