@@ -1,10 +1,9 @@
 """Connecting the shops (DESIGN §3 ``auth`` and ``init``, §7): what ecomsend needs of each.
 
 * :data:`SHOPIFY_SCOPES` — the Admin API scopes ecomsend asks for, and what
-  stops working without each; :func:`scope_report` compares them with the
-  scopes an installation was granted.
-* :func:`token_expiry_countdown` — "expires in 6 d 23 h" for a token's
-  absolute expiry time (``ecomsend auth status``).
+  stops working without each (:data:`SHOPIFY_CORE_SCOPES`: without these
+  sync-orders cannot run); :func:`missing_scopes` says which an installation
+  lacks (``auth shopify``, ``doctor``), :func:`scope_report` lists them all.
 * :func:`write_new_config` — the config file ``ecomsend init`` writes: mode
   0600 from the first byte, never over an existing file unless asked (the old
   one is then kept beside it as ``.bak``).
@@ -38,43 +37,24 @@ SHOPIFY_SCOPES: dict[str, str] = {
 SHOPIFY_CORE_SCOPES = ("read_products", "read_orders", "write_orders")
 
 
-def scope_report(granted: Iterable[str]) -> list[dict[str, Any]]:
-    """Each needed scope: ``{scope, granted, core, disables}`` (``disables`` empty when granted).
+def missing_scopes(granted: Iterable[str], needed: Iterable[str] = SHOPIFY_CORE_SCOPES) -> list[str]:
+    """The scopes of ``needed`` that ``granted`` lacks, in ``needed``'s order.
 
     A ``write_`` scope implies its ``read_`` one, as Shopify grants them.
     """
     have = set(granted)
+    return [x for x in needed if x not in have and not (x.startswith("read_") and "write_" + x[5:] in have)]
+
+
+def scope_report(granted: Iterable[str]) -> list[dict[str, Any]]:
+    """Each needed scope: ``{scope, granted, core, disables}`` (``disables`` empty when granted)."""
+    missing = set(missing_scopes(granted, SHOPIFY_SCOPES))
     rows = []
     for scope, loss in SHOPIFY_SCOPES.items():
-        ok = scope in have or (scope.startswith("read_") and "write_" + scope[5:] in have)
+        ok = scope not in missing
         rows.append({"scope": scope, "granted": ok, "core": scope in SHOPIFY_CORE_SCOPES,
                      "disables": "" if ok else loss})
     return rows
-
-
-def token_expiry_countdown(expires_at: Any, now: float) -> str:
-    """``expires in 6 d 23 h``, ``expired 2 h ago`` or ``expiry unknown`` for an absolute Unix time."""
-    try:
-        left = float(expires_at) - now
-    except (TypeError, ValueError):
-        return "expiry unknown"
-    if left <= 0:
-        return f"expired {_span(-left)} ago"
-    return f"expires in {_span(left)}"
-
-
-def _span(seconds: float) -> str:
-    seconds = int(seconds)
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes = seconds // 60
-    if minutes < 60:
-        return f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-    days, hours = divmod(hours, 24)
-    return f"{days} d {hours} h" if hours else f"{days} d"
 
 
 def write_new_config(path: Path, text: str, *, replace: bool = False) -> Path | None:

@@ -1,7 +1,9 @@
 """When the credentials ecomsend holds stop working: token expiry countdowns (DESIGN §7, §9).
 
 The one place that reads expiries, for ``doctor``, the alerts of
-``sync-orders`` (:mod:`.notify`) and ``auth status``: :func:`token_expiries`.
+``sync-orders`` (:mod:`.notify`) and ``auth status``: :func:`token_expiries`
+(and :func:`tiktok_expiries` for a pair just received, ``auth tiktok``), and
+the one way they are told: :meth:`TokenExpiry.describe` and :func:`countdown`.
 
 * **TikTok** — the token cache entry (``tiktok``) holds
   ``access_token_expire_in`` and ``refresh_token_expire_in``, absolute Unix
@@ -23,9 +25,10 @@ Pure reads: nothing here calls a service, prints or writes.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .config import Config
@@ -106,6 +109,21 @@ def _epoch(value: object) -> int | None:
     return number if number > 0 else None
 
 
+def tiktok_expiries(tokens: Mapping[str, Any], *, has_refresh: bool) -> list[TokenExpiry]:
+    """A TikTok token pair's expiries, from its ``*_expire_in`` fields (a token answer or cache entry).
+
+    The access token is renewed by ecomsend when there is a refresh token;
+    the refresh token is listed only when there is one.
+    """
+    unknown = "expiry not known yet (TikTok tells it at the first token refresh)"
+    out = [TokenExpiry("TikTok", "access token", _epoch(tokens.get("access_token_expire_in")),
+                       renewed=has_refresh, note=unknown)]
+    if has_refresh:
+        out.append(TokenExpiry("TikTok", "refresh token", _epoch(tokens.get("refresh_token_expire_in")),
+                               note=unknown))
+    return out
+
+
 def token_expiries(config: Config, cache: TokenCache) -> list[TokenExpiry]:
     """The expiries of the configured credentials, TikTok's first (see the module docstring)."""
     out: list[TokenExpiry] = []
@@ -114,13 +132,7 @@ def token_expiries(config: Config, cache: TokenCache) -> list[TokenExpiry]:
         from .tiktok_session import cached_tokens
 
         cached = cached_tokens(cache, tiktok) or {}
-        unknown = "expiry not known yet (TikTok tells it at the first token refresh)"
-        refresh_at = _epoch(cached.get("refresh_token_expire_in"))
-        has_refresh = bool(cached.get("refresh_token") or tiktok.refresh_token)
-        out.append(TokenExpiry("TikTok", "access token", _epoch(cached.get("access_token_expire_in")),
-                               renewed=has_refresh, note=unknown))
-        if has_refresh:
-            out.append(TokenExpiry("TikTok", "refresh token", refresh_at, note=unknown))
+        out += tiktok_expiries(cached, has_refresh=bool(cached.get("refresh_token") or tiktok.refresh_token))
     shopify = config.shopify
     if shopify.configured:
         if shopify.access_token:
@@ -130,9 +142,12 @@ def token_expiries(config: Config, cache: TokenCache) -> list[TokenExpiry]:
             from .shopify import TOKEN_NAME
 
             cached = cache.load_token(TOKEN_NAME) or {}
-            mine = cached.get("shop") == shopify.base_url and cached.get("client_id") == shopify.client_id
+            mine = (cached.get("shop") == shopify.base_url and cached.get("client_id") == shopify.client_id
+                    and bool(cached.get("access_token")))
+            note = ("client-credentials token: renewed automatically" if mine
+                    else "no client-credentials token yet: fetched on first use, then renewed automatically")
             out.append(TokenExpiry("Shopify", "access token", _epoch(cached.get("expires_at")) if mine else None,
-                                   renewed=True, note="client-credentials token: renewed automatically"))
+                                   renewed=True, note=note))
             out.append(TokenExpiry("Shopify", "client secret", None,
                                    note="Shopify publishes no expiry for it (rotate it in the Dev Dashboard "
                                    "when you choose)"))

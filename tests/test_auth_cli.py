@@ -90,6 +90,9 @@ def test_a_pasted_redirect_address_gives_its_code(sandbox, auth_cli):
     r = auth_cli("auth", "tiktok", "--code", f"https://my.app/callback?code={code}&state=x")
     assert r.exit_code == 0, r.stderr
     assert "TikTok Shop authorised: seller Sandbox Shop" in r.stderr
+    # Told as doctor tells expiries (ecomsend_cli.expiry): the access token is renewed, the refresh token not.
+    assert "access token expires in 6 days" in r.stderr and "renewed automatically" in r.stderr
+    assert "refresh token expires in 364 days" in r.stderr
 
 
 @pytest.mark.parametrize("how", ["wrong", "expired", "used twice"])
@@ -225,11 +228,18 @@ def test_auth_shopify_says_what_each_missing_scope_disables(tmp_path):
         assert "missing scope read_all_orders: without it, no orders older than 60 days" in r.stderr
         assert "missing scope read_fulfillments: without it, no tracking numbers back to TikTok" in r.stderr
         assert "missing scope read_orders" not in r.stderr
+        # doctor applies the same rule (connect.missing_scopes): its shopify check passes.
+        r = CliRunner().invoke(app, ["--config", str(cfg), "doctor", "--json"], catch_exceptions=False)
+        checks = {c["check"]: c for c in json.loads(r.stdout)["checks"]}
+        assert checks["shopify"]["ok"] and not checks["read_all_orders"]["ok"]
     with Sandbox(tmp_path / "sb2", "none", shopify_options={"access_scopes": ("read_orders",)}) as box:
         cfg = no_token_config(box, tmp_path / "c2.yaml")
         r = CliRunner().invoke(app, ["--config", str(cfg), "auth", "shopify"], catch_exceptions=False)
         assert r.exit_code == 1
         assert "lacks read_products, write_orders, so sync-orders cannot run" in r.stderr
+        r = CliRunner().invoke(app, ["--config", str(cfg), "doctor", "--json"], catch_exceptions=False)
+        checks = {c["check"]: c for c in json.loads(r.stdout)["checks"]}
+        assert "lacks scope(s) read_products, write_orders" in checks["shopify"]["detail"]
 
 
 # --- status, logout ----------------------------------------------------------------------------------
@@ -240,10 +250,16 @@ def test_status_counts_down_and_logout_forgets(sandbox, auth_cli):
     assert r.exit_code == 0 and "not authorised" in r.stdout
     assert auth_cli("auth", "tiktok", "--code", new_code(sandbox)).exit_code == 0
     r = auth_cli("auth", "status")
-    assert "access token expires in 6 d 23 h" in r.stdout and "refresh token expires in 364 d" in r.stdout
+    assert "access token expires in 6 days" in r.stdout and "refresh token expires in 364 days" in r.stdout
     assert "seller Sandbox Shop" in r.stdout and "custom-app token in the config" in r.stdout
     doc = json.loads(auth_cli("auth", "status", "--json").stdout)
     assert doc["tiktok"]["source"] == "auth" and doc["tiktok"]["shop_name"] == "ecomsend sandbox shop"
+    # Absolute times, and the countdown as a person reads it.
+    with Store.open(sandbox.store_path) as store:
+        stored = store.load_token("tiktok")
+    assert doc["tiktok"]["refresh_token_expire_in"] == stored["refresh_token_expire_in"]
+    assert doc["tiktok"]["refresh_token"].startswith("refresh token expires in 364 days (")
+    assert doc["shopify"]["expires_at"] is None and "does not expire" in doc["shopify"]["token"]
     for secret in secrets_of(sandbox, sandbox.store_path):
         assert secret not in json.dumps(doc)
 
@@ -272,14 +288,20 @@ def test_logout_shopify_forgets_the_client_credentials_token(sandbox, tmp_path):
         r = CliRunner().invoke(app, ["--config", str(cfg), *args], catch_exceptions=False)
         return Result(r.exit_code, r.stdout, r.stderr)
 
-    assert "no token yet" in run("auth", "status").stdout
+    def shopify_row() -> str:
+        return next(x for x in run("auth", "status").stdout.splitlines() if x.startswith("Shopify"))
+
+    assert "no client-credentials token yet" in shopify_row()
     r = run("auth", "shopify", "--json")
     assert r.exit_code == 0 and json.loads(r.stdout)["credentials"] == "client_credentials"
-    assert "client-credentials token expires in" in run("auth", "status").stdout
+    assert "client credentials in the config" in shopify_row() and "access token expires in 23 h" in shopify_row()
+    doc = json.loads(run("auth", "status", "--json").stdout)["shopify"]
+    with Store.open(sandbox.store_path) as store:
+        assert doc["expires_at"] == store.load_token("shopify")["expires_at"]
     assert run("auth", "logout", "shopify", "--yes").exit_code == 0
     with Store.open(sandbox.store_path) as store:
         assert store.load_token("shopify") is None
-    assert "no token yet" in run("auth", "status").stdout
+    assert "no client-credentials token yet" in shopify_row()
 
 
 # --- several shops, and tokens already in the config ----------------------------------------------

@@ -78,8 +78,8 @@ def _tiktok_flow(s: Session, code: str | None, shop: str | None) -> dict[str, An
     """Authorise TikTok Shop: URL, code, exchange, shops, choice. Returns the --json document."""
     import time
 
-    from ..connect import token_expiry_countdown
     from ..errors import ConfigError, NeedsTerminalError
+    from ..expiry import tiktok_expiries
     from ..tiktok_session import authorization_url
 
     config = s.config.tiktok
@@ -120,11 +120,10 @@ def _tiktok_flow(s: Session, code: str | None, shop: str | None) -> dict[str, An
         "store": str(s.store.path),
         "config_tokens_win": config.has_config_tokens,
     }
+    expiries = "; ".join(e.describe(now) for e in tiktok_expiries(doc, has_refresh=True))
     s.out.success(
         f"TikTok Shop authorised: seller {doc['seller_name']} ({doc['seller_base_region']}), shop "
-        f"{chosen.get('name')} ({chosen.get('region')}). Tokens kept in {s.store.path}; access token "
-        f"{token_expiry_countdown(doc['access_token_expire_in'], now)}, refresh token "
-        f"{token_expiry_countdown(doc['refresh_token_expire_in'], now)} (renewed on use)."
+        f"{chosen.get('name')} ({chosen.get('region')}). Tokens kept in {s.store.path}; {expiries}."
     )
     where = s.config.source or "the config"
     if config.has_config_tokens:
@@ -167,13 +166,13 @@ def auth_tiktok(
 
 def _shopify_flow(s: Session) -> dict[str, Any]:
     """Check the Shopify credentials and scopes. Returns the --json document."""
-    from ..connect import scope_report
+    from ..connect import missing_scopes, scope_report
 
     config = s.config.shopify
     client = s.shopify()
     info = client.shop_info()
     scopes = scope_report(info["access_scopes"])
-    missing_core = [x["scope"] for x in scopes if not x["granted"] and x["core"]]
+    missing_core = missing_scopes(info["access_scopes"])
     doc = {
         "shop": info["name"],
         "myshopify_domain": info["myshopify_domain"],
@@ -232,36 +231,28 @@ def auth_shopify(as_json: bool = JSON_OPT) -> None:
 def _status(s: Session) -> dict[str, Any]:
     import time
 
-    from ..connect import token_expiry_countdown
+    from ..expiry import token_expiries
 
     now = time.time()
     config = s.config
+    expiries = {e.name: e for e in token_expiries(config, s.store)}
     tiktok: dict[str, Any] = {"configured": config.tiktok.configured}
     if config.tiktok.configured:
-        client = s.tiktok()
-        state = client.token_state()
+        state = s.tiktok().token_state()
         tiktok.update(state)
-        tiktok["access_token"] = token_expiry_countdown(state["access_token_expire_in"], now) \
-            if state["source"] else "none"
-        tiktok["refresh_token"] = token_expiry_countdown(state["refresh_token_expire_in"], now) \
-            if state["source"] else "none"
+        for token in ("access", "refresh"):
+            # Absolute Unix time (or None) and the countdown, as doctor tells them.
+            found = expiries.get(f"TikTok {token} token") if state["source"] else None
+            tiktok[f"{token}_token_expire_in"] = found.expires_at if found else None
+            tiktok[f"{token}_token"] = found.describe(now) if found else "none"
         tiktok["shop_cipher_source"] = ("config" if config.tiktok.shop_cipher
                                         else "chosen" if state.get("shop_cipher") else "first authorised shop")
     shopify: dict[str, Any] = {"configured": config.shopify.configured, "shop": config.shopify.shop}
     if config.shopify.configured:
-        if config.shopify.access_token:
-            shopify.update(credentials="access_token", token="custom-app token in the config (does not expire)",
-                           expires_at=None)
-        else:
-            from ..shopify import TOKEN_NAME
-
-            cached = s.store.load_token(TOKEN_NAME) or {}
-            mine = cached.get("client_id") == config.shopify.client_id and cached.get("access_token")
-            expires = cached.get("expires_at") if mine else None
-            shopify.update(
-                credentials="client_credentials", expires_at=expires,
-                token=(f"client-credentials token {token_expiry_countdown(expires, now)} (renewed on use)"
-                       if mine else "no token yet (fetched on first use)"))
+        shopify.update(
+            credentials="access_token" if config.shopify.access_token else "client_credentials",
+            expires_at=expiries["Shopify access token"].expires_at,
+            token="; ".join(e.describe(now) for e in expiries.values() if e.service == "Shopify"))
     return {"tiktok": tiktok, "shopify": shopify}
 
 
@@ -286,12 +277,13 @@ def auth_status(as_json: bool = JSON_OPT) -> None:
         where = "the config" if t["source"] == "config" else "`ecomsend auth tiktok` (store)"
         who = f"seller {t['seller_name']}, " if t.get("seller_name") else ""
         shop = t.get("shop_name") or t["shop_cipher_source"]
-        rows.append(["TikTok Shop", f"{who}shop {shop}; tokens from {where}",
-                     f"access token {t['access_token']}; refresh token {t['refresh_token']}"])
+        told = [t[k] for k in ("access_token", "refresh_token") if t[k] != "none"]
+        rows.append(["TikTok Shop", f"{who}shop {shop}; tokens from {where}", "; ".join(told)])
     if not sh["configured"]:
         rows.append(["Shopify", "not configured", "run `ecomsend init`, or set shopify.shop and credentials"])
     else:
-        rows.append(["Shopify", sh["shop"], sh["token"]])
+        kind = "custom-app token" if sh["credentials"] == "access_token" else "client credentials"
+        rows.append(["Shopify", f"{sh['shop']}; {kind} in the config", sh["token"]])
     s.out.table(["Shop", "State", "Tokens"], rows)
 
 

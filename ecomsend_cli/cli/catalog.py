@@ -41,9 +41,6 @@ def catalog_refresh(
     _warn_stale(s.out, s.store.stale_link_details())
 
 
-REQUIRED_SCOPES = ("read_products", "read_orders", "write_orders")
-
-
 @command(app, "doctor")
 def doctor(as_json: bool = JSON_OPT) -> None:
     """Check the config, the store and both APIs (auth, shop, scopes); say what to fix.
@@ -96,20 +93,21 @@ def doctor(as_json: bool = JSON_OPT) -> None:
         return f"orders pulled up to {shown}"
 
     def shopify_check() -> str:
+        from ..connect import SHOPIFY_CORE_SCOPES, missing_scopes
         from ..errors import AuthError
 
         info = s.shopify().shop_info()
-        scopes = set(info["access_scopes"])
-        missing = [x for x in REQUIRED_SCOPES if x not in scopes and x.replace("read_", "write_") not in scopes]
+        missing = missing_scopes(info["access_scopes"], SHOPIFY_CORE_SCOPES)
         if missing:
             raise AuthError(f"{info['name']}: the app lacks scope(s) {', '.join(missing)}",
                             hint="add them to the app's Admin API scopes and reinstall it")
-        return f"{info['name']} ({info['myshopify_domain']}), scopes ok: {', '.join(REQUIRED_SCOPES)}"
+        return f"{info['name']} ({info['myshopify_domain']}), scopes ok: {', '.join(SHOPIFY_CORE_SCOPES)}"
 
     def all_orders_check() -> str:
+        from ..connect import missing_scopes
         from ..errors import AuthError
 
-        if "read_all_orders" not in set(s.shopify().shop_info()["access_scopes"]):
+        if missing_scopes(s.shopify().shop_info()["access_scopes"], ("read_all_orders",)):
             raise AuthError(
                 "the app lacks read_all_orders: Shopify's search shows it only the last 60 days of orders, so "
                 "an order placed on TikTok more than 60 days ago is held, not created (whether it already "
