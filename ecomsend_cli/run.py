@@ -103,7 +103,12 @@ class SyncLock:
 
 class Checkpoints:
     """Test hook for the crash tests: ``crash_at`` = ``name`` or ``name:N`` kills this process
-    the Nth time the run reaches that point (``$ECOMSEND_TEST_CRASH_AT``)."""
+    the Nth time the run reaches that point (``$ECOMSEND_TEST_CRASH_AT``).
+
+    ``name:N:stop`` stops it there instead (SIGSTOP), once: the run keeps
+    what it holds (the lock, a claimed order) until the test sends SIGCONT,
+    so "during a run" does not depend on how fast the machine is.
+    """
 
     def __init__(self, crash_at: str | None) -> None:
         self.crash_at = crash_at
@@ -112,11 +117,15 @@ class Checkpoints:
     def __call__(self, name: str) -> None:
         if not self.crash_at:
             return
-        target, _, nth = self.crash_at.partition(":")
+        target, _, rest = self.crash_at.partition(":")
         if target != name:
             return
+        nth, _, action = rest.partition(":")
         self.hits += 1
-        if self.hits >= int(nth or 1):
+        if action == "stop":
+            if self.hits == int(nth or 1):
+                os.kill(os.getpid(), signal.SIGSTOP)
+        elif self.hits >= int(nth or 1):
             os.kill(os.getpid(), signal.SIGKILL)
 
 

@@ -209,14 +209,17 @@ def store_config(remote: Remote, tmp_path: Path, store: Path, name: str, **sync)
     return path
 
 
-def wait_for_creating(store: Path, timeout: float = 20) -> None:
+def wait_until_stopped(proc: subprocess.Popen, timeout: float = 60) -> None:
+    """Wait until ``proc`` has stopped itself (SIGSTOP at an ``ECOMSEND_TEST_CRASH_AT=…:stop`` point)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with sqlite3.connect(store) as db:
-            if db.execute("SELECT count(*) FROM orders WHERE state = 'creating'").fetchone()[0]:
-                return
+        pid, status = os.waitpid(proc.pid, os.WUNTRACED | os.WNOHANG)
+        if pid:
+            assert os.WIFSTOPPED(status), f"the run ended before its pause point (wait status {status})"
+            return
         time.sleep(0.02)
-    raise AssertionError("no order was ever claimed")
+    proc.kill()
+    raise AssertionError("the run never reached its pause point")
 
 
 def test_runs_through_a_symlink_and_a_hard_link_during_a_run(remote, tmp_path):
@@ -225,15 +228,19 @@ def test_runs_through_a_symlink_and_a_hard_link_during_a_run(remote, tmp_path):
     os.symlink(remote.store, symlink)
     os.link(remote.store, hardlink)
     remote.add_orders("580000000000000001", 6, 700)
-    remote.faults(latency_ms=300)
+    # The first run stops itself right after claiming its first order, lock held, until told to go on:
+    # the other names meet it mid-run however slow or fast the machine is.
     first = subprocess.Popen(python_cmd("--config", str(config), "sync-orders"),
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    wait_for_creating(remote.store)
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                             env={**os.environ, "ECOMSEND_TEST_CRASH_AT": "after_mark:1:stop"})
+    wait_until_stopped(first)
+    with sqlite3.connect(remote.store) as db:
+        assert db.execute("SELECT count(*) FROM orders WHERE state = 'creating'").fetchone()[0] == 1
     for other in (symlink, hardlink):
         out = run(config, "--store", str(other), "sync-orders")
         assert out.returncode == 75, (other, out.stderr)
+    first.send_signal(signal.SIGCONT)
     assert first.wait(timeout=120) in (0, 3), first.stderr.read()
-    remote.faults(latency_ms=0)
     run_until_done(config, remote.store)
     assert assert_exactly_once(remote, inventory) >= 20
 
