@@ -51,6 +51,8 @@ TITLE_CUTOFF = 60.0
 TITLE_WEIGHT = 0.9
 # A word of the text with a typo stands for catalog words at least this similar (fuzz.ratio).
 WORD_CUTOFF = 70.0
+# A title holding every word of the text (some through a typo): its fuzzy score (0-100).
+WORD_SCORE = 80.0
 # Texts shorter than this match by prefix only (the first keys the operator types).
 FUZZY_MIN_LEN = 3
 # At most this many variants reached through title words get the word-aware title score.
@@ -110,6 +112,7 @@ class VariantIndex:
         counts = Counter(codes)
         del codes
         self._product_offsets = array("i", accumulate(map(counts.__getitem__, range(len(distinct))), initial=0))
+        self._products = distinct
         self._product_blob, self._product_starts = _blob(distinct)
         self._words = _cut("\n".join(set(self._product_blob.split())), -1)
         self._known = set(self._words).union(variant_words)
@@ -156,37 +159,51 @@ class VariantIndex:
         # the text ("travle mug navy" put an Insulated Mug first). The title holding all the
         # words in any order (token_set_ratio) or the text with a typo inside it (partial_ratio,
         # weighed lower as WRatio does) wins.
-        titles = {i: self.titles[i] for i in self._title_candidates(needle)}
-        title_scores: dict[int, float] = {}
+        # A title holding every word of the text, some only as the catalog word nearest a typo
+        # ("mug zicn": Zinc Mug), scores WORD_SCORE whatever its length, which the scorers
+        # below punish; holding half of them, half that.
+        title_scores = self._title_candidates(needle)
+        titles = {i: self.titles[i] for i in title_scores}
         for scorer, weight in ((fuzz.token_set_ratio, 1.0), (fuzz.token_sort_ratio, 1.0), (fuzz.partial_ratio, 0.9)):
             for _, score, i in process.extract(needle, titles, scorer=scorer, processor=None, limit=None,
                                                score_cutoff=TITLE_CUTOFF / TITLE_WEIGHT / weight):
                 title_scores[i] = max(score * weight, title_scores.get(i, 0.0))
         for i, score in title_scores.items():
             sku_score = fuzz.ratio(needle, skus[i], score_cutoff=SKU_CUTOFF) if skus[i] else 0.0
-            offer(i, max(sku_score, score * TITLE_WEIGHT) * 0.99)
+            best = max(sku_score, score * TITLE_WEIGHT if score * TITLE_WEIGHT >= TITLE_CUTOFF else 0.0)
+            if best:
+                offer(i, best * 0.99)
         return self._best(scores, limit)
 
-    def _title_candidates(self, needle: str) -> list[int]:
-        """Variants whose product title holds the words of ``needle`` (or words close to them), most words first."""
-        hits: Counter[int] = Counter()
+    def _title_candidates(self, needle: str) -> dict[int, float]:
+        """Variants whose product title holds the words of ``needle`` (or words close to them), most words first.
+
+        Each with its word score: :data:`WORD_SCORE` times the share of the words its title holds.
+        """
+        per_word: list[tuple[list[str], list[int]]] = []
         words = {w for w in needle.split() if len(w) >= FUZZY_MIN_LEN}
-        for word in words:
+        for word in sorted(words):
             if word in self._known:
                 similar = [word]
             else:  # a typo: the catalog words nearest to it stand for it
                 similar = [w for w, _, _ in process.extract(word, self._words, scorer=fuzz.ratio, processor=None,
                                                              limit=5, score_cutoff=WORD_CUTOFF)]
-            products: set[int] = set()
+            products: list[int] = []
             for w in similar:
-                products.update(_find_all(self._product_blob, self._product_starts, w, cap=TITLE_CANDIDATES))
-            hits.update(products)
+                products.extend(_find_all(self._product_blob, self._product_starts, w, cap=TITLE_CANDIDATES))
+            per_word.append((similar, products))
+        # Rarest word first: a common word's products are capped and may miss the one wanted,
+        # so the words each product holds are counted on its title, not from the capped lists.
+        order = dict.fromkeys(p for _, products in sorted(per_word, key=lambda x: len(x[1])) for p in products)
+        hits = {p: sum(any(w in self._products[p] for w in similar) for similar, _ in per_word) for p in order}
         if not hits:  # words of variant titles only ("red xl"): the variants that hold one
-            return [i for word in words & self._known
-                    for i in _find_all(self._title_blob, self._title_starts, word, cap=TITLE_CANDIDATES)]
-        found: list[int] = []
-        for p, _ in hits.most_common():
-            found.extend(self._by_product[self._product_offsets[p]:self._product_offsets[p + 1]])
+            return {i: 0.0 for word in sorted(words & self._known)
+                    for i in _find_all(self._title_blob, self._title_starts, word, cap=TITLE_CANDIDATES)}
+        found: dict[int, float] = {}
+        for p in sorted(hits, key=hits.__getitem__, reverse=True):  # stable: rarest word first among equals
+            held = hits[p]
+            score = WORD_SCORE * held / len(words)
+            found.update(dict.fromkeys(self._by_product[self._product_offsets[p]:self._product_offsets[p + 1]], score))
             if len(found) >= TITLE_CANDIDATES:
                 break
         return found

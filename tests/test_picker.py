@@ -89,9 +89,9 @@ def test_a_rare_word_beside_a_common_one_past_the_candidate_cap(store_path):
     # More "mug" variants than the title path scores: the product holding both words comes first.
     mugs = [variant(i, f"M{i}", f"Mug {i:06d}", "Default Title") for i in range(1, TITLE_CANDIDATES + 500)]
     with Store.open(store_path) as store:
-        store.replace_variants([*mugs, variant(9_999, "ZZ-1", "Enamel Mug 777777", "Default Title")])
+        store.replace_variants([*mugs, variant(9_999, "ZZ-1", "Zinc Mug 777777", "Default Title")])
         index = index_catalog(store.variant_search_columns())
-    assert first(index, "enamle mgu") == ["zz-1"]
+    assert first(index, "mug zicn") == ["zz-1"]
 
 
 def test_one_or_two_characters_match_by_prefix_only(index):
