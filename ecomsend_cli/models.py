@@ -7,7 +7,7 @@ store, the matching rules, the API clients and the CLI agree on one shape.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 VARIANT_GID_PREFIX = "gid://shopify/ProductVariant/"
 PRODUCT_GID_PREFIX = "gid://shopify/Product/"
@@ -39,6 +39,16 @@ class Variant:
     inventory_quantity: int | None = None
     status: str = "ACTIVE"  # product status: ACTIVE / DRAFT / ARCHIVED
     updated_at: str | None = None  # product updatedAt, ISO 8601
+
+
+class VariantColumns(NamedTuple):
+    """The cached catalog column by column (the picker's index): each value on a line of its own."""
+
+    ids: str
+    sku_keys: str  # DESIGN §4.1 keys; an empty line for a variant without a SKU
+    product_titles: str
+    variant_titles: str
+    count: int
 
 
 @dataclass(frozen=True)

@@ -451,7 +451,7 @@ def _pick_variant(s: Session, sku: Any) -> Any:
             "the Shopify catalog cache is empty", hint="run `ecomsend catalog refresh` first"
         )
     s.out.info(f"TikTok SKU {sku.sku_id}: {sku.product_title} / {sku.sku_name} (seller SKU {sku.seller_sku!r})")
-    index = index_catalog(store.iter_variants())
+    index = index_catalog(store.variant_search_columns())
 
     def search(text: str) -> list[str]:
         return [index.ids[r.index] for r in index.rank(text, limit=15)]
@@ -482,7 +482,7 @@ def _pick_sku(s: Session) -> str:
     if not rows:
         raise NotFoundError("no unlinked TikTok SKUs", hint="`ecomsend list-unlinked --all` lists every SKU")
     by_id = {r.sku_id: r for r in rows}
-    index = VariantIndex((r.sku_id, r.seller_sku, f"{r.product_title} {r.sku_name}") for r in rows)
+    index = VariantIndex([(r.sku_id, r.seller_sku, r.product_title, r.sku_name) for r in rows])
 
     def search(text: str) -> list[str]:
         if not text:
