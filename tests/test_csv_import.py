@@ -266,8 +266,9 @@ def test_errors_are_also_in_the_json_document(cli, shop, tmp_path):
     assert data["invalid"] == [{"line": 3, "error": "unknown TikTok SKU '123' — no pulled order has it; "
                                                    "see `ecomsend list-unlinked --all`"}]
     assert data["written"] == 0
+    # On stderr the hint repeats the user's --store, so it can be pasted as it is.
     assert error_lines(r.stderr) == ["error: line 3: unknown TikTok SKU '123' — no pulled order has it; "
-                                     "see `ecomsend list-unlinked --all`"]
+                                     f"see `ecomsend --store {shop} list-unlinked --all`"]
 
 
 def test_skip_invalid_applies_the_valid_rows_and_reports_the_rest(cli, shop, tmp_path):

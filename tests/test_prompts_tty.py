@@ -26,7 +26,7 @@ def test_popup_answer_no_changes_nothing(store_path):
     make_store(store_path)
     before = hashlib.sha256(store_path.read_bytes()).hexdigest()
     term = Terminal("--store", str(store_path), "autolink")
-    screen = term.expect("Link 1 products? [y/N]")
+    screen = term.expect("Link 1 SKU? [y/N]")
     assert "TT Mug" in screen and "MUG-RED" in screen and "mug-red" in screen
     term.send("n")
     assert term.wait() == 0

@@ -12,7 +12,18 @@ import typer
 
 from ..errors import Aborted
 from . import app, links_app
-from .common import JSON_OPT, Session, _run, _variant_label, _warn_stale, command, session
+from .common import (
+    JSON_OPT,
+    Session,
+    _run,
+    _variant_label,
+    _warn_stale,
+    command,
+    plural,
+    session,
+    shell_args,
+    variant_number,
+)
 
 if TYPE_CHECKING:
     from ..output import Output
@@ -27,6 +38,37 @@ def _suggestion_text(suggestion: Any, variants: dict[str, Any]) -> str:
     if suggestion.status == AMBIGUOUS:
         return f"ambiguous ({len(suggestion.candidates)})"
     return "no match"
+
+
+def _orders_pulled(s: Session) -> bool:
+    """Whether the store holds pulled orders; if not, why, and what to do (DESIGN §3 exit codes).
+
+    An empty list is only the truth when orders were pulled. With no config
+    and no orders nothing can work: a ConfigError (exit 1) says where the
+    config was looked for. With TikTok not configured the same. With a
+    config but nothing pulled yet nothing is wrong: the note names
+    `sync-orders`, and the command goes on to print its empty result (exit 0).
+    """
+    from ..config import user_config_path
+    from ..errors import ConfigError
+
+    config = s.config
+    pulled = config.store.exists() and sum(s.store.order_counts().values()) > 0
+    if pulled:
+        return True
+    if config.source is None:
+        raise ConfigError(
+            f"no config found at {user_config_path()} and no orders pulled into {config.store}",
+            hint="copy config.example.yaml there (or pass --config FILE), see `ecomsend doctor`",
+        )
+    if not config.tiktok.configured:
+        raise ConfigError(
+            f"no orders pulled yet, and TikTok Shop is not configured in {config.source}",
+            hint="set tiktok.app_key, app_secret and access_token there (see config.example.yaml), "
+            "see `ecomsend doctor`",
+        )
+    s.out.info("No orders pulled yet: run `ecomsend sync-orders`.")
+    return False
 
 
 # --- list-unlinked -----------------------------------------------------------------
@@ -47,6 +89,7 @@ def list_unlinked(
     from ..matching import MATCH, classify
 
     s = session()
+    pulled = _orders_pulled(s)
     s.ensure_catalog(local_ok=True)
     rows = s.store.sku_rows(include_linked=all_)
     stale = s.store.stale_link_details()
@@ -70,7 +113,8 @@ def list_unlinked(
         )
         return
     if not rows:
-        s.out.info("No unlinked TikTok SKUs." if not all_ else "No TikTok SKUs in pulled orders yet.")
+        if pulled:
+            s.out.info("No unlinked TikTok SKUs." if not all_ else "No TikTok SKUs in pulled orders yet.")
         return
     columns = ["TikTok SKU id", "Product", "SKU name", "Seller SKU", "Blocked orders", "Suggestion"]
     if all_:
@@ -143,13 +187,16 @@ def autolink(
     yes: bool = typer.Option(False, "--yes", "-y", help="Link without asking (for scripts)."),
     as_json: bool = JSON_OPT,
 ) -> None:
-    """Propose SKU-equal pairs (the popup), ask, then link them all in one transaction.
+    """Propose SKU-equal pairs, ask, then link them all in one transaction.
 
     Ambiguous SKUs (several Shopify variants share the code) and SKUs with no
     match are listed apart and never linked. SKUs that already have a link are
-    never touched.
+    never touched. Each run is a batch: `ecomsend unlink --batch ID` undoes it.
 
-    Example: ecomsend autolink --dry-run
+    \b
+    Examples:
+      ecomsend autolink --dry-run
+      ecomsend autolink --yes
     """
     from ..linking import (
         apply_autolink,
@@ -159,7 +206,17 @@ def autolink(
         propose_feed_links,
     )
 
+    if as_json and not (dry_run or yes):
+        from ..errors import InputError
+
+        raise InputError("autolink --json needs --dry-run or --yes",
+                         hint="`ecomsend autolink --dry-run --json` previews, `--yes --json` links")
     s = session()
+    if not _orders_pulled(s):
+        if as_json:
+            s.out.json({"linked": [], "feed": [], "ambiguous": [], "unmatched": [], "dry_run": dry_run,
+                        "batch_id": None})
+        return
     store = s.store
     s.ensure_catalog(dry_run=dry_run)
     feed = propose_feed_links(store)
@@ -167,21 +224,23 @@ def autolink(
     plan = proposal.plan
     feed_ids = {sku for sku, _ in feed}
     plan.unmatched = [sku for sku in plan.unmatched if sku not in feed_ids]
-    if as_json and not (dry_run or yes):
-        from ..errors import InputError
-
-        raise InputError("autolink --json needs --dry-run or --yes", hint="add one of them")
     if not as_json:
         describe(store, proposal)
         _render_popup(s.out, proposal, feed)
     n = len(plan.pairs) + len(feed)
     linked = 0
+    batch = None
     if not dry_run and n:
-        if not yes and not s.out.confirm(f"Link {n} products?", what="autolink"):
+        if not yes and not s.out.confirm(
+            f"Link {plural(n, 'SKU')}?", what="autolink",
+            hint="`ecomsend autolink --yes` links them without asking; "
+                 "`ecomsend autolink --dry-run` shows them",
+        ):
             raise Aborted("Nothing linked.")
         with store.transaction():
-            linked = apply_autolink(store, plan, actor=s.config.actor)
-            linked += apply_feed_links(store, feed, actor=s.config.actor)
+            batch = store.new_batch_id()
+            linked = apply_autolink(store, plan, actor=s.config.actor, batch=batch)
+            linked += apply_feed_links(store, feed, actor=s.config.actor, batch=batch)
     if as_json:
         s.out.json(
             {
@@ -192,15 +251,29 @@ def autolink(
                 ],
                 "unmatched": [{"tiktok_sku_id": t} for t in plan.unmatched],
                 "dry_run": dry_run,
+                "batch_id": batch,
             }
         )
         return
     if dry_run:
-        s.out.info(f"Dry run: would link {n} product(s). Nothing was written.")
+        s.out.info(f"Dry run: would link {plural(n, 'SKU')}. Nothing was written.")
+        if n:
+            s.out.info("Link them with `ecomsend autolink`." if s.out.interactive()
+                       else "Link them with `ecomsend autolink --yes`.")
     elif n:
-        s.out.success(f"Linked {linked} product(s).")
+        s.out.success(f"Linked {plural(linked, 'SKU')} (batch {batch}; "
+                      f"`ecomsend unlink --batch {batch}` undoes it).")
+        _say_ready(s)
     else:
         s.out.info("Nothing to auto-link.")
+
+
+def _say_ready(s: Session) -> None:
+    """After linking: how many blocked orders the next `sync-orders` can create."""
+    store = s.store
+    ready = store.ready_order_count(store.stale_links())
+    if ready:
+        s.out.info(f"{plural(ready, 'blocked order')} can now sync: run `ecomsend sync-orders`.")
 
 
 def _render_popup(out: Output, proposal: Any, feed: list[tuple[str, str]]) -> None:
@@ -218,21 +291,47 @@ def _render_popup(out: Output, proposal: Any, feed: list[tuple[str, str]]) -> No
             ["TikTok product", "TikTok SKU name", "TikTok SKU", "Shopify product",
              "Shopify variant", "Shopify SKU"],
             rows,
-            title=f"Link {len(rows)} products by identical SKU",
+            title=f"Link {plural(len(rows), 'SKU')} to the Shopify variant with the same SKU",
         )
     if feed:
-        out.info(f"{len(feed)} SKU(s) were published from Shopify (external_sku_id) and get a feed link.")
+        out.info(f"{plural(len(feed), 'SKU')} {'was' if len(feed) == 1 else 'were'} published from "
+                 "Shopify (external_sku_id) and get a feed link.")
+    by_hand: list[str] = []
     if plan.ambiguous:
-        out.info(f"Ambiguous, not linked ({len(plan.ambiguous)}): several Shopify variants share the SKU.")
-        for sku_id, candidates in plan.ambiguous[:50]:
+        out.info(f"Ambiguous, not linked ({plural(len(plan.ambiguous), 'SKU')}): "
+                 "several Shopify variants share the SKU.")
+        for sku_id, candidates in plan.ambiguous[:_LISTED]:
             sku = proposal.skus.get(sku_id)
             labels = ", ".join(
-                f"{c} ({_variant_label(proposal.variants.get(c))})" for c in candidates[:5]
+                f"{variant_number(c)} ({_variant_label(proposal.variants.get(c))})" for c in candidates[:5]
             )
             out.info(f"  {sku_id} {sku.seller_sku if sku else ''!r}: {labels}")
-        out.info("  Link these by hand: ecomsend link TIKTOK_SKU_ID")
+        by_hand += [sku_id for sku_id, _ in plan.ambiguous]
     if plan.unmatched:
-        out.info(f"No SKU-equal variant ({len(plan.unmatched)}): link by hand or by CSV.")
+        out.info(f"No Shopify variant with the same SKU ({plural(len(plan.unmatched), 'SKU')}):")
+        for sku_id in plan.unmatched[:_LISTED]:
+            sku = proposal.skus.get(sku_id)
+            out.info(f"  {sku_id} {sku.seller_sku if sku else ''!r}"
+                     + (f" {sku.product_title} / {sku.sku_name}" if sku else ""))
+        by_hand += plan.unmatched
+    listed = len(plan.ambiguous[:_LISTED]) + len(plan.unmatched[:_LISTED])
+    if len(by_hand) > listed:
+        out.info(f"  … and {len(by_hand) - listed} more: `ecomsend list-unlinked --csv` lists them all.")
+    if by_hand:
+        _hint_by_hand(out, by_hand[0])
+
+
+_LISTED = 20  # SKUs listed by name on the screen; the rest counted, and all in --json / --csv
+
+
+def _hint_by_hand(out: Output, sku_id: str) -> None:
+    """How to link what autolink cannot: the picker on a terminal, else the CSV round trip."""
+    if out.interactive():
+        out.info(f"Link these by hand: `ecomsend link {shell_args(sku_id)}` searches the catalog "
+                 "and picks, or in bulk by CSV (see `ecomsend link --help`).")
+    else:
+        out.info("Link these by hand: `ecomsend list-unlinked --csv > todo.csv`, fill in "
+                 "shopify_sku or shopify_variant_id, then `ecomsend link --csv todo.csv --dry-run`.")
 
 
 # --- link / unlink ---------------------------------------------------------------------
