@@ -142,8 +142,9 @@ def plan_manual_link(store: Store, sku: TikTokSku, variant: Variant, *, force: b
         return None
     if current and not force:
         raise LinkExistsError(
-            f"TikTok SKU {sku.sku_id} is already linked to {current.shopify_variant_id} "
-            f"({current.source})",
-            hint="pass --force to replace the link",
+            f"TikTok SKU {sku.sku_id} ({sku.seller_sku!r}) is already linked to "
+            f"{current.shopify_variant_id} ({current.source})",
+            hint=f"`ecomsend link {sku.sku_id} {variant.variant_id.rsplit('/', 1)[-1]} --force` "
+            "replaces the link",
         )
     return LinkChange(sku.sku_id, variant.variant_id, current.shopify_variant_id if current else None)

@@ -1298,6 +1298,26 @@ class Store(AfterCreation):
             "ORDER BY id DESC LIMIT 1", (sku_id, variant_id, before_row)).fetchone()
         return row[0] if row else "manual"
 
+    def complete_skus(self, prefix: str, *, linked: bool | None, limit: int = 50) -> list[tuple[str, str]]:
+        """Shell completion: ``(value, "seller SKU · title")`` for TikTok SKUs whose sku_id or
+        seller SKU starts with ``prefix``; unlinked first (``linked`` None), or only the linked."""
+        pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        where = {None: "", True: " AND l.tiktok_sku_id IS NOT NULL", False: " AND l.tiktok_sku_id IS NULL"}
+        rows = self.conn.execute(
+            "SELECT s.sku_id, s.seller_sku, s.product_title, s.sku_name, l.tiktok_sku_id IS NOT NULL "
+            "FROM tiktok_skus s LEFT JOIN links l ON l.tiktok_sku_id = s.sku_id "
+            "WHERE (s.sku_id LIKE ? ESCAPE '\\' OR s.seller_sku LIKE ? ESCAPE '\\')" + where[linked]
+            + " ORDER BY 5, s.seller_sku, s.sku_id LIMIT ?", (pattern, pattern, limit)).fetchall()
+        seen = [r[1] for r in rows]
+        out = []
+        for sku_id, seller_sku, title, name, is_linked in rows:
+            # Complete what the operator started typing: the seller SKU, unless they typed an
+            # id or the seller SKU names several SKUs (then only the id names one).
+            by_seller = seller_sku and not sku_id.startswith(prefix) and seen.count(seller_sku) == 1
+            value = seller_sku if by_seller else sku_id
+            out.append((value, f"{seller_sku} · {title} / {name}" + (" (linked)" if is_linked else "")))
+        return out
+
     def ready_order_count(self, stale_sku_ids: Iterable[str] = ()) -> int:
         """Blocked orders whose SKUs are all linked now, none of them by a stale link: the
         orders the next run creates."""

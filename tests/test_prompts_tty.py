@@ -82,13 +82,13 @@ def test_replacing_a_link_asks_on_a_terminal(store_path):
     with Store.open(store_path) as store:
         store.apply_links([LinkChange("t1", V + "1")], source="auto", actor="x")
     term = Terminal("--store", str(store_path), "link", "t1", V + "2")
-    term.expect("Replace it with")
+    term.expect("Replace Mug / Red (MUG-RED) with Mug / Blue (MUG-BLUE)? [y/N]")
     term.send("n")
     assert term.wait() == 0
     with Store.open(store_path) as store:
         assert store.link("t1").shopify_variant_id == V + "1"
     term = Terminal("--store", str(store_path), "link", "t1", V + "2")
-    term.expect("Replace it with")
+    term.expect("Replace Mug / Red (MUG-RED) with Mug / Blue (MUG-BLUE)?")
     term.send("y")
     assert term.wait() == 0
     with Store.open(store_path) as store:
