@@ -1313,7 +1313,7 @@ class Store(AfterCreation):
         for sku_id, seller_sku, title, name, is_linked in rows:
             # Complete what the operator started typing: the seller SKU, unless they typed an
             # id or the seller SKU names several SKUs (then only the id names one).
-            by_seller = seller_sku and not sku_id.startswith(prefix) and seen.count(seller_sku) == 1
+            by_seller = seller_sku and not (prefix and sku_id.startswith(prefix)) and seen.count(seller_sku) == 1
             value = seller_sku if by_seller else sku_id
             out.append((value, f"{seller_sku} · {title} / {name}" + (" (linked)" if is_linked else "")))
         return out

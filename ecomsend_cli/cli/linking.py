@@ -331,11 +331,16 @@ def autolink(
             s.out.info("Link them with `ecomsend autolink`." if s.out.interactive()
                        else "Link them with `ecomsend autolink --yes`.")
     elif n:
-        s.out.success(f"Linked {plural(linked, 'SKU')} (batch {batch}; "
-                      f"`ecomsend unlink --batch {batch}` undoes it).")
+        s.out.success(f"Linked {plural(linked, 'SKU')} ({_undo_hint(s.out, batch)}).")
         _say_ready(s)
     else:
         s.out.info("Nothing to auto-link.")
+
+
+def _undo_hint(out: Output, batch: int | None) -> str:
+    """``batch N; `ecomsend unlink --batch N` undoes it`` (with ``--yes`` where nothing can ask)."""
+    yes = "" if out.interactive() else " --yes"
+    return f"batch {batch}; `ecomsend unlink --batch {batch}{yes}` undoes it"
 
 
 def _say_ready(s: Session) -> None:
@@ -647,7 +652,7 @@ def _link_from_csv(
     if as_json:
         s.out.json({**plan.as_json(dry_run=False, written=written), "batch_id": batch})
         return
-    undo = f" (batch {batch}; `ecomsend unlink --batch {batch}` undoes it)" if batch else ""
+    undo = f" ({_undo_hint(s.out, batch)})" if batch else ""
     s.out.success(f"Imported {name}: {summary()}{undo}.")
     if written:
         _say_ready(s)
