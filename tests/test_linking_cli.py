@@ -275,7 +275,7 @@ def test_unlink(cli, world):
 
 def test_unlink_says_how_many_pending_orders_it_affects(cli, world):
     r = cli("unlink", "t7", "--yes")
-    assert "1 pending order(s)" in r.stderr
+    assert "1 pending order needs this SKU" in r.stderr
 
 
 def test_links_json_export_and_history(cli, world):

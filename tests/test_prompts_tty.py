@@ -102,7 +102,7 @@ def test_unlink_confirms_on_a_terminal(store_path):
         store.apply_links([LinkChange("t1", V + "1")], source="auto", actor="x")
     term = Terminal("--store", str(store_path), "unlink", "t1")
     screen = term.expect("Unlink it? [y/N]")
-    assert "1 pending order(s)" in screen
+    assert "1 pending order needs this SKU" in screen
     term.send("y")
     assert term.wait() == 0
     with Store.open(store_path) as store:
