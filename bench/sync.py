@@ -20,7 +20,8 @@
    by kind (target: fulfillment reads in batches, 100 pushes, 1 poll per
    phase) and its time beside the ceiling both services' budgets allow
    (Shopify: the reads' cost over the restore rate; TikTok: its calls at
-   its rate limit), target <= 1.2x.
+   its rate limit), target <= 1.2x. BENCH_TIMELINE=1 prints every call of
+   the run with its time, to see where the run waits.
 
     python bench/sync.py [--orders 600] [--latency-ms 50] [--restore 1000] [--bucket 200] [--only NAME]
 """
@@ -301,6 +302,10 @@ def tracking(folder: Path, n: int, fulfilled: int, latency_ms: int, tiktok_rate:
         kinds["packages.create"] -= sum(1 for e in tiktok_calls
                                         if e["op"] == "packages.create" and e["status"] == 429)
         pushed = report["tracking"]["pushed"]
+        if os.environ.get("BENCH_TIMELINE"):
+            first = min(e["at"] for e in shopify_calls + tiktok_calls)
+            for e in sorted(shopify_calls + tiktok_calls, key=lambda e: e["at"]):
+                print(f"    {e['at'] - first:6.3f} {e['op']} {e['status']}")
         print(f"tracking: {n} synced orders, {fulfilled} newly fulfilled: pushed {pushed} in {seconds:.2f}s; calls "
               + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())))
         print(f"  Shopify fulfillment reads {reads} (batches), TikTok pushes {kinds['packages.create']}, polls "

@@ -104,10 +104,22 @@ class TikTokConfig:
     access_token: Secret | None = None
     refresh_token: Secret | None = None
     shop_cipher: str = ""
+    # The authorization step (`ecomsend auth tiktok`): the app's service id (Partner Center,
+    # under the app's name), the seller's region (US sellers authorise on their own host),
+    # and where to send the seller instead of TikTok's page (the sandbox's, in its configs).
+    service_id: str = ""
+    region: str = ""
+    authorize_url: str = ""
 
     @property
     def configured(self) -> bool:
-        return bool(self.app_key and self.app_secret and (self.access_token or self.refresh_token))
+        """The app is known; its tokens come from the config or from `ecomsend auth tiktok` (the store)."""
+        return bool(self.app_key and self.app_secret)
+
+    @property
+    def has_config_tokens(self) -> bool:
+        """Tokens are set in the config: they win over those `ecomsend auth tiktok` stored (§7)."""
+        return bool(self.access_token or self.refresh_token)
 
 
 @dataclass(frozen=True)
@@ -150,6 +162,21 @@ class CatalogConfig:
 
 
 @dataclass(frozen=True)
+class NotifyConfig:
+    # Apprise URLs (Slack, Teams, email, ntfy, a webhook…): one message per sync-orders run that
+    # needs the operator (see notify.py). Each may hold a token, so each is a Secret.
+    urls: tuple[Secret, ...] = ()
+    blocked_after_hours: int = 24  # a blocked order is worth a message this long after it was first pulled
+    repeat_hours: int = 24  # the same problems are told again after this long
+
+
+def redacted_url(url: Secret) -> str:
+    """An Apprise URL as it may be shown: its scheme only (``slack://********``)."""
+    scheme = url.get().partition("://")[0]
+    return f"{scheme}://{REDACTED}" if _URL_SCHEME_RE.fullmatch(scheme) else REDACTED
+
+
+@dataclass(frozen=True)
 class Config:
     store: Path = field(default_factory=default_store_path)
     shopify: ShopifyConfig = field(default_factory=ShopifyConfig)
@@ -158,6 +185,7 @@ class Config:
     catalog: CatalogConfig = field(default_factory=CatalogConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     aftersales: AftersalesConfig = field(default_factory=AftersalesConfig)
+    notify: NotifyConfig = field(default_factory=NotifyConfig)
     # How long a command waits for another process's write transaction on the
     # store before giving up with a message naming it (DESIGN §7).
     store_busy_timeout_seconds: int = 10
@@ -182,6 +210,7 @@ class Config:
             "catalog": _section_dict(self.catalog),
             "tracking": _section_dict(self.tracking),
             "aftersales": _section_dict(self.aftersales),
+            "notify": _section_dict(self.notify),
             "store_busy_timeout_seconds": self.store_busy_timeout_seconds,
             "network_deadline_seconds": self.network_deadline_seconds,
         }
@@ -194,7 +223,7 @@ def _section_dict(section: Any) -> dict[str, Any]:
         if isinstance(value, Secret):
             value = REDACTED if value else ""
         elif isinstance(value, tuple):
-            value = list(value)
+            value = [redacted_url(v) if isinstance(v, Secret) else v for v in value]
         elif isinstance(value, dict):
             value = dict(value)
         out[f.name] = value
@@ -203,7 +232,7 @@ def _section_dict(section: Any) -> dict[str, Any]:
 
 # --- schema ---------------------------------------------------------------
 # key -> (kind, is_secret). kind is "str", "int", "bool", "strlist", "strmap" (name -> name),
-# "rates" (currency -> number).
+# "rates" (currency -> number), "urllist" (Apprise URLs, each one a secret).
 _SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
     "shopify": {
         "shop": ("str", False),
@@ -220,6 +249,9 @@ _SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
         "access_token": ("str", True),
         "refresh_token": ("str", True),
         "shop_cipher": ("str", False),
+        "service_id": ("str", False),
+        "region": ("str", False),
+        "authorize_url": ("str", False),
     },
     "sync": {
         "statuses": ("strlist", False),
@@ -245,6 +277,11 @@ _SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
     "catalog": {
         "max_age_minutes": ("int", False),
     },
+    "notify": {
+        "urls": ("urllist", True),
+        "blocked_after_hours": ("int", False),
+        "repeat_hours": ("int", False),
+    },
 }
 _SECTIONS = {
     "shopify": ShopifyConfig,
@@ -253,6 +290,7 @@ _SECTIONS = {
     "catalog": CatalogConfig,
     "tracking": TrackingConfig,
     "aftersales": AftersalesConfig,
+    "notify": NotifyConfig,
 }
 # Top-level keys that are not sections: key -> kind.
 _TOP_LEVEL: dict[str, str] = {"store": "path", "store_busy_timeout_seconds": "int",
@@ -262,7 +300,13 @@ _URL_KEYS: dict[str, str] = {
     "shopify.shop": "shopify.access_token (or shopify.client_id and shopify.client_secret)",
     "tiktok.api_base_url": "tiktok.app_key, tiktok.app_secret and tiktok.access_token",
     "tiktok.auth_base_url": "tiktok.app_key, tiktok.app_secret and tiktok.refresh_token",
+    "tiktok.authorize_url": "tiktok.app_key and tiktok.app_secret",
 }
+# What an Apprise URL starts with; whether Apprise knows the service is checked where Apprise is
+# imported (doctor, config show, sending), not here: loading it costs every command 0.1 s.
+_URL_SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]{0,31}")
+_APPRISE_HINT = ("write each as service://…, e.g. ntfy://ntfy.sh/my-topic or slack://TokenA/TokenB/TokenC "
+                 "(Apprise's documentation lists every service)")
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -286,6 +330,28 @@ def find_config_file(flag: str | os.PathLike[str] | None, env: dict[str, str]) -
         return path
     path = user_config_path()
     return path if path.is_file() else None
+
+
+def _login_name() -> str:
+    """Who runs ecomsend when the environment does not say (cron, systemd, `env -i`): the
+    account of this process, for the history's actor column."""
+    import getpass
+
+    try:
+        return getpass.getuser()  # reads the password database once the variables are unset
+    except (KeyError, OSError):  # a uid with no account (some containers)
+        return "unknown"
+
+
+def config_write_path(flag: str | os.PathLike[str] | None, env: dict[str, str] | None = None) -> Path:
+    """Where ``ecomsend init`` writes the config: ``--config``, ``$ECOMSEND_CONFIG``, else the
+    user config folder — the places :func:`find_config_file` then looks in, in its order."""
+    env = dict(os.environ) if env is None else env
+    if flag:
+        return Path(flag).expanduser()
+    if env.get("ECOMSEND_CONFIG"):
+        return Path(env["ECOMSEND_CONFIG"]).expanduser()
+    return user_config_path()
 
 
 def load_config(
@@ -328,7 +394,11 @@ def load_config(
             if item is None:
                 continue
             item = _coerce(f"{section}.{key}", kind, _interpolate(item, env, where, f"{section}.{key}"), where)
-            if secret:
+            if kind == "urllist":
+                if item:
+                    has_secret = True
+                item = tuple(Secret(url) for url in item)
+            elif secret:
                 if item:
                     has_secret = True
                 item = Secret(item)
@@ -354,7 +424,7 @@ def load_config(
         kwargs["store"] = Path(store_value).expanduser()
         kwargs["store_is_default"] = False
     kwargs["crash_at"] = env.get("ECOMSEND_TEST_CRASH_AT") or None
-    kwargs["actor"] = env.get("USER") or env.get("LOGNAME") or env.get("USERNAME") or "unknown"
+    kwargs["actor"] = env.get("USER") or env.get("LOGNAME") or env.get("USERNAME") or _login_name()
 
     if path is not None and has_secret and _readable_by_others(path):
         warnings.append(
@@ -559,10 +629,29 @@ def _coerce(key: str, kind: str, value: Any, where: str) -> Any:
                                   hint="the shop currency's value of one unit, e.g. 1.27")
             rates[code] = rate
         return rates
+    if kind == "urllist":
+        # Never repeat a value in a message: an Apprise URL holds the service's token.
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: '{key}' must be a list of Apprise URLs, not {_kind(value)}",
+                              hint='e.g. urls: ["ntfy://ntfy.sh/my-topic"]')
+        for i, url in enumerate(value):
+            if not isinstance(url, str):
+                raise ConfigError(f"{where}: '{key}[{i}]' must be an Apprise URL (a string), not {_kind(url)}",
+                                  hint=_APPRISE_HINT)
+            scheme, sep, rest = url.strip().partition("://")
+            if not sep or not _URL_SCHEME_RE.fullmatch(scheme) or not rest or any(c.isspace() for c in rest):
+                raise ConfigError(f"{where}: '{key}[{i}]' is not an Apprise URL", hint=_APPRISE_HINT)
+        return [url.strip() for url in value]
     raise AssertionError(kind)
 
 
 def _validate(kwargs: dict[str, Any], where: str) -> None:
+    tiktok: TikTokConfig | None = kwargs.get("tiktok")
+    if tiktok is not None and tiktok.region and not re.fullmatch(r"[A-Za-z]{2}|global", tiktok.region):
+        raise ConfigError(
+            f"{where}: 'tiktok.region' must be a two-letter region code (e.g. US, GB) or global, "
+            f"not {tiktok.region!r}",
+            hint="US sellers authorise on TikTok's US host; every other region on the global one")
     sync: SyncConfig | None = kwargs.get("sync")
     if sync is not None:
         if not sync.statuses:

@@ -35,8 +35,10 @@ def run_demo(out: Any, *, keep: bool = False) -> int:
             out.info(f"Sandbox stores on 127.0.0.1 (Shopify {box.shopify.url}, TikTok {box.tiktok.url}); "
                      f"folder {folder}\n")
 
-            # Children render as they would on this terminal (tables, not tab-separated text).
-            env = {**os.environ, "TTY_COMPATIBLE": "1", "COLUMNS": str(out.err.width)} \
+            # Children render as they would on this terminal (tables, not tab-separated text), but
+            # draw no live progress bar: their output is shown after they end, and a bar's redraws
+            # would be left on the screen as stale lines.
+            env = {**os.environ, "TTY_COMPATIBLE": "1", "TTY_INTERACTIVE": "0", "COLUMNS": str(out.err.width)} \
                 if out.err.is_terminal else None
 
             def step(title: str, *args: str, expect: tuple[int, ...] = (0,), show: bool = True

@@ -22,13 +22,15 @@ import json
 import re
 import sys
 from collections.abc import Iterable, Sequence
-from typing import Any, TextIO
+from typing import Any, NamedTuple, TextIO
 
+from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from .errors import NeedsTerminalError
+from .models import VARIANT_GID_PREFIX
 from .text import terminal_safe
 
 # DEL, C1 and bidi controls, which json.dumps writes raw (C0 it already escapes).
@@ -42,6 +44,34 @@ def _json_safe(text: str) -> str:
     if text.isascii() and "\x7f" not in text:
         return text
     return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+ID, VARIANT, TITLE, TEXT = "id", "variant", "title", "text"
+# A word longer than this in a TEXT cell may fold, unless it looks like an id (those never do).
+_WORD = 20
+_ID_LIKE = re.compile(r"\d{5}|gid://")
+
+
+class Column(NamedTuple):
+    """A table column: how its cells give way when the terminal is narrow.
+
+    ``kind``: ID never wraps (ids, GIDs, order names, SKU codes, times, counts);
+    VARIANT is an ID whose variant GIDs show as their number (tables only, never
+    ``--json`` or piped output); TITLE stays on one line and shortens with "…";
+    TEXT wraps between words, keeping id-like words whole. ``drop``: 0 keeps the
+    column always; otherwise, when even the narrowest layout does not fit, the
+    column with the highest ``drop`` goes first, and a footnote names it.
+    """
+
+    header: str
+    kind: str = TEXT
+    drop: int = 0
+
+
+def short_variant_id(value: Any) -> str:
+    """``gid://shopify/ProductVariant/123`` as ``123`` (what `link` accepts); anything else unchanged."""
+    text = "" if value is None else str(value)
+    return text.removeprefix(VARIANT_GID_PREFIX) if text.startswith(VARIANT_GID_PREFIX) else text
 
 
 class Output:
@@ -150,25 +180,32 @@ class Output:
 
     def table(
         self,
-        columns: Sequence[str],
+        columns: Sequence[str | Column],
         rows: Iterable[Sequence[Any]],
         *,
         title: str | None = None,
         to_stderr: bool = False,
+        hidden_hint: str = "widen the terminal or use --json",
     ) -> None:
         """A Rich table on a terminal; tab-separated lines with a header row when piped.
 
         Piped, rows are written as they come, so a generator of 100,000s of rows
-        never sits in memory.
+        never sits in memory, and every cell is whole (full GIDs). With
+        :class:`Column` specs a terminal table fits its width without breaking
+        an id: see :func:`_fit`.
         """
         console = self.err if to_stderr else self.out
         self.data_written = self.data_written or not to_stderr
         if not console.is_terminal:
             stream = sys.stderr if to_stderr else sys.stdout
-            stream.write("\t".join(_plain(c) for c in columns) + "\n")
+            stream.write("\t".join(_plain(c.header if isinstance(c, Column) else c) for c in columns) + "\n")
             for row in rows:
                 stream.write("\t".join(_plain(c) for c in row) + "\n")
             stream.flush()
+            return
+        if any(isinstance(c, Column) for c in columns):
+            self._fitted_table(console, [c if isinstance(c, Column) else Column(c) for c in columns],
+                               rows, title=title, hidden_hint=hidden_hint)
             return
         plain = console.no_color
         # Text objects, never str: Rich would read "[red]" or "[link=…]" in a cell as markup.
@@ -180,6 +217,32 @@ class Output:
         for row in rows:
             table.add_row(*(_cell(c) for c in row))
         console.print(table)
+
+    def _fitted_table(self, console: Console, columns: list[Column], rows: Iterable[Sequence[Any]], *,
+                      title: str | None, hidden_hint: str) -> None:
+        cells = [[_cell_text(col, value) for col, value in zip(columns, row, strict=True)] for row in rows]
+        width = console.width
+        keep, widths = _fit(columns, cells, width)
+        plain = console.no_color
+        table = Table(title=_cell(title) if title is not None else None, title_justify="left",
+                      header_style=None if plain else "bold", title_style=None if plain else "italic")
+        for i in keep:
+            col = columns[i]
+            one_line = col.kind != TEXT
+            table.add_column(Text(terminal_safe(col.header), no_wrap=False, overflow="fold"),
+                             no_wrap=one_line, overflow="ellipsis" if col.kind == TITLE else "fold",
+                             width=widths[i] if widths else None,
+                             min_width=widths[i] if widths and col.kind in (ID, VARIANT) else None)
+        for row in cells:
+            table.add_row(*(_rich_cell(columns[i], row[i]) for i in keep))
+        total = sum(widths[i] for i in keep) + 3 * len(keep) + 1 if widths else None
+        # Too narrow even for the ids alone: wider than the terminal (it wraps the lines) beats a broken id.
+        console.print(table, width=total if total and total > width else None)
+        hidden = [columns[i].header for i in range(len(columns)) if i not in keep]
+        if hidden:
+            n = len(hidden)
+            self.info(f"{n} column{'s' if n > 1 else ''} hidden at {width} columns: "
+                      f"{', '.join(hidden)}; {hidden_hint}")
 
     # -- prompts (stderr) ---------------------------------------------------------
 
@@ -211,6 +274,79 @@ class Output:
         if not line:
             return None
         return line.strip() or default
+
+
+def _cell_text(column: Column, value: Any) -> str:
+    if value is None:
+        return ""
+    # In a table the number stands for the GID, in an id column and in text alike (piped: whole GIDs).
+    return terminal_safe(str(value).replace(VARIANT_GID_PREFIX, ""))
+
+
+def _rich_cell(column: Column, text: str) -> Text:
+    if column.kind == TEXT:
+        return Text(text, overflow="fold")
+    return Text(text, no_wrap=True, overflow="ellipsis" if column.kind == TITLE else "fold")
+
+
+def _fit(columns: Sequence[Column], cells: list[list[str]], width: int) -> tuple[list[int], list[int] | None]:
+    """Which columns to show and how wide (None: as wide as their content), for ``width`` cells.
+
+    Each column has a natural width (its longest line) and a minimum: an ID the
+    natural width (an id never breaks), a TITLE 10 cells, a TEXT its longest
+    word (id-like words whole, others up to 20 cells), every column its
+    longest header word. If the natural widths do not fit, columns are dropped
+    (highest ``drop`` first) until the minimums fit, and the space left is
+    shared in proportion to what each column still wants.
+    """
+    n = len(columns)
+    natural = [max((len(line) for c in [col.header] for line in c.split("\n")), default=0) for col in columns]
+    minimum = [max((len(w) for w in col.header.split()), default=1) for col in columns]
+    for row in cells:
+        for i, text in enumerate(row):
+            lines = text.split("\n")
+            natural[i] = max(natural[i], *(cell_len(line) for line in lines))
+            kind = columns[i].kind
+            if kind in (ID, VARIANT):
+                minimum[i] = max(minimum[i], *(cell_len(line) for line in lines))
+            elif kind == TEXT:
+                words = text.split()
+                if words:
+                    minimum[i] = max(minimum[i], *(cell_len(w) if _ID_LIKE.search(w) else min(cell_len(w), _WORD)
+                                                   for w in words))
+    for i, col in enumerate(columns):
+        if col.kind == TITLE:
+            minimum[i] = max(minimum[i], 10)
+        minimum[i] = min(max(minimum[i], 1), max(natural[i], 1)) if col.kind != ID else max(minimum[i], 1)
+    keep = list(range(n))
+
+    def room() -> int:
+        return width - (3 * len(keep) + 1)  # a border per column and one more, one space each side
+
+    if sum(natural[i] for i in keep) <= room():
+        return keep, None
+    droppable = sorted((i for i in keep if columns[i].drop), key=lambda i: -columns[i].drop)
+    while sum(minimum[i] for i in keep) > room() and droppable:
+        keep.remove(droppable.pop(0))
+    widths = list(natural)
+    if sum(natural[i] for i in keep) <= room():
+        return keep, widths
+    spare = room() - sum(minimum[i] for i in keep)
+    for i in keep:
+        widths[i] = minimum[i]
+    want = {i: natural[i] - minimum[i] for i in keep if natural[i] > minimum[i]}
+    if spare > 0 and want:
+        total = sum(want.values())
+        for i, w in want.items():
+            widths[i] += spare * w // total
+        left = room() - sum(widths[i] for i in keep)
+        for i in sorted(want, key=lambda i: -(natural[i] - widths[i])):
+            if left <= 0:
+                break
+            if widths[i] < natural[i]:
+                widths[i] += 1
+                left -= 1
+    return keep, widths
 
 
 def _plain(value: Any) -> str:

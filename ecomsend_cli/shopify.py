@@ -1226,14 +1226,18 @@ class ShopifyClient:
         return set(self.shop_info()["access_scopes"])
 
     def shop_info(self) -> dict:
-        """``{name, myshopify_domain, currency_code, access_scopes: [handle, ...]}``."""
+        """``{name, myshopify_domain, currency_code, plan, development, plus, access_scopes: [handle, ...]}``."""
         data = self.graphql(docs.SHOP_INFO, cost=docs.SHOP_INFO_COST)
         shop = data.get("shop") or {}
+        plan = shop.get("plan") or {}
         scopes = (data.get("currentAppInstallation") or {}).get("accessScopes") or []
         return {
             "name": shop.get("name"),
             "myshopify_domain": shop.get("myshopifyDomain"),
             "currency_code": shop.get("currencyCode"),
+            "plan": plan.get("publicDisplayName"),
+            "development": bool(plan.get("partnerDevelopment")),
+            "plus": bool(plan.get("shopifyPlus")),
             "access_scopes": sorted(s["handle"] for s in scopes),
         }
 

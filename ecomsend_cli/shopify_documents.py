@@ -37,6 +37,7 @@ query ShopInfo {
     name
     myshopifyDomain
     currencyCode
+    plan { publicDisplayName partnerDevelopment shopifyPlus }
   }
   currentAppInstallation {
     accessScopes { handle }

@@ -543,6 +543,16 @@ class OrderSummary(NamedTuple):
     shopify_order_name: str | None
     cancelled_after_sync: bool
     missing: tuple[str, ...]
+    skus: tuple[str, ...] = ()  # all its SKUs, for blocked orders only (to tell stale links)
+
+
+class OrderTimes(NamedTuple):
+    """When things happened to a stored order (``orders show``), ISO 8601 UTC."""
+
+    first_pulled_at: str
+    last_pulled_at: str
+    state_changed_at: str
+    synced_at: str | None
 
 
 # States an order may be claimed from (pending|blocked|failed -> creating, §5.4).
@@ -895,6 +905,12 @@ class Store(AfterCreation):
                 (name, json.dumps(data), now_iso()),
             )
         self.keep_private()
+
+    def forget_token(self, name: str) -> bool:
+        """Delete the token cache entry ``name`` (``ecomsend auth logout``); True if there was one."""
+        with self.transaction():
+            gone = self.conn.execute("DELETE FROM tokens WHERE name = ?", (name,)).rowcount
+        return bool(gone)
 
     # -- Shopify variant cache --------------------------------------------------
 
@@ -1318,18 +1334,6 @@ class Store(AfterCreation):
             out.append((value, f"{seller_sku} · {title} / {name}" + (" (linked)" if is_linked else "")))
         return out
 
-    def ready_order_count(self, stale_sku_ids: Iterable[str] = ()) -> int:
-        """Blocked orders whose SKUs are all linked now, none of them by a stale link: the
-        orders the next run creates."""
-        stale = json.dumps(sorted(set(stale_sku_ids)))
-        return self.conn.execute(
-            "SELECT count(*) FROM orders o WHERE o.state = 'blocked' AND NOT EXISTS ("
-            " SELECT 1 FROM order_items i LEFT JOIN links l ON l.tiktok_sku_id = i.sku_id "
-            " WHERE i.tiktok_order_id = o.tiktok_order_id "
-            " AND (l.tiktok_sku_id IS NULL OR i.sku_id IN (SELECT value FROM json_each(?))))",
-            (stale,),
-        ).fetchone()[0]
-
     def history(self, sku_id: str | None = None, *, limit: int | None = None) -> list[HistoryRow]:
         sql = (
             "SELECT id, at, tiktok_sku_id, action, old_variant_id, new_variant_id, source, actor, batch_id "
@@ -1635,14 +1639,19 @@ class Store(AfterCreation):
         for order_id, state, reason, attempts, create_time, missing, skus in rows:
             yield Claimable(order_id, state, reason, attempts, create_time, _id_list(missing), _id_list(skus))
 
-    def order_listing(self, *, states: Sequence[str] | None = None,
-                      limit: int | None = None) -> Iterator[OrderSummary]:
+    def order_listing(self, *, states: Sequence[str] | None = None, limit: int | None = None,
+                      sku_ids: Sequence[str] | None = None) -> Iterator[OrderSummary]:
         """Stored orders for ``orders`` (oldest TikTok update first), streamed and without
-        payloads; blocked ones with their unlinked SKUs."""
-        where, params = "", []
+        payloads; blocked ones with their unlinked SKUs and all their SKUs. ``sku_ids``: only
+        the orders that need one of these TikTok SKUs."""
+        where, params = [], []
         if states:
-            where = f"WHERE o.state IN ({','.join('?' * len(states))})"
+            where.append(f"o.state IN ({','.join('?' * len(states))})")
             params.extend(states)
+        if sku_ids is not None:
+            where.append("EXISTS (SELECT 1 FROM order_items s WHERE s.tiktok_order_id = o.tiktok_order_id "
+                         f"AND s.sku_id IN ({','.join('?' * len(sku_ids))}))")
+            params.extend(sku_ids)
         if limit:
             params.append(limit)
         rows = self.conn.execute(
@@ -1650,12 +1659,41 @@ class Store(AfterCreation):
             "o.shopify_order_name, o.cancelled_after_sync, "
             "CASE WHEN o.state = 'blocked' THEN (SELECT group_concat(i.sku_id, ' ') FROM order_items i "
             " LEFT JOIN links l ON l.tiktok_sku_id = i.sku_id "
-            " WHERE i.tiktok_order_id = o.tiktok_order_id AND l.tiktok_sku_id IS NULL) END "
-            f"FROM orders o {where} ORDER BY o.update_time, o.tiktok_order_id" + (" LIMIT ?" if limit else ""),
+            " WHERE i.tiktok_order_id = o.tiktok_order_id AND l.tiktok_sku_id IS NULL) END, "
+            "CASE WHEN o.state = 'blocked' THEN (SELECT group_concat(i.sku_id, ' ') FROM order_items i "
+            " WHERE i.tiktok_order_id = o.tiktok_order_id) END "
+            f"FROM orders o {('WHERE ' + ' AND '.join(where)) if where else ''} "
+            "ORDER BY o.update_time, o.tiktok_order_id" + (" LIMIT ?" if limit else ""),
             params,
         )
         for r in rows:
-            yield OrderSummary(*r[:6], bool(r[6]), _id_list(r[7]))
+            yield OrderSummary(*r[:6], bool(r[6]), _id_list(r[7]), _id_list(r[8]))
+
+    def ready_order_count(self, stale_sku_ids: Iterable[str] = ()) -> int:
+        """Blocked orders whose SKUs are all linked now, none of them by a stale link: the
+        orders the next run creates (shown as ``ready``, never stored)."""
+        stale = json.dumps(sorted(set(stale_sku_ids)))
+        return self.conn.execute(
+            "SELECT count(*) FROM orders o WHERE o.state = 'blocked' AND NOT EXISTS ("
+            " SELECT 1 FROM order_items i LEFT JOIN links l ON l.tiktok_sku_id = i.sku_id "
+            " WHERE i.tiktok_order_id = o.tiktok_order_id "
+            " AND (l.tiktok_sku_id IS NULL OR i.sku_id IN (SELECT value FROM json_each(?))))",
+            (stale,),
+        ).fetchone()[0]
+
+    def order_times(self, order_id: str) -> OrderTimes | None:
+        """When an order was first and last pulled, reached its state, and was created in Shopify."""
+        row = self.conn.execute(
+            "SELECT first_pulled_at, last_pulled_at, state_changed_at, synced_at FROM orders "
+            "WHERE tiktok_order_id = ?", (order_id,)).fetchone()
+        return OrderTimes(*row) if row else None
+
+    def history_of(self, sku_ids: Iterable[str]) -> list[HistoryRow]:
+        """The link history of these TikTok SKUs, oldest first."""
+        return sorted((HistoryRow(*r) for r in self._select_in(
+            "SELECT id, at, tiktok_sku_id, action, old_variant_id, new_variant_id, source, actor "
+            "FROM link_history WHERE tiktok_sku_id IN ({marks})", dict.fromkeys(sku_ids))),
+            key=lambda h: h.id)
 
     def synced_orders(self, *, since: str | None = None) -> list[str]:
         """Ids of the orders ecomsend created in Shopify (synced since ``since``, ISO 8601), oldest first."""
@@ -1733,6 +1771,22 @@ class Store(AfterCreation):
 
     def order_counts(self) -> dict[str, int]:
         return dict(self.conn.execute("SELECT state, count(*) FROM orders GROUP BY state"))
+
+    def blocked_before(self, first_pulled_before: str) -> tuple[int, dict[str, tuple[int, bool]]]:
+        """Orders still blocked first pulled at or before ``first_pulled_before`` (ISO 8601):
+        how many, and each SKU they hold as ``{sku_id: (orders, linked)}`` (for the alerts)."""
+        where = "FROM orders o WHERE o.state = 'blocked' AND o.first_pulled_at <= ?"
+        count = self.conn.execute(f"SELECT count(*) {where}", (first_pulled_before,)).fetchone()[0]
+        if not count:
+            return 0, {}
+        rows = self.conn.execute(
+            "SELECT i.sku_id, count(*), max(l.tiktok_sku_id IS NOT NULL) FROM orders o "
+            "JOIN order_items i ON i.tiktok_order_id = o.tiktok_order_id "
+            "LEFT JOIN links l ON l.tiktok_sku_id = i.sku_id "
+            "WHERE o.state = 'blocked' AND o.first_pulled_at <= ? GROUP BY i.sku_id",
+            (first_pulled_before,),
+        )
+        return count, {sku: (n, bool(linked)) for sku, n, linked in rows}
 
     def unchecked_products(self) -> list[str]:
         """TikTok product ids with an unlinked SKU whose product detail we never read."""

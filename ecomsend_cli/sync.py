@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +57,9 @@ PENDING, WAITING, BLOCKED, CREATING, SYNCED, FAILED, SKIPPED, INVALID = (
 )
 STATES = (PENDING, WAITING, BLOCKED, CREATING, SYNCED, FAILED, SKIPPED, INVALID)
 HELD = "held"
+# Shown, never stored: a blocked order whose SKUs are all linked now (and none stale);
+# the next run sends it (see :func:`current_state`).
+READY = "ready"
 HOLD_STATUSES = ("UNPAID", "ON_HOLD")
 CURSOR_KEY = "sync.cursor"
 HOLDER_KEY = "sync.holder"
@@ -713,6 +716,23 @@ def _blocked_reason(missing: Iterable[str], stale: dict[str, str] | None = None,
     for reason in list((stale or {}).values())[:3]:
         parts.append(reason)
     return "; ".join(parts)
+
+
+def current_state(state: str, reason: str, missing: Sequence[str], stale: dict[str, str],
+                  seller_skus: dict[str, str] | None = None) -> tuple[str, str]:
+    """An order's state and reason as of now, for the listings (nothing is written).
+
+    A stored ``blocked`` was true at the last run; links made since change it.
+    ``missing`` are the order's SKUs with no link now, ``stale`` its stale
+    links (sku_id -> reason): with neither, the order is :data:`READY` (the next
+    run creates it); else its reason names what blocks it now, by the same rule
+    the run uses (:func:`_blocked_reason`), with ``seller_skus`` beside the ids.
+    """
+    if state != BLOCKED:
+        return state, reason
+    if not missing and not stale:
+        return READY, "all SKUs linked now: the next `ecomsend sync-orders` sends it to Shopify"
+    return BLOCKED, _blocked_reason(missing, stale, seller_skus)
 
 
 def run_sync(store: Store, tiktok: TikTokOrders, shopify: ShopifyOrders | None, config: SyncConfig,

@@ -12,7 +12,17 @@ owns what it asks.
   an expired access token (105002) refreshed with the refresh token and the
   new pair saved in the token cache, and a pair saved there by another
   process (TikTok rotates the refresh token) taken instead; throttling
-  (36009002 / HTTP 429) backed off with jitter.
+  (36009002 / HTTP 429) paced by :class:`RatePacer` and backed off with jitter;
+* :func:`authorization_url` and :meth:`TikTokSession.exchange_auth_code` — the
+  authorization step (``ecomsend auth tiktok``): the seller approves the app on
+  TikTok's page, which hands out a one-time ``auth_code``; it is traded here
+  for the first token pair, kept in the token cache beside the refreshed ones.
+
+Token precedence (DESIGN §7), decided here and nowhere else: tokens set in the
+config win and are the starting pair (the cache then keeps their refreshed
+successors, tagged with the config's fingerprint); without them, the pair
+``ecomsend auth tiktok`` stored is used. Both live in the one cache entry
+:data:`TOKEN_CACHE_NAME`, so a refresh never has two pairs to choose from.
 
 **Reads** are retried on 5xx answers and network errors, within the call's
 deadline. **Writes are not idempotent** (DESIGN §6b): TikTok's fulfillment
@@ -67,6 +77,11 @@ CODE_REFRESH_TOKEN_UNKNOWN = 36004005
 
 SHOPS_PATH = "/authorization/202309/shops"
 TOKEN_REFRESH_PATH = "/api/v2/token/refresh"
+TOKEN_GET_PATH = "/api/v2/token/get"
+# The seller's authorization page (TikTok Shop Partner Center, "authorize your app"): US
+# sellers have a host of their own.
+AUTHORIZE_URL_GLOBAL = "https://services.tiktokshop.com/open/authorize"
+AUTHORIZE_URL_US = "https://services.us.tiktokshop.com/open/authorize"
 # The most one call may take, retries of transport errors included (issue 15).
 DEFAULT_DEADLINE = 30.0
 # Transport errors raised before any byte of the request left: a write may be sent again.
@@ -80,9 +95,34 @@ REFRESH_RACE_WAITS_S = (0.0, 0.1, 0.2, 0.4, 0.6, 0.8)
 _Session = TypeVar("_Session", bound="TikTokSession")
 
 _REAUTHORISE = (
-    "re-authorise the shop in TikTok Shop Partner Center, then put the new tokens in "
-    "tiktok.access_token and tiktok.refresh_token"
+    "re-authorise the shop: run `ecomsend auth tiktok` (or put new tokens in "
+    "tiktok.access_token and tiktok.refresh_token)"
 )
+_NEW_CODE = (
+    "an authorization code works once and only for a few minutes: run `ecomsend auth tiktok` "
+    "again, approve the app on the page it prints, and paste the new code at once"
+)
+
+
+def authorization_url(config: TikTokConfig) -> str:
+    """The page where the seller approves the app: ``…/open/authorize?service_id=…``.
+
+    ``tiktok.authorize_url`` replaces TikTok's page (the sandbox's, in its
+    configs); else the US host for ``tiktok.region: US``, the global one for
+    every other region. Raises AuthError when ``tiktok.service_id`` is not set.
+    """
+    from urllib.parse import urlencode
+
+    if not config.service_id:
+        raise AuthError(
+            "tiktok.service_id is not set, so there is no authorization page to send the seller to",
+            hint="copy the service ID (below the app's name in TikTok Shop Partner Center › App & "
+            "Service) into tiktok.service_id",
+        )
+    base = config.authorize_url or (
+        AUTHORIZE_URL_US if config.region.upper() == "US" else AUTHORIZE_URL_GLOBAL)
+    joiner = "&" if "?" in base else "?"
+    return f"{base}{joiner}{urlencode({'service_id': config.service_id})}"
 
 
 def sign(
@@ -115,6 +155,27 @@ def _fingerprint(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()[:16]
 
 
+def config_fingerprint(config: TikTokConfig) -> str:
+    """The tag of the configured app key and tokens that a token cache entry must carry to apply."""
+    access = config.access_token.get() if config.access_token else ""
+    refresh = config.refresh_token.get() if config.refresh_token else ""
+    return _fingerprint(f"{config.app_key}\n{access}\n{refresh}")
+
+
+def cached_tokens(cache: TokenCache, config: TikTokConfig) -> dict[str, Any] | None:
+    """The token cache's entry when it belongs to the configured tokens, else None.
+
+    The cache wins over the config's tokens unless the operator changed those
+    since (re-authorised): then the entry is another pair's, and ignored.
+    """
+    cached = cache.load_token(TOKEN_CACHE_NAME) or {}
+    if cached.get("config") == config_fingerprint(config) and (
+        cached.get("access_token") or cached.get("refresh_token")
+    ):
+        return dict(cached)
+    return None
+
+
 class _RedactSecrets(logging.Filter):
     """Blanks secret query values in httpx's request log lines.
 
@@ -142,6 +203,69 @@ def _install_log_redaction() -> None:
     logger = logging.getLogger("httpx")
     if _REDACT_FILTER not in logger.filters:
         logger.addFilter(_REDACT_FILTER)
+
+
+class RatePacer:
+    """Keeps a session's requests under the rate TikTok showed it, learned from its first refusal.
+
+    TikTok documents no number for its rate limit, only the refusal (36009002,
+    HTTP 429, "too many requests in a short period of time"), so nothing is
+    paced until TikTok refuses a request. At that refusal the requests it
+    accepted in the ``window`` before are the limit it showed; from then on a
+    request waits until fewer than that many were sent in the last ``window``.
+    Concurrent senders share one pacer, so a refusal pauses them all instead of
+    each backing off on its own, which wasted the window in bursts (issue 11's
+    tracking bench). A later refusal learns the limit again (another process may
+    share the shop's budget). A refusal with fewer than :attr:`MIN_LEARNED`
+    accepted requests teaches nothing: the caller backs off instead.
+    """
+
+    MIN_LEARNED = 2
+    # Arrival order at TikTok may differ a little from send order here.
+    MARGIN_S = 0.01
+
+    def __init__(self, window: float = 1.0, *, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.window = window
+        self.limit: int | None = None
+        self._clock = clock
+        self._sleep = sleep
+        self._sent: list[float] = []
+        self._lock = threading.Lock()
+
+    def acquire(self) -> float:
+        """Wait for a free place in the window; returns the send time to hand back on a refusal."""
+        while True:
+            with self._lock:
+                now = self._clock()
+                horizon = now - self.window - self.MARGIN_S
+                while self._sent and self._sent[0] <= horizon:
+                    self._sent.pop(0)
+                if self.limit is None or len(self._sent) < self.limit:
+                    self._sent.append(now)
+                    return now
+                wait = self._sent[len(self._sent) - self.limit] - horizon
+            self._sleep(max(wait, 0.001))
+
+    def forget(self, sent_at: float) -> None:
+        """The request sent at ``sent_at`` got no answer: TikTok may not have counted it."""
+        with self._lock:
+            if sent_at in self._sent:
+                self._sent.remove(sent_at)
+
+    def refused(self, sent_at: float) -> bool:
+        """TikTok refused the request sent at ``sent_at`` as too many: learn its limit.
+
+        Returns True when a limit is known, so the caller waits in :meth:`acquire`
+        rather than backing off.
+        """
+        with self._lock:
+            if sent_at in self._sent:
+                self._sent.remove(sent_at)  # refused requests do not count against the limit
+            accepted = sum(1 for t in self._sent if sent_at - self.window < t <= sent_at)
+            if accepted >= self.MIN_LEARNED:
+                self.limit = accepted
+            return self.limit is not None
 
 
 class TikTokSession:
@@ -185,6 +309,8 @@ class TikTokSession:
         self._api_base = config.api_base_url.rstrip("/")
         self._auth_base = config.auth_base_url.rstrip("/")
         self._lock = threading.RLock()
+        # Real time, whatever ``sleep`` tests inject: the pacer waits on the clock it reads.
+        self.pacer = RatePacer()
         _install_log_redaction()
         self._deadline = deadline
         if transport is not None:
@@ -207,18 +333,11 @@ class TikTokSession:
 
     # -- tokens ----------------------------------------------------------------
     def _config_fingerprint(self) -> str:
-        access = self.config.access_token.get() if self.config.access_token else ""
-        refresh = self.config.refresh_token.get() if self.config.refresh_token else ""
-        return _fingerprint(f"{self.config.app_key}\n{access}\n{refresh}")
+        return config_fingerprint(self.config)
 
     def _cached_tokens(self) -> dict[str, Any] | None:
         """The token cache's entry when it belongs to the configured tokens, else None."""
-        cached = self._cache.load_token(TOKEN_CACHE_NAME) or {}
-        if cached.get("config") == self._config_fingerprint() and (
-            cached.get("access_token") or cached.get("refresh_token")
-        ):
-            return dict(cached)
-        return None
+        return cached_tokens(self._cache, self.config)
 
     def _initial_tokens(self) -> dict[str, Any]:
         cached = self._cached_tokens()
@@ -250,6 +369,101 @@ class TikTokSession:
 
     def _save_tokens(self) -> None:
         self._cache.save_token(TOKEN_CACHE_NAME, dict(self._tokens))
+
+    def _authorized_fingerprint(self) -> str:
+        """The tag :meth:`exchange_auth_code` gives the pair it stores: the config fingerprint of
+        the app key without tokens, so that pair is used exactly when the config sets none (the
+        precedence of the module docstring)."""
+        return _fingerprint(f"{self.config.app_key}\n\n")
+
+    def token_state(self) -> dict[str, Any]:
+        """What is known of the tokens in use, without them: for ``ecomsend auth status``.
+
+        ``{source: "config" | "auth" | None, access_token_expire_in,
+        refresh_token_expire_in, seller_name, seller_base_region, open_id,
+        granted_scopes, shop_cipher, shop_name, shop_region, authorized_at}``
+        (absent fields are None). ``source`` is None when there are no tokens.
+        """
+        tokens = self._tokens
+        have = bool(tokens.get("access_token") or tokens.get("refresh_token"))
+        source = None
+        if have:
+            source = "config" if self.config.has_config_tokens else "auth"
+        keys = ("access_token_expire_in", "refresh_token_expire_in", "seller_name", "seller_base_region",
+                "open_id", "granted_scopes", "shop_cipher", "shop_name", "shop_region", "authorized_at")
+        return {"source": source, **{k: tokens.get(k) for k in keys}}
+
+    def exchange_auth_code(self, auth_code: str) -> dict[str, Any]:
+        """Trade a seller's one-time ``auth_code`` for the first token pair, and keep it.
+
+        ``GET {auth_base_url}/api/v2/token/get`` with ``app_key``,
+        ``app_secret``, ``auth_code`` and ``grant_type=authorized_code``; the
+        pair (``*_expire_in`` absolute Unix times) and the seller's
+        ``open_id``, ``seller_name``, ``seller_base_region`` and
+        ``granted_scopes`` go into the token cache, replacing what was there.
+        Returns those seller fields and the expiry times — never a token.
+
+        Raises AuthError when TikTok refuses the code (wrong, expired, or used
+        already: TikTok's message says which), naming the next step.
+        """
+        code_value = auth_code.strip()
+        if not code_value:
+            raise AuthError("no authorization code was given", hint=_NEW_CODE)
+        params = {
+            "app_key": self.config.app_key,
+            "app_secret": self.config.app_secret.get() if self.config.app_secret else "",
+            "auth_code": code_value,
+            "grant_type": "authorized_code",
+        }
+        with self._lock:
+            envelope, _status, request_id = self._send_with_retries(
+                "GET", self._auth_base + TOKEN_GET_PATH, params=params, content=b"", headers={},
+                what="TikTok token exchange",
+            )
+            code = envelope.get("code")
+            data = envelope.get("data") or {}
+            if code != CODE_OK or not isinstance(data, dict) or not data.get("access_token"):
+                message = str(envelope.get("message") or "no access token in the answer")
+                raise AuthError(
+                    f"TikTok refused the authorization code (code {code}: {message}; request_id {request_id})",
+                    hint=_NEW_CODE, code=code, request_id=request_id,
+                )
+            seller = {
+                "open_id": data.get("open_id"),
+                "seller_name": data.get("seller_name"),
+                "seller_base_region": data.get("seller_base_region"),
+                "granted_scopes": list(data.get("granted_scopes") or []),
+            }
+            self._tokens = {
+                "config": self._authorized_fingerprint(),
+                "access_token": data["access_token"],
+                "refresh_token": data.get("refresh_token") or "",
+                "access_token_expire_in": data.get("access_token_expire_in"),
+                "refresh_token_expire_in": data.get("refresh_token_expire_in"),
+                **seller,
+                "authorized_at": int(self._clock()),
+            }
+            self._save_tokens()
+        return {
+            **seller,
+            "access_token_expire_in": data.get("access_token_expire_in"),
+            "refresh_token_expire_in": data.get("refresh_token_expire_in"),
+        }
+
+    def choose_shop(self, shop: dict[str, Any]) -> None:
+        """Record ``shop`` (one of :meth:`authorized_shops`) as the shop to work on.
+
+        Its cipher is kept with the tokens; ``tiktok.shop_cipher`` in the
+        config still wins when set.
+        """
+        cipher = str(shop.get("cipher") or "")
+        if not cipher:
+            raise AuthError("TikTok listed the shop without a cipher",
+                            hint="run `ecomsend auth tiktok` again; set tiktok.shop_cipher if it persists")
+        with self._lock:
+            self._adopt_newer_tokens()
+            self._tokens.update(shop_cipher=cipher, shop_name=shop.get("name"), shop_region=shop.get("region"))
+            self._save_tokens()
 
     def _access_token_stale(self) -> bool:
         expires = self._tokens.get("access_token_expire_in")
@@ -286,9 +500,15 @@ class TikTokSession:
                 return
             refresh = self._tokens.get("refresh_token")
             if not refresh:
+                if not self._tokens.get("access_token"):
+                    raise AuthError(
+                        "TikTok Shop is not authorised yet: no tokens in the config nor from "
+                        "`ecomsend auth tiktok`",
+                        hint="run `ecomsend auth tiktok` (or `ecomsend init`) to authorise the shop",
+                    )
                 raise AuthError(
-                    "the TikTok access token is missing or expired and no refresh token is configured",
-                    hint="set tiktok.refresh_token, or " + _REAUTHORISE,
+                    "the TikTok access token is expired and there is no refresh token",
+                    hint=_REAUTHORISE,
                 )
             params = {
                 "app_key": self.config.app_key,
@@ -391,6 +611,7 @@ class TikTokSession:
         attempt = 0
         started = time.monotonic()
         while True:
+            sent_at = self.pacer.acquire()
             try:
                 with deadline(self._deadline):
                     response = self._http.request(
@@ -400,6 +621,7 @@ class TikTokSession:
                         headers=headers() if callable(headers) else headers,
                     )
             except httpx.TransportError as exc:
+                self.pacer.forget(sent_at)
                 late = deadline_passed(exc)
                 why = f"no answer within the {self._deadline:.0f} s deadline" if late else type(exc).__name__
                 if not idempotent and not isinstance(exc, _NOT_SENT):
@@ -431,7 +653,11 @@ class TikTokSession:
                     code=code if code is not None else response.status_code, request_id=request_id)
             if throttled or transient:
                 if attempt < self.max_retries:
-                    self._backoff(attempt, response.headers.get("retry-after"))
+                    paced = throttled and self.pacer.refused(sent_at)
+                    retry_after = response.headers.get("retry-after")
+                    # Paced, the first retry waits for the window; a second refusal backs off too.
+                    if not paced or attempt > 0 or retry_after:
+                        self._backoff(attempt, retry_after)
                     attempt += 1
                     continue
                 if throttled:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 
 from ecomsend_cli.store import LinkChange, Store
 from tests.factory import order, sku, variant
@@ -50,10 +51,10 @@ def test_popup_answer_yes_links(store_path):
 def test_picker_search_choose_confirm(store_path):
     make_store(store_path)
     term = Terminal("--store", str(store_path), "link", "t2")
-    term.expect("Search Shopify by SKU or title [mystery]")
-    term.send("tee")
-    screen = term.expect("Number to link")
-    assert "TEE-S" in screen
+    term.expect("Search: mystery")
+    term.send("tee")  # typed text searches; Enter keeps the results
+    screen = term.expect("Search: tee")
+    assert "TEE-S" in screen.split("Search: mystery")[-1]
     term.send("1")
     term.expect("[y/N]")
     term.send("y")
@@ -63,18 +64,68 @@ def test_picker_search_choose_confirm(store_path):
         assert store.link("t2").source == "manual"
 
 
+def first_row(screen: str) -> str:
+    return next(line for line in screen.splitlines()[::-1] if line.startswith("│ 1 "))
+
+
 def test_picker_ranks_the_seller_sku_first_and_q_quits(store_path):
     make_store(store_path)
     term = Terminal("--store", str(store_path), "link", "t1")
-    term.expect("[mug-red]")
-    term.send("")  # accept the default: the seller SKU
-    screen = term.expect("Number to link")
-    first_row = next(line for line in screen.splitlines() if "│ 1 " in line or line.strip().startswith("1"))
-    assert "MUG-RED" in first_row
+    screen = term.expect("Search: mug-red")  # the seller SKU is the first search
+    assert "MUG-RED" in first_row(screen)
     term.send("q")
     assert term.wait() == 0
     with Store.open(store_path) as store:
         assert store.link("t1") is None
+
+
+def test_picker_puts_the_right_variant_first_for_a_typo(store_path):
+    make_store(store_path)
+    term = Terminal("--store", str(store_path), "link", "t2", env={"COLUMNS": "80"})
+    term.expect("Search: mystery")
+    term.send("mgu-blue")  # a typo in the SKU: difflib's old picker found nothing
+    screen = term.expect("Search: mgu-blue")
+    assert "MUG-BLUE" in first_row(screen)
+    term.send("1")
+    term.expect("[y/N]")
+    term.send("y")
+    assert term.wait() == 0, term.screen
+    with Store.open(store_path) as store:
+        assert store.link("t2").shopify_variant_id == V + "2"
+
+
+def test_picker_refuses_an_out_of_range_number_and_esc_cancels_cleanly(store_path):
+    make_store(store_path)
+    term = Terminal("--store", str(store_path), "link", "t1", env={"COLUMNS": "160"})
+    term.expect("Search: mug-red")
+    term.send("99")
+    screen = term.expect("No row 99")
+    assert "Search: 99" not in screen  # refused, not searched
+    os.write(term.master, b"\x1b")  # Esc alone: no Enter
+    term.expect("Nothing changed.")
+    assert term.wait() == 0
+    assert "^[" not in term.screen and "\x1b[" not in term.screen.split("Nothing changed.")[-1]
+    with Store.open(store_path) as store:
+        assert store.link("t1") is None
+
+
+def test_link_without_arguments_offers_the_unlinked_skus_most_blocked_first(store_path):
+    make_store(store_path)
+    with Store.open(store_path) as store:
+        store.record_order(order("o2", [sku("t2", "mystery", "TT Tee", "S")]), state="blocked")
+    term = Terminal("--store", str(store_path), "link", env={"COLUMNS": "80"})
+    screen = term.expect("Search:")
+    assert "t2" in first_row(screen)  # blocks two orders, t1 one
+    term.send("1")
+    term.expect("Search: mystery")  # the variant picker for the chosen SKU
+    term.send("tee")
+    term.expect("Search: tee")
+    term.send("1")
+    term.expect("[y/N]")
+    term.send("y")
+    assert term.wait() == 0, term.screen
+    with Store.open(store_path) as store:
+        assert store.link("t2").shopify_variant_id == V + "3"
 
 
 def test_replacing_a_link_asks_on_a_terminal(store_path):

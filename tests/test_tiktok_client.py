@@ -507,3 +507,49 @@ def test_a_page_of_the_wrong_shape_is_one_clear_error(data, problem) -> None:
         list(client.search_orders(update_time_ge=0))
     assert problem in caught.value.message
     assert "run again later" in (caught.value.hint or "")
+
+
+class WindowedTikTok:
+    """TikTok's throttling as the simulator does it: at most ``limit`` requests accepted in any
+    ``window`` seconds of a fake clock; the rest refused with 36009002 / HTTP 429."""
+
+    def __init__(self, limit: int, window: float = 1.0) -> None:
+        self.limit, self.window, self.now = limit, window, 0.0
+        self.accepted: list[float] = []
+        self.refused = 0
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        recent = [t for t in self.accepted if t > self.now - self.window]
+        if len(recent) >= self.limit:
+            self.refused += 1
+            return httpx.Response(429, json=envelope(36009002, message="Too many requests."))
+        self.accepted.append(self.now)
+        return httpx.Response(200, json=envelope(data={"orders": [{"id": "O1"}]}))
+
+
+def test_a_refusal_teaches_the_rate_and_later_requests_wait_for_the_window() -> None:
+    from ecomsend_cli.tiktok_session import RatePacer
+
+    tiktok = WindowedTikTok(limit=5)
+    client = TikTokClient(make_config(), MemoryTokenCache(), transport=httpx.MockTransport(tiktok),
+                          sleep=tiktok.sleep, clock=lambda: NOW, rng=lambda: 0.5)
+    client.pacer = RatePacer(clock=lambda: tiktok.now, sleep=tiktok.sleep)
+    for _ in range(30):
+        assert client.get_orders(["O1"]) == [{"id": "O1"}]
+    # One refusal shows the limit (5 a second); after it every request waits for its place
+    # instead of backing off blindly, so 30 requests take the 6 windows they need, not more.
+    assert tiktok.refused == 1
+    assert client.pacer.limit == 5
+    assert tiktok.now <= 5 + 6 * RatePacer.MARGIN_S + 0.01
+
+
+def test_a_refusal_with_nothing_accepted_before_it_teaches_nothing() -> None:
+    from ecomsend_cli.tiktok_session import RatePacer
+
+    pacer = RatePacer(clock=lambda: 10.0, sleep=lambda s: None)
+    sent = pacer.acquire()
+    assert pacer.refused(sent) is False  # another process spent the budget: back off instead
+    assert pacer.limit is None

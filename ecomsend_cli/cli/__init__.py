@@ -8,7 +8,8 @@ inside the commands that need them, so ``ecomsend --help`` stays fast.
 
 This module holds the ``app``, its global options and the entry point;
 :mod:`.common` what every command shares; one module per command group
-(:mod:`.linking`, :mod:`.orders`, :mod:`.catalog`, :mod:`.sandbox`) its
+(:mod:`.linking`, :mod:`.orders`, :mod:`.catalog`, :mod:`.auth`, :mod:`.init`,
+:mod:`.sandbox`) its
 commands, registered on ``app`` when imported at the end of this module.
 """
 
@@ -132,16 +133,33 @@ def main_callback(
 
 
 # Each group registers its commands on import, in this order: the order `ecomsend --help` lists them.
-from . import linking, orders, catalog, sandbox  # noqa: E402, F401, I001
+from . import linking, orders, catalog, auth, init, sandbox  # noqa: E402, F401, I001
 
 
 def main() -> None:
     """Console-script entry point."""
     try:
         app()
+    except SystemExit as exc:
+        # Click ends a write to a closed pipe with exit 1, raised while handling the EPIPE. The
+        # reader has all it wanted (`ecomsend orders | head -1`): that is success, and quiet.
+        if isinstance(exc.__context__, BrokenPipeError):
+            _drop_stdout()
+            raise SystemExit(0) from None
+        raise
     except EcomsendError as exc:  # raised outside a command (should not happen)
         from ..output import terminal_safe
 
         print(f"error: {terminal_safe(str(exc))}", file=sys.stderr)
         raise SystemExit(EXIT_ERROR) from None
 
+
+
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null, so flushing it at exit cannot fail on the closed pipe again."""
+    import os
+
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass

@@ -143,12 +143,43 @@ def doctor(as_json: bool = JSON_OPT) -> None:
             )
         return f"{len(store.links())} link(s), none stale"
 
+    def tokens_check() -> str:
+        from ..expiry import token_expiries
+
+        expiries = token_expiries(s.config, s.store)
+        due = [e for e in expiries if e.needs_operator()]
+        for e in due:  # still working, so not a failed check: a warning with the fix
+            s.out.warn(f"{e.service} {e.describe()}: authorise again before then")
+        if due:
+            warned.add("tokens")
+        return "; ".join(f"{e.service} {e.describe()}" for e in expiries) or "no credentials configured"
+
+    def notify_check() -> str:
+        from ..errors import ConfigError
+        from ..notify import check_urls
+
+        urls = s.config.notify.urls
+        if not urls:
+            return "no notify.urls: sync-orders sends no alerts"
+        bad = check_urls(urls)
+        if bad:
+            raise ConfigError(f"Apprise cannot read {', '.join(bad)}",
+                              hint="fix the URL (Apprise's documentation shows each service's form)")
+        return (f"{len(urls)} URL(s) readable; alerts for orders blocked over "
+                f"{s.config.notify.blocked_after_hours} h, told again after {s.config.notify.repeat_hours} h")
+
+    warned: set[str] = set()
     check("config", config_check)
     if checks[-1]["ok"]:
         check("store", store_check)
         if checks[-1]["ok"]:
             check("sync cursor", cursor_check)
             check("links", links_check)
+            check("tokens", tokens_check)
+            if "tokens" in warned:
+                checks[-1]["fix"] = ("authorise the shop again in TikTok Shop Partner Center and put the new "
+                                     "tokens in tiktok.access_token and tiktok.refresh_token")
+        check("notify", notify_check)
         check("shopify", shopify_check)
         if checks[-1]["ok"]:
             check("read_all_orders", all_orders_check)
@@ -177,6 +208,14 @@ def config_show(as_json: bool = JSON_OPT) -> None:
     import yaml
 
     s = session()
+    if s.config.notify.urls:  # what loading cannot check without Apprise (its import costs every command)
+        from ..errors import ConfigError
+        from ..notify import check_urls
+
+        bad = check_urls(s.config.notify.urls)
+        if bad:
+            raise ConfigError(f"{s.config.source or 'config'}: Apprise cannot read {', '.join(bad)}",
+                              hint="write it as service://…, as Apprise's documentation shows for the service")
     data = s.config.redacted()
     if as_json:
         s.out.json(data)

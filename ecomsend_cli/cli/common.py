@@ -87,7 +87,7 @@ class Session:
 
         return self._client(
             TikTokClient, self.config.tiktok, "TikTok Shop",
-            "set tiktok.app_key, app_secret and access_token (or refresh_token)",
+            "run `ecomsend init`, or set tiktok.app_key and tiktok.app_secret",
         )
 
     def _client(self, cls: Any, section: Any, name: str, what_to_set: str, **options: Any) -> Any:
@@ -310,3 +310,23 @@ def _warn_stale(out: Output, stale: dict[str, Any], *, limit: int = 20) -> None:
         out.info(f"  {item.tiktok_sku_id}: {item.reason}")
     if len(stale) > limit:
         out.info(f"  … and {len(stale) - limit} more; `ecomsend links --json` lists them all.")
+
+
+def notify_after_run(s: Session, report: Any, options: Any) -> None:
+    """After a sync-orders run: the alert of :mod:`..notify`, if one is due. A receiver that fails is a
+    warning on stderr; nothing here changes the run's outcome or exit code."""
+    if not s.config.notify.urls or options.dry_run:
+        return  # the common case costs nothing: no store reads, no imports
+    from ..notify import notify_after_run as notify
+
+    try:
+        result = notify(s.store, s.config, report, options)
+    except EcomsendError as exc:  # e.g. a busy store: the sync itself is done
+        s.out.warn(f"the alert could not be prepared: {exc}")
+        return
+    for warning in result.warnings:
+        s.out.warn(f"alert not delivered to {warning}")
+    if result.sent:
+        s.out.info(f"Alert sent: {result.title}")
+    elif result.why_not and result.alerts:
+        s.out.note(f"No alert sent: {result.why_not}.")

@@ -161,9 +161,12 @@ def list_unlinked(
             s.out.info("No unlinked TikTok SKUs." if not all_ else "No TikTok SKUs in pulled orders yet.")
             _say_ready(s)
         return
-    columns = ["TikTok SKU id", "Product", "SKU name", "Seller SKU", "Blocked orders", "Suggestion"]
+    from ..output import ID, TITLE, Column
+
+    columns = [Column("TikTok SKU id", ID), Column("Product", TITLE), Column("SKU name", TITLE, drop=2),
+               Column("Seller SKU", ID), Column("Blocked orders", ID), Column("Suggestion")]
     if all_:
-        columns += ["Linked to", "Source"]
+        columns += [Column("Linked to"), Column("Source", ID, drop=3)]
     table_rows = []
     for r, sg in zip(rows, suggestions, strict=True):
         row = [r.sku.sku_id, r.sku.product_title, r.sku.sku_name, r.sku.seller_sku,
@@ -447,9 +450,13 @@ def link(
       ecomsend link 1729592969712207012 gid://shopify/ProductVariant/4471
       ecomsend link RED-XM01 RED-XM01-US     (TikTok seller SKU, Shopify SKU)
       ecomsend link RED-XM01                 (then search and pick interactively)
+      ecomsend link                          (pick the SKU too, most blocked orders first)
       ecomsend list-unlinked --csv > todo.csv   (fill in a Shopify column, then:)
       ecomsend link --csv todo.csv --dry-run
     """
+    picking = tiktok is None and csv_file is None and not (dry_run or skip_invalid or as_json)
+    if picking and sys.stdin.isatty():
+        tiktok = _pick_sku(session())
     if csv_file is not None or tiktok is None or dry_run or skip_invalid or as_json:
         _link_from_csv(csv_file, tiktok, shopify, dry_run=dry_run, force=force, yes=yes,
                        as_json=as_json, skip_invalid=skip_invalid)
@@ -586,6 +593,8 @@ def _link_from_csv(
             return
         limit = 200 if (s.out.err if to_stderr else s.out.out).is_terminal else len(rows)
         describe_csv_plan(store, plan, (p for p, _ in rows[:limit]))
+        from ..output import ID, TITLE, VARIANT, Column
+
         def table() -> Iterator[list]:  # a generator: piped, 100k rows stream out
             for p, action in rows[:limit]:
                 sku = plan.skus.get(p.tiktok_sku_id)
@@ -599,8 +608,10 @@ def _link_from_csv(
                 ]
 
         s.out.table(
-            ["Line", "Action", "TikTok SKU id", "Seller SKU", "TikTok product", "Shopify variant",
-             "Shopify SKU", "Shopify product", "Replaces"],
+            [Column("Line", ID, drop=4), Column("Action", ID), Column("TikTok SKU id", ID),
+             Column("Seller SKU", ID, drop=1), Column("TikTok product", TITLE, drop=3),
+             Column("Shopify variant", VARIANT), Column("Shopify SKU", ID, drop=2),
+             Column("Shopify product", TITLE), Column("Replaces")],
             table(), title=f"{name}: {summary()}", to_stderr=to_stderr,
         )
         if len(rows) > limit:
@@ -659,9 +670,11 @@ def _link_from_csv(
 
 
 def _pick_variant(s: Session, sku: Any) -> Any:
-    """The interactive picker: search text → numbered candidates → choose."""
+    """The interactive picker: ranked variants, searched as the operator types (cli/pick.py)."""
     from ..errors import InputError
-    from ..matching import rank_candidates
+    from ..output import ID, TITLE, VARIANT, Column
+    from ..picker import index_catalog
+    from .pick import choose
 
     s.out.require_terminal("link without SHOPIFY (the picker)")
     store = s.store
@@ -670,35 +683,51 @@ def _pick_variant(s: Session, sku: Any) -> Any:
             "the Shopify catalog cache is empty", hint="run `ecomsend catalog refresh` first"
         )
     s.out.info(f"TikTok SKU {sku.sku_id}: {sku.product_title} / {sku.sku_name} (seller SKU {sku.seller_sku!r})")
-    query = (sku.seller_sku or "").strip() or sku.product_title
-    while True:
-        answer = s.out.ask("Search Shopify by SKU or title", what="the picker", default=query)
-        if answer is None or answer.lower() == "q":
-            raise Aborted("Nothing changed.")
-        query = answer
-        pool: dict[str, Any] = {}
-        for word in [query, *query.split()]:
-            for v in store.search_variants(word):
-                pool[v.variant_id] = v
-        ranked = rank_candidates(query, pool.values(), limit=15)
-        if not ranked:
-            s.out.info("No variant matches; try other words (or q to quit).")
-            continue
-        s.out.table(
-            ["#", "Product", "Variant", "SKU", "Inventory", "Variant id"],
-            [
-                [i, v.product_title, v.variant_title, v.sku,
-                 "" if v.inventory_quantity is None else v.inventory_quantity, v.variant_id]
-                for i, (_, v) in enumerate(ranked, 1)
-            ],
-            to_stderr=True,
-        )
-        choice = s.out.ask("Number to link, new search text, or q", what="the picker")
-        if choice is None or choice.lower() == "q":
-            raise Aborted("Nothing changed.")
-        if choice.isdigit() and 1 <= int(choice) <= len(ranked):
-            return ranked[int(choice) - 1][1]
-        query = choice
+    index = index_catalog(store.iter_variants())
+
+    def search(text: str) -> list[str]:
+        return [index.ids[r.index] for r in index.rank(text, limit=15)]
+
+    chosen = choose(
+        s.out, query=(sku.seller_sku or "").strip() or sku.product_title, what="the picker",
+        search=search,
+        columns=[Column("#", ID), Column("Product", TITLE), Column("Variant", TITLE, drop=1), Column("SKU", ID),
+                 Column("Inventory", ID, drop=2), Column("Variant id", VARIANT)],
+        row=lambda vid: _picker_row(store.variant(vid)),
+    )
+    return store.variant(chosen)
+
+
+def _picker_row(v: Any) -> list:
+    return [v.product_title, v.variant_title, v.sku,
+            "" if v.inventory_quantity is None else v.inventory_quantity, v.variant_id]
+
+
+def _pick_sku(s: Session) -> str:
+    """`link` with no arguments: the unlinked SKUs, most blocked orders first, to pick one from."""
+    from ..errors import NotFoundError
+    from ..output import ID, TITLE, Column
+    from ..picker import VariantIndex
+    from .pick import choose
+
+    rows = s.store.sku_rows()  # unlinked, most blocked orders first
+    if not rows:
+        raise NotFoundError("no unlinked TikTok SKUs", hint="`ecomsend list-unlinked --all` lists every SKU")
+    by_id = {r.sku_id: r for r in rows}
+    index = VariantIndex((r.sku_id, r.seller_sku, f"{r.product_title} {r.sku_name}") for r in rows)
+
+    def search(text: str) -> list[str]:
+        if not text:
+            return [r.sku_id for r in rows[:15]]
+        return [index.ids[r.index] for r in index.rank(text, limit=15)]
+
+    return choose(
+        s.out, query="", what="link without TIKTOK (the SKU picker)", search=search,
+        columns=[Column("#", ID), Column("TikTok SKU id", ID), Column("Product", TITLE),
+                 Column("SKU name", TITLE, drop=1), Column("Seller SKU", ID), Column("Blocked orders", ID)],
+        row=lambda sid: [sid, by_id[sid].product_title, by_id[sid].sku_name, by_id[sid].seller_sku,
+                         by_id[sid].blocked_orders],
+    )
 
 
 @command(app, "unlink")
@@ -922,8 +951,11 @@ def history(
         sku = skus.get(sku_id)
         return f"{sku_id} {sku.seller_sku}" if sku and sku.seller_sku else sku_id
 
+    from ..output import ID, Column
+
     s.out.table(
-        ["When", "TikTok SKU", "Action", "Old", "New", "Source", "Who", "Batch"],
+        [Column("When", ID), Column("TikTok SKU"), Column("Action", ID), Column("Old", drop=1),
+         Column("New"), Column("Source", ID, drop=2), Column("Who", ID, drop=3), Column("Batch", ID)],
         [[r.at, sku_cell(r.tiktok_sku_id), r.action, named(r.old_variant_id), named(r.new_variant_id),
           r.source, r.actor, r.batch_id or ""]
          for r in rows],

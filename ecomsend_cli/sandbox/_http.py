@@ -13,7 +13,12 @@ and implements four hooks; this module owns everything around them:
   ``truncate_rate`` (the answer is cut off halfway through its body), and
   one-shot faults for tests (``fail_next``), all drawn from a seedable RNG;
 * the control endpoint ``POST /_sandbox/faults`` (and ``GET`` to read it back);
-* a log of the API requests served, for tests to assert on.
+* a log of the API requests served, for tests to assert on;
+* a webhook receiver for ecomsend's alerts: ``POST /_sandbox/webhook`` (or
+  any path below it) records the message and answers 200; ``GET
+  /_sandbox/webhook`` lists what was received (``{"messages": [{path,
+  content_type, body}]}``, ``body`` parsed when it is JSON). Apprise's
+  ``json://127.0.0.1:PORT/_sandbox/webhook`` posts there.
 
 Using it from a simulator::
 
@@ -514,6 +519,7 @@ class Simulator:
                                 no_random_lost_response=self.no_random_lost_response)
         self.requests: deque[dict[str, Any]] = deque(maxlen=100_000)
         self.last_exception: BaseException | None = None
+        self.webhooks: list[dict[str, Any]] = []  # messages received at /_sandbox/webhook
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -595,12 +601,29 @@ class Simulator:
                 return Reply(200, self.faults.snapshot())
             if req.path == "/_sandbox/requests" and req.method == "GET":
                 return Reply(200, {"requests": self.ops(req.query.get("op") or None)})
+            if req.path == "/_sandbox/webhook" and req.method == "GET":
+                return Reply(200, {"messages": list(self.webhooks)})
+            if req.path == "/_sandbox/webhook" or req.path.startswith("/_sandbox/webhook/"):
+                return self._receive_webhook(req)
             reply = self.control(req)
         except (ValueError, KeyError, TypeError) as exc:
             return Reply(400, {"error": str(exc)})
         if reply is None:
             return Reply(404, {"error": f"no control endpoint {req.method} {req.path}"})
         return reply
+
+    def _receive_webhook(self, req: Request) -> Reply:
+        """Record a message posted to the webhook receiver (an alert from ecomsend)."""
+        if req.method not in ("POST", "PUT"):
+            return Reply(405, {"error": "POST a message here; GET /_sandbox/webhook lists them"})
+        content_type = req.headers.get("content-type", "")
+        text = req.body.decode("utf-8", "replace")
+        try:
+            body: Any = json.loads(text) if "json" in content_type else text
+        except ValueError:
+            body = text
+        self.webhooks.append({"path": req.path, "content_type": content_type, "body": body, "at": time.time()})
+        return Reply(200, {"received": len(self.webhooks)})
 
     # -- hooks ---------------------------------------------------------------
     def operation(self, req: Request) -> str | None:

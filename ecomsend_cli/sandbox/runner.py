@@ -109,6 +109,13 @@ class Sandbox:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    @property
+    def authorize_url(self) -> str:
+        """The TikTok simulator's authorization page (``tiktok.authorize_url`` in sandbox configs)."""
+        from .tiktok_auth import AUTHORIZE_PATH
+
+        return self.tiktok.url + AUTHORIZE_PATH
+
     def config_dict(self) -> dict[str, Any]:
         """A complete ecomsend config for this sandbox (DESIGN §7 shape)."""
         if self.shopify is None or self.tiktok is None:
@@ -135,6 +142,9 @@ class Sandbox:
                 "access_token": tiktok_creds["access_token"],
                 "refresh_token": tiktok_creds["refresh_token"],
                 "shop_cipher": tiktok_creds["shop_cipher"],
+                # `ecomsend auth tiktok` on the sandbox: its authorization page, on loopback.
+                "service_id": tiktok_creds["service_id"],
+                "authorize_url": self.authorize_url,
             },
             # The demo's orders in other currencies than the shop's (§5.7).
             "sync": {"exchange_rates": dict(EXCHANGE_RATES)},
@@ -147,6 +157,9 @@ class Sandbox:
         header = (
             "# ecomsend config for the local sandbox (not real stores).\n"
             f"# Shopify simulator: {self.shopify.url}   TikTok simulator: {self.tiktok.url}\n"
+            "# To try alerts, add: notify: {urls: [\"json://127.0.0.1:"
+            f"{self.shopify.port}/_sandbox/webhook\"], blocked_after_hours: 0}}\n"
+            f"# and read what arrived: curl {self.shopify.url}/_sandbox/webhook\n"
         )
         return header + yaml.safe_dump(self.config_dict(), sort_keys=False, allow_unicode=True)
 

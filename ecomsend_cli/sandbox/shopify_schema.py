@@ -714,8 +714,16 @@ type Shop implements Node {
   myshopifyDomain: String!
   currencyCode: CurrencyCode!
   ianaTimezone: String!
+  plan: ShopPlan!
   createdAt: DateTime!
   updatedAt: DateTime!
+}
+
+type ShopPlan {
+  displayName: String! @deprecated(reason: "Use `publicDisplayName` instead.")
+  partnerDevelopment: Boolean!
+  publicDisplayName: String!
+  shopifyPlus: Boolean!
 }
 
 type AppInstallation implements Node {

@@ -224,9 +224,11 @@ TOKEN_PATH = "/admin/oauth/access_token"
 MAX_PAGE = 250
 DEFAULT_SCOPES = (
     "read_all_orders",
+    "read_fulfillments",
     "read_inventory",
     "read_orders",
     "read_products",
+    "write_fulfillments",
     "write_inventory",
     "write_orders",
 )
@@ -1617,6 +1619,9 @@ class ShopifySimulator(OrderLife, Simulator):
             "email": "owner@ecomsend-sandbox.example", "contactEmail": "owner@ecomsend-sandbox.example",
             "myshopifyDomain": "ecomsend-sandbox.myshopify.com", "currencyCode": self.currency,
             "ianaTimezone": "UTC", "createdAt": created, "updatedAt": created,
+            # A development store, as a Dev Dashboard app is first installed on.
+            "plan": {"displayName": "Development", "publicDisplayName": "Development",
+                     "partnerDevelopment": True, "shopifyPlus": False},
         }
 
     # -- orderCreate ----------------------------------------------------------------------

@@ -40,6 +40,10 @@ host's token refresh, checking requests as the real service does:
   — a new access token and a new refresh token (``*_expire_in`` are absolute
   Unix times); the old refresh token is then invalid (36004005); the old
   access token lives until its own expiry.
+* The authorization step (:mod:`~ecomsend_cli.sandbox.tiktok_auth`): the
+  seller's page ``GET /_sandbox/authorize?service_id=…`` (a one-time code) and
+  ``GET /api/v2/token/get?app_key&app_secret&auth_code&grant_type=authorized_code``
+  (the first token pair; a wrong, expired or reused code refused).
 
 Every API request is checked in the real order: rate limit (36009002, HTTP
 429, past ``rate_limit`` requests per ``rate_limit_window_ms``), ``app_key``
@@ -62,14 +66,16 @@ Options (``TikTokSimulator(state_path, **options)``): ``products``,
 [{id, name}]}]``; seeded only when the state file is new — a restarted simulator
 keeps its state), ``app_key``, ``app_secret``, ``access_token``,
 ``refresh_token``, ``shop_cipher`` (else generated once and kept in the
-state file), ``access_token_ttl`` / ``refresh_token_ttl`` (seconds),
+state file), ``access_token_ttl`` / ``refresh_token_ttl`` / ``auth_code_ttl`` (seconds),
+``extra_shops`` (more authorised shops, ``[{id, name, region, cipher}]``, listed after the
+sandbox shop; the API serves the sandbox shop's cipher only),
 ``timestamp_window`` (seconds, default 300), ``rate_limit`` (requests per
 window, 0 = off), ``rate_limit_window_ms`` (default 1000), ``clock``
 (a ``time.time`` stand-in), ``fault_seed``, and any fault key of
 :mod:`ecomsend_cli.sandbox._http` as initial faults.
 
 Fault operation names (for ``fail_next``): ``shops``, ``orders.search``,
-``orders.get``, ``products.search``, ``products.get``, ``token.refresh``,
+``orders.get``, ``products.search``, ``products.get``, ``token.refresh``, ``token.get``,
 ``shipping_providers.get``, ``packages.create`` (Mark Package As Shipped),
 ``packages.ship``, ``shipping_info.update``, ``external_orders.add``,
 ``external_orders.get``, ``cancellations.search``, ``returns.search``. Every
@@ -97,7 +103,9 @@ Test-control endpoints, on the same port (JSON in, JSON out):
 * ``POST /_sandbox/faults`` — body: fault keys (see ``_http``); ``GET`` reads them.
 * ``GET  /_sandbox/requests[?op=NAME]`` — the API requests served so far.
 * ``GET  /_sandbox/credentials`` — ``app_key``, ``app_secret``, the current
-  ``access_token`` and ``refresh_token``, ``shop_cipher``.
+  ``access_token`` and ``refresh_token``, ``shop_cipher``, ``service_id``.
+* ``GET  /_sandbox/authorize``, ``POST /_sandbox/auth_codes/expire`` — see
+  :mod:`~ecomsend_cli.sandbox.tiktok_auth`.
 * ``POST /_sandbox/orders`` — body ``{"orders": [...]}``: add or replace
   orders (``quantity`` on a line is expanded); answers ``{"ids": [...]}``.
 * ``GET  /_sandbox/orders/{id}`` — the stored order.
@@ -159,6 +167,8 @@ from typing import Any
 
 from ..tiktok import sign
 from ._http import BASE_FAULT_DEFAULTS, Reply, Request, Simulator
+from .tiktok_auth import SCHEMA as AUTH_SCHEMA
+from .tiktok_auth import Authorization
 from .tiktok_life import DISPLAY_STATUS, OPS, SCHEMA, ApiFailure, OrderLife, route
 
 PAGING_FAULTS = ("endless", "repeat_last", "cycle")
@@ -169,6 +179,7 @@ API_OPS = {
     ("GET", "/order/202309/orders"): "orders.get",
     ("POST", "/product/202309/products/search"): "products.search",
     ("GET", "/api/v2/token/refresh"): "token.refresh",
+    ("GET", "/api/v2/token/get"): "token.get",
 }
 _PRODUCT_DETAIL = re.compile(r"^/product/202309/products/([^/]+)$")
 _SHOP_SCOPED = {"orders.search", "orders.get", "products.search", "products.get", *OPS}
@@ -188,7 +199,7 @@ CREATE TABLE IF NOT EXISTS orders (
     status TEXT NOT NULL, data TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS orders_by_update ON orders (update_time, id);
 CREATE INDEX IF NOT EXISTS orders_by_create ON orders (create_time, id);
-""" + SCHEMA
+""" + SCHEMA + AUTH_SCHEMA
 
 
 _ApiFailure = ApiFailure
@@ -216,11 +227,11 @@ def expand_line_items(order_id: str, lines: Iterable[dict[str, Any]]) -> list[di
     return out
 
 
-class TikTokSimulator(OrderLife, Simulator):
+class TikTokSimulator(Authorization, OrderLife, Simulator):
     """The TikTok Shop simulator (see the module docstring)."""
 
     extra_fault_defaults = {"rate_limit": 0, "rate_limit_window_ms": 1000, "paging_fault": None}
-    no_random_lost_response = frozenset({"token.refresh"})
+    no_random_lost_response = frozenset({"token.refresh", "token.get"})
 
     def __init__(
         self,
@@ -238,6 +249,8 @@ class TikTokSimulator(OrderLife, Simulator):
         shop_cipher: str | None = None,
         access_token_ttl: int = 7 * 86400,
         refresh_token_ttl: int = 365 * 86400,
+        auth_code_ttl: int = 600,
+        extra_shops: list[dict[str, Any]] | None = None,
         timestamp_window: int = 300,
         clock: Callable[[], float] = time.time,
         fault_seed: int | None = None,
@@ -252,6 +265,8 @@ class TikTokSimulator(OrderLife, Simulator):
         self.state_path = Path(state_path)
         self.access_token_ttl = access_token_ttl
         self.refresh_token_ttl = refresh_token_ttl
+        self.auth_code_ttl = auth_code_ttl
+        self.extra_shops = [dict(x) for x in extra_shops or []]
         self.timestamp_window = timestamp_window
         self.clock = clock
         self._db_lock = threading.RLock()
@@ -287,6 +302,7 @@ class TikTokSimulator(OrderLife, Simulator):
                 "shop_cipher": shop_cipher or "ROW_" + secrets.token_urlsafe(24),
                 "shop_id": str(7494000000000000000 + secrets.randbelow(10**15)),
                 "open_id": secrets.token_urlsafe(24),
+                "service_id": str(7_400_000_000_000_000_000 + secrets.randbelow(10**17)),
             }
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -328,6 +344,7 @@ class TikTokSimulator(OrderLife, Simulator):
                 "access_token": self._current_token("access"),
                 "refresh_token": self._current_token("refresh"),
                 "shop_cipher": self._meta("shop_cipher") or "",
+                "service_id": self.service_id,
             }
 
     def _store_products(self, products: Iterable[dict[str, Any]], now: int) -> list[str]:
@@ -512,6 +529,8 @@ class TikTokSimulator(OrderLife, Simulator):
                 raise _ApiFailure(404, 36009004, f"Invalid path: {req.method} {req.path} is not an API")
             if op == "token.refresh":
                 return self._envelope(200, 0, "success", self._refresh(req))
+            if op == "token.get":
+                return self._envelope(200, 0, "success", self.token_get(req))
             self._check_rate()
             self._check_request(req, op)
             data = {
@@ -624,7 +643,7 @@ class TikTokSimulator(OrderLife, Simulator):
             "seller_type": "LOCAL",
             "cipher": creds["shop_cipher"],
             "code": "USSANDBOX1",
-        }]}
+        }, *self.extra_shops]}
 
     @staticmethod
     def _page_size(req: Request) -> int:
@@ -813,6 +832,9 @@ class TikTokSimulator(OrderLife, Simulator):
         path, method = req.path, req.method
         if path == "/_sandbox/credentials" and method == "GET":
             return Reply(200, self.credentials)
+        reply = self.auth_control(req)
+        if reply is not None:
+            return reply
         if path == "/_sandbox/state" and method == "GET":
             with self._db_lock:
                 orders = self._db.execute("SELECT COUNT(*) FROM orders").fetchone()[0]
