@@ -621,13 +621,13 @@ def plan_link_csv(store: Store, parsed: LinkCsv) -> CsvPlan:
         return _Planner(store, parsed).plan()
 
 
-def apply_csv_plan(store: Store, plan: CsvPlan, *, actor: str) -> int:
+def apply_csv_plan(store: Store, plan: CsvPlan, *, actor: str, batch: int | None = None) -> int:
     """Write the plan's new and changed links in one transaction, source ``csv``.
 
-    One history row per change. If another process changed one of these links
-    since the plan was made, nothing is written (StoreError).
+    One history row per change, marked with ``batch``. If another process
+    changed one of these links since the plan was made, nothing is written (StoreError).
     """
-    return store.apply_links(plan.changes(), source="csv", actor=actor)
+    return store.apply_links(plan.changes(), source="csv", actor=actor, batch=batch)
 
 
 def describe_csv_plan(store: Store, plan: CsvPlan, links: Iterable[PlannedLink]) -> None:

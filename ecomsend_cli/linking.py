@@ -97,10 +97,10 @@ def describe(store: Store, proposal: AutolinkProposal) -> AutolinkProposal:
     return proposal
 
 
-def apply_autolink(store: Store, plan: AutolinkPlan, *, actor: str) -> int:
+def apply_autolink(store: Store, plan: AutolinkPlan, *, actor: str, batch: int | None = None) -> int:
     """Write every proposed pair in one transaction, or none (§4.1)."""
     changes = [LinkChange(sku_id, variant_id, None) for sku_id, variant_id in plan.pairs]
-    return store.apply_links(changes, source="auto", actor=actor)
+    return store.apply_links(changes, source="auto", actor=actor, batch=batch)
 
 
 def propose_feed_links(store: Store) -> list[tuple[str, str]]:
@@ -112,9 +112,10 @@ def propose_feed_links(store: Store) -> list[tuple[str, str]]:
     return feed_links(rows, known, store.linked_sku_ids())
 
 
-def apply_feed_links(store: Store, pairs: list[tuple[str, str]], *, actor: str) -> int:
+def apply_feed_links(store: Store, pairs: list[tuple[str, str]], *, actor: str,
+                     batch: int | None = None) -> int:
     changes = [LinkChange(sku_id, variant_id, None) for sku_id, variant_id in pairs]
-    return store.apply_links(changes, source="feed", actor=actor)
+    return store.apply_links(changes, source="feed", actor=actor, batch=batch)
 
 
 def _is_id(value: str) -> bool:
@@ -141,8 +142,9 @@ def plan_manual_link(store: Store, sku: TikTokSku, variant: Variant, *, force: b
         return None
     if current and not force:
         raise LinkExistsError(
-            f"TikTok SKU {sku.sku_id} is already linked to {current.shopify_variant_id} "
-            f"({current.source})",
-            hint="pass --force to replace the link",
+            f"TikTok SKU {sku.sku_id} ({sku.seller_sku!r}) is already linked to "
+            f"{current.shopify_variant_id} ({current.source})",
+            hint=f"`ecomsend link {sku.sku_id} {variant.variant_id.rsplit('/', 1)[-1]} --force` "
+            "replaces the link",
         )
     return LinkChange(sku.sku_id, variant.variant_id, current.shopify_variant_id if current else None)

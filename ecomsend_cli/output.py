@@ -84,12 +84,21 @@ class Output:
         # Something went to stdout: a failure then prints no JSON error document after it
         # (``--json`` promises one document).
         self.data_written = False
+        # The global options the user gave (``--config``/``--store``, shell-quoted): every
+        # `ecomsend …` a message suggests repeats them, so a pasted hint reads the same store.
+        self.context = ""
+
+    def in_context(self, text: str) -> str:
+        """``text`` with the user's global options in every backticked `ecomsend …` command."""
+        if not self.context or "`ecomsend " not in text:
+            return text
+        return text.replace("`ecomsend ", f"`ecomsend {self.context} ")
 
     # -- talk (stderr) ------------------------------------------------------------
 
     def _say(self, message: str, style: str | None = None) -> None:
         # Rich drops colours under NO_COLOR but keeps bold/dim; drop every style then.
-        self.err.print(terminal_safe(message), markup=False,
+        self.err.print(terminal_safe(self.in_context(message)), markup=False,
                        style=None if self.err.no_color else style)
 
     def info(self, message: str) -> None:
@@ -241,16 +250,17 @@ class Output:
     def interactive() -> bool:
         return sys.stdin.isatty()
 
-    def require_terminal(self, what: str) -> None:
+    def require_terminal(self, what: str, hint: str | None = None) -> None:
+        """Refuse to prompt without a terminal; ``hint`` names the command that works instead."""
         if not self.interactive():
             raise NeedsTerminalError(
                 f"{what} needs a confirmation, but stdin is not a terminal",
-                hint="pass --yes to confirm from a script (or --dry-run to preview)",
+                hint=hint or "pass --yes to confirm from a script",
             )
 
-    def confirm(self, question: str, *, what: str) -> bool:
+    def confirm(self, question: str, *, what: str, hint: str | None = None) -> bool:
         """``question [y/N]`` on stderr; False unless the answer is y/yes."""
-        self.require_terminal(what)
+        self.require_terminal(what, hint)
         self.err.print(f"{terminal_safe(question)} [y/N] ", end="", markup=False)
         answer = sys.stdin.readline()
         return answer.strip().lower() in ("y", "yes")

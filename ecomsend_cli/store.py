@@ -219,6 +219,13 @@ def _m009_sent_input(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE order_payloads ADD COLUMN sent_input TEXT")
 
 
+def _m011_link_batches(db: sqlite_utils.Database) -> None:
+    # Each autolink run and CSV import is a batch: its history rows share an id, so
+    # `unlink --batch ID` can revert it in one go. NULL for single changes.
+    db.execute("ALTER TABLE link_history ADD COLUMN batch_id INTEGER")
+    db.execute("CREATE INDEX idx_link_history_batch ON link_history(batch_id) WHERE batch_id IS NOT NULL")
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_initial", _m001_initial),
     ("002_product_checked", _m002_product_checked),
@@ -230,6 +237,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("008_link_variant_sku", _m008_link_variant_sku),
     ("009_sent_input", _m009_sent_input),
     ("010_after_creation", migrate_after_creation),
+    ("011_link_batches", _m011_link_batches),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -563,6 +571,16 @@ class HistoryRow:
     new_variant_id: str | None
     source: str
     actor: str
+    batch_id: int | None = None
+
+
+class BatchRevert(NamedTuple):
+    """What reverting a batch does: ``reverted`` ``{sku_id: (now, back to)}``, and ``kept``
+    ``{sku_id: (the batch's link, the link now)}`` for links changed since the batch."""
+
+    batch_id: int
+    reverted: dict[str, tuple[str | None, str | None]]
+    kept: dict[str, tuple[str | None, str | None]]
 
 
 @dataclass(frozen=True)
@@ -597,7 +615,7 @@ class StaleLink(NamedTuple):
     def reason(self) -> str:
         """What happened and the fix, in one line (an order's reason, a listing's ``stale`` field)."""
         sku, variant = self.tiktok_sku_id, self.shopify_variant_id
-        unlink = f"or `ecomsend unlink {sku}`"
+        unlink = f"or `ecomsend unlink {sku} --yes`"
         if self.deleted:
             was = f" ({self.linked_sku!r})" if self.linked_sku else ""
             return (f"stale link: linked variant {variant}{was} was deleted in Shopify: relink it with "
@@ -1139,7 +1157,8 @@ class Store(AfterCreation):
     def linked_sku_ids(self) -> set[str]:
         return {r[0] for r in self.conn.execute("SELECT tiktok_sku_id FROM links")}
 
-    def apply_links(self, changes: Iterable[LinkChange], *, source: str, actor: str) -> int:
+    def apply_links(self, changes: Iterable[LinkChange], *, source: str, actor: str,
+                    batch: int | None = None) -> int:
         """Write links and their history rows in one transaction. Returns the count.
 
         Each change must state the link it replaces (``old``); if the store
@@ -1149,7 +1168,8 @@ class Store(AfterCreation):
         a stale link whose variant changed SKU). Every link records the
         variant's SKU in the catalog cache now, to notice when it goes stale
         (:meth:`stale_links`). Batched: one read of the current links, then
-        two ``executemany`` (100,000 links in ~1 s).
+        two ``executemany`` (100,000 links in ~1 s). ``batch`` (from
+        :meth:`new_batch_id`) marks the history rows of one autolink or import.
         """
         changes = list(changes)
         now = now_iso()
@@ -1183,8 +1203,8 @@ class Store(AfterCreation):
             )
             conn.executemany(
                 "INSERT INTO link_history (at, tiktok_sku_id, action, old_variant_id, "
-                "new_variant_id, source, actor) VALUES (?,?,?,?,?,?,?)",
-                [(now, c.tiktok_sku_id, "relink" if held else "link", held, c.new, source, actor)
+                "new_variant_id, source, actor, batch_id) VALUES (?,?,?,?,?,?,?,?)",
+                [(now, c.tiktok_sku_id, "relink" if held else "link", held, c.new, source, actor, batch)
                  for c, held in writes],
             )
         return len(writes)
@@ -1242,9 +1262,96 @@ class Store(AfterCreation):
             )
         return link
 
+    def new_batch_id(self) -> int:
+        """The next batch id; call it inside the transaction that writes the batch."""
+        assert self.conn.in_transaction, "allocate a batch id inside the batch's transaction"
+        return self.conn.execute("SELECT coalesce(max(batch_id), 0) + 1 FROM link_history "
+                                 "WHERE batch_id IS NOT NULL").fetchone()[0]
+
+    def batch_revert(self, batch_id: int, *, actor: str | None = None) -> BatchRevert | None:
+        """Revert batch ``batch_id`` (None: no such batch); with ``actor`` None, only the plan.
+
+        Each SKU the batch changed goes back to the link it had before, if its
+        link is still as the batch left it; a link changed since (relinked,
+        unlinked, linked again) is kept and listed in ``kept``: the later
+        change was someone's decision. A restored link takes the source it had
+        then. The revert is one transaction, one history row per change, and a
+        batch of its own (so it can be reverted too).
+        """
+        rows = self.conn.execute(
+            "SELECT tiktok_sku_id, old_variant_id, new_variant_id, id FROM link_history "
+            "WHERE batch_id = ? ORDER BY id", (batch_id,)).fetchall()
+        if not rows:
+            return None
+        before: dict[str, tuple[str | None, int]] = {}
+        after: dict[str, str | None] = {}
+        for sku_id, old, new, row_id in rows:
+            before.setdefault(sku_id, (old, row_id))  # the first change in the batch: what it found
+            after[sku_id] = new  # the last: what it left
+
+        def plan() -> tuple[dict, dict]:
+            held = self._pairs("links", "tiktok_sku_id", "shopify_variant_id", set(after))
+            reverted = {k: (v, before[k][0]) for k, v in after.items() if held.get(k) == v}
+            kept = {k: (v, held.get(k)) for k, v in after.items() if held.get(k) != v}
+            return reverted, kept
+
+        if actor is None:
+            return BatchRevert(batch_id, *plan())
+        now = now_iso()
+        with self.transaction() as conn:
+            reverted, kept = plan()
+            new_batch = self.new_batch_id()
+            for sku_id, (current, restore) in sorted(reverted.items()):
+                if restore is None:
+                    source = self.link(sku_id).source  # type: ignore[union-attr]
+                    conn.execute("DELETE FROM links WHERE tiktok_sku_id = ?", (sku_id,))
+                    action = "unlink"
+                else:
+                    source = self._source_before(sku_id, restore, before[sku_id][1])
+                    conn.execute(
+                        "INSERT INTO links (tiktok_sku_id, shopify_variant_id, source, linked_at, linked_by, "
+                        "variant_sku) VALUES (?,?,?,?,?,(SELECT sku FROM shopify_variants WHERE variant_id = ?)) "
+                        "ON CONFLICT(tiktok_sku_id) DO UPDATE SET shopify_variant_id = excluded.shopify_variant_id, "
+                        "source = excluded.source, linked_at = excluded.linked_at, "
+                        "linked_by = excluded.linked_by, variant_sku = excluded.variant_sku",
+                        (sku_id, restore, source, now, actor, restore))
+                    action = "relink" if current else "link"
+                conn.execute(
+                    "INSERT INTO link_history (at, tiktok_sku_id, action, old_variant_id, new_variant_id, "
+                    "source, actor, batch_id) VALUES (?,?,?,?,?,?,?,?)",
+                    (now, sku_id, action, current, restore, source, actor, new_batch))
+        return BatchRevert(new_batch, reverted, kept)
+
+    def _source_before(self, sku_id: str, variant_id: str, before_row: int) -> str:
+        """The source of the link ``sku_id → variant_id`` that history row ``before_row`` replaced."""
+        row = self.conn.execute(
+            "SELECT source FROM link_history WHERE tiktok_sku_id = ? AND new_variant_id = ? AND id < ? "
+            "ORDER BY id DESC LIMIT 1", (sku_id, variant_id, before_row)).fetchone()
+        return row[0] if row else "manual"
+
+    def complete_skus(self, prefix: str, *, linked: bool | None, limit: int = 50) -> list[tuple[str, str]]:
+        """Shell completion: ``(value, "seller SKU · title")`` for TikTok SKUs whose sku_id or
+        seller SKU starts with ``prefix``; unlinked first (``linked`` None), or only the linked."""
+        pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        where = {None: "", True: " AND l.tiktok_sku_id IS NOT NULL", False: " AND l.tiktok_sku_id IS NULL"}
+        rows = self.conn.execute(
+            "SELECT s.sku_id, s.seller_sku, s.product_title, s.sku_name, l.tiktok_sku_id IS NOT NULL "
+            "FROM tiktok_skus s LEFT JOIN links l ON l.tiktok_sku_id = s.sku_id "
+            "WHERE (s.sku_id LIKE ? ESCAPE '\\' OR s.seller_sku LIKE ? ESCAPE '\\')" + where[linked]
+            + " ORDER BY 5, s.seller_sku, s.sku_id LIMIT ?", (pattern, pattern, limit)).fetchall()
+        seen = [r[1] for r in rows]
+        out = []
+        for sku_id, seller_sku, title, name, is_linked in rows:
+            # Complete what the operator started typing: the seller SKU, unless they typed an
+            # id or the seller SKU names several SKUs (then only the id names one).
+            by_seller = seller_sku and not (prefix and sku_id.startswith(prefix)) and seen.count(seller_sku) == 1
+            value = seller_sku if by_seller else sku_id
+            out.append((value, f"{seller_sku} · {title} / {name}" + (" (linked)" if is_linked else "")))
+        return out
+
     def history(self, sku_id: str | None = None, *, limit: int | None = None) -> list[HistoryRow]:
         sql = (
-            "SELECT id, at, tiktok_sku_id, action, old_variant_id, new_variant_id, source, actor "
+            "SELECT id, at, tiktok_sku_id, action, old_variant_id, new_variant_id, source, actor, batch_id "
             "FROM link_history"
         )
         params: list[Any] = []

@@ -377,8 +377,9 @@ class Syncer:
             items = order.items if order is not None else rows[order_id].items
             missing = sorted({i.sku_id for i in items if i.sku_id not in links})
             if missing:
+                reason = _blocked_reason(missing, seller_skus=self.store.seller_skus_of(set(missing)))
                 self.report.orders[order_id] = OrderOutcome(
-                    order_id, BLOCKED, reason=_blocked_reason(missing), missing_sku_ids=missing)
+                    order_id, BLOCKED, reason=reason, missing_sku_ids=missing)
             else:
                 self.report.orders[order_id] = OrderOutcome(order_id, PENDING,
                                                             reason="would be created (dry run)")
@@ -476,10 +477,13 @@ class Syncer:
         # JSON (issue 15); the payload of each order is read when it is claimed. Read
         # whole before writing: a read left open across our writes would fail them
         # (SQLITE_BUSY_SNAPSHOT) once another process, say `ecomsend link`, commits.
-        for row in list(self.store.claimable_orders(ids=self._scope())):
+        rows = list(self.store.claimable_orders(ids=self._scope()))
+        seller_skus = self.store.seller_skus_of({s for row in rows for s in row.missing})  # one read
+        for row in rows:
             blocked_by = sorted({*row.missing, *(s for s in row.skus if s in stale)})
             if blocked_by:
-                reason = _blocked_reason(row.missing, {s: stale[s] for s in row.skus if s in stale})
+                reason = _blocked_reason(row.missing, {s: stale[s] for s in row.skus if s in stale},
+                                         seller_skus)
                 if row.state != BLOCKED or row.reason != reason:
                     self.store.set_order_state(row.tiktok_order_id, BLOCKED, reason=reason)
                 self.report.orders[row.tiktok_order_id] = OrderOutcome(
@@ -639,7 +643,8 @@ class Syncer:
         missing = sorted({i.sku_id for i in row.items if i.sku_id not in links})
         stale = self.store.stale_links(i.sku_id for i in row.items if i.sku_id in links)
         if missing or stale:
-            return BLOCKED, _blocked_reason(missing, stale), sorted({*missing, *stale})
+            return (BLOCKED, _blocked_reason(missing, stale, self.store.seller_skus_of(set(missing))),
+                    sorted({*missing, *stale}))
         try:
             order_input = build_order_input(row.payload, links, self.config, self._shop,
                                             order_id=row.tiktok_order_id, shop_label=self._shop_label)
@@ -698,31 +703,36 @@ class Syncer:
                 entry["blocked_orders"] += 1
 
 
-def _blocked_reason(missing: Iterable[str], stale: dict[str, str] | None = None) -> str:
-    """Why an order waits: its unlinked SKUs, and the stale links it needs (with their fixes)."""
+def _blocked_reason(missing: Iterable[str], stale: dict[str, str] | None = None,
+                    seller_skus: dict[str, str] | None = None) -> str:
+    """Why an order waits: its unlinked SKUs (each with its seller SKU, what the operator
+    knows it by), and the stale links it needs (with their fixes)."""
     missing = list(missing)
     parts = []
     if missing:
-        parts.append(f"{len(missing)} unlinked SKU(s): {', '.join(missing[:5])}" + (" …" if len(missing) > 5 else ""))
+        named = [f"{s} ({seller_skus[s]})" if (seller_skus or {}).get(s) else s for s in missing[:5]]
+        parts.append(f"{len(missing)} unlinked SKU{'' if len(missing) == 1 else 's'}: {', '.join(named)}"
+                     + (" …" if len(missing) > 5 else ""))
     for reason in list((stale or {}).values())[:3]:
         parts.append(reason)
     return "; ".join(parts)
 
 
-def current_state(state: str, reason: str, missing: Sequence[str], stale: dict[str, str]) -> tuple[str, str]:
+def current_state(state: str, reason: str, missing: Sequence[str], stale: dict[str, str],
+                  seller_skus: dict[str, str] | None = None) -> tuple[str, str]:
     """An order's state and reason as of now, for the listings (nothing is written).
 
     A stored ``blocked`` was true at the last run; links made since change it.
     ``missing`` are the order's SKUs with no link now, ``stale`` its stale
     links (sku_id -> reason): with neither, the order is :data:`READY` (the next
     run creates it); else its reason names what blocks it now, by the same rule
-    the run uses (:func:`_blocked_reason`).
+    the run uses (:func:`_blocked_reason`), with ``seller_skus`` beside the ids.
     """
     if state != BLOCKED:
         return state, reason
     if not missing and not stale:
         return READY, "all SKUs linked now: the next `ecomsend sync-orders` sends it to Shopify"
-    return BLOCKED, _blocked_reason(missing, stale)
+    return BLOCKED, _blocked_reason(missing, stale, seller_skus)
 
 
 def run_sync(store: Store, tiktok: TikTokOrders, shopify: ShopifyOrders | None, config: SyncConfig,

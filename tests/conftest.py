@@ -74,6 +74,14 @@ def cli(store_path):
     return run
 
 
+def without_options(text: str) -> str:
+    """``text`` with the global options hints repeat (``--config``/``--store`` FILE) taken out
+    of each `ecomsend …`, for tests about what a hint says rather than where it points."""
+    import re
+
+    return re.sub(r"`ecomsend (?:--(?:config|store) \S+ )+", "`ecomsend ", text)
+
+
 def python_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "ecomsend_cli", *args]
 

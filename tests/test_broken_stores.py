@@ -185,7 +185,7 @@ def test_a_damaged_store_is_one_line_with_the_fix(cli, store_path):
     linked_store(store_path)
     _overwrite_page_of(store_path, "links")
     r = cli("links")  # the store opens; reading the links hits the damaged page
-    one_line_error(r, f"the store file {store_path} is damaged", "backup", "ecomsend doctor")
+    one_line_error(r, f"the store file {store_path} is damaged", "backup", f"`ecomsend --store {store_path} doctor`")
 
 
 @pytest.mark.parametrize("damaged", ["links", "idx_link_history_sku"])

@@ -75,7 +75,8 @@ def test_import_links_by_id_and_by_sku_in_one_transaction_with_history(cli, shop
     assert r.exit_code == 0, r.stderr
     data = json.loads(r.stdout)
     assert set(data) == {"file", "dry_run", "rows", "new", "changed", "unchanged", "skipped",
-                         "repeated", "invalid", "written"}
+                         "repeated", "invalid", "written", "batch_id"}
+    assert data["batch_id"] == 1
     assert data["new"] == [
         {"line": 2, "tiktok_sku_id": T1, "shopify_variant_id": V + "101"},
         {"line": 3, "tiktok_sku_id": T4, "shopify_variant_id": V + "105"},
@@ -165,7 +166,7 @@ def test_excel_file_with_sep_line_semicolons_bom_crlf_and_multiline_cells(cli, s
     assert errors[0].startswith("error: line 6: Shopify SKU 'NOPE' is not in the catalog cache")
     assert errors[1].startswith("error: line 8: unknown TikTok SKU '999'")
     assert len(errors) == 2
-    assert "2 of 4 row(s)" in r.stderr and "nothing was written" in r.stderr
+    assert "2 of 4 rows" in r.stderr and "nothing was written" in r.stderr
     assert digest(shop) == before
     fixed = text.replace(f"{T2};NOPE", f"{T2};").replace("999;AB-100", f"{T3};0042")
     r = cli("link", "--csv", put(tmp_path, codecs.BOM_UTF8 + fixed.encode(), "fixed.csv"), "--json")
@@ -255,7 +256,7 @@ def test_every_kind_of_bad_row_is_reported_with_its_line_and_nothing_is_written(
     assert sorted(by_line) == sorted(expected)
     for line, text_ in expected.items():
         assert by_line[line].startswith(f"error: line {line}: {text_}"), by_line[line]
-    assert "17 of 18 row(s)" in r.stderr and "--skip-invalid" in r.stderr
+    assert "17 of 18 rows" in r.stderr and "--skip-invalid" in r.stderr
     assert digest(shop) == before
 
 
@@ -266,8 +267,9 @@ def test_errors_are_also_in_the_json_document(cli, shop, tmp_path):
     assert data["invalid"] == [{"line": 3, "error": "unknown TikTok SKU '123' — no pulled order has it; "
                                                    "see `ecomsend list-unlinked --all`"}]
     assert data["written"] == 0
+    # On stderr the hint repeats the user's --store, so it can be pasted as it is.
     assert error_lines(r.stderr) == ["error: line 3: unknown TikTok SKU '123' — no pulled order has it; "
-                                     "see `ecomsend list-unlinked --all`"]
+                                     f"see `ecomsend --store {shop} list-unlinked --all`"]
 
 
 def test_skip_invalid_applies_the_valid_rows_and_reports_the_rest(cli, shop, tmp_path):
@@ -276,7 +278,7 @@ def test_skip_invalid_applies_the_valid_rows_and_reports_the_rest(cli, shop, tmp
     assert r.exit_code == 0, r.stderr
     assert "warning: line 3: unknown TikTok SKU '123'" in r.stderr
     assert "warning: line 4: Shopify SKU 'DUP-1' names 2 variants" in r.stderr
-    assert "2 invalid row(s) left out" in r.stderr
+    assert "2 invalid rows left out" in r.stderr
     assert set(links_of(shop)) == {T1, T4, T7}
 
 
@@ -390,7 +392,7 @@ def test_replacing_links_needs_force_or_yes_without_a_terminal(cli, shop, tmp_pa
     before = digest(shop)
     r = cli("link", "--csv", f)
     assert r.exit_code == 1
-    assert "1 row(s) would replace existing links" in r.stderr and "--force" in r.stderr
+    assert "1 row would replace existing links" in r.stderr and "--force" in r.stderr
     assert digest(shop) == before
     r = cli("link", "--csv", f, "--force")
     assert r.exit_code == 0, r.stderr
@@ -408,7 +410,7 @@ def test_replacing_links_asks_on_a_terminal(shop, tmp_path):
     f = put(tmp_path, f"tiktok_sku_id,shopify_sku\n{T7},GH-900\n{T4},CD-200\n")
     before = digest(shop)
     term = Terminal("--store", str(shop), "link", "--csv", f)
-    screen = term.expect("Replace 1 existing link(s) and add 1 new link(s)? [y/N]")
+    screen = term.expect("Replace 1 existing link and add 1 new link? [y/N]")
     assert "GH-900" in screen and "Cup / Small" in screen
     term.send("n")
     assert term.wait() == 0

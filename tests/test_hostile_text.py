@@ -207,7 +207,7 @@ def test_sync_orders_progress_summary_and_shopify_errors_are_inert(hostile_sandb
     assert "Blocked by unlinked SKUs" in r.stderr
     assert "Mug ]0;pwned[2J[bold]markup[/bold] / Red :fire: ]0;pwned" in r.stderr
     r = run("autolink", "--yes")
-    assert r.exit_code == 0 and "Linked 1 product(s)" in r.stderr, r.output
+    assert r.exit_code == 0 and "Linked 1 SKU (batch 1;" in r.stderr, r.output
     # Second run: Shopify refuses the mug (INVENTORY_CLAIM_FAILED), its message quoting the title.
     r = run("-v", "sync-orders")
     assert r.exit_code == 3, r.output

@@ -60,7 +60,8 @@ def test_autolink_json_without_dry_run_or_yes_is_a_json_error(cli, store_path):
     assert r.exit_code == 1
     error = error_document(r.stdout, 1)
     assert error["message"] == "autolink --json needs --dry-run or --yes"
-    assert error["hint"] == "add one of them"
+    assert error["hint"] == (f"`ecomsend --store {store_path} autolink --dry-run --json` previews, "
+                             "`--yes --json` links")
     one_line_on_stderr(r.stderr, "--dry-run or --yes")
 
 
@@ -197,7 +198,7 @@ def test_list_unlinked_lists_from_the_cache_when_shopify_is_unreachable(sandbox,
     assert len(warning) == 1, r.stderr
     assert "could not refresh the Shopify catalog cache" in warning[0]
     assert "refreshed 3 h 1 min ago" in warning[0] and "may be stale" in warning[0]
-    assert "ecomsend catalog refresh" in warning[0]
+    assert "catalog refresh` once Shopify can be reached" in warning[0]
 
     table = sb_cli("list-unlinked")
     assert table.exit_code == 0 and "may be stale" in table.stderr

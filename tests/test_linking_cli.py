@@ -121,7 +121,7 @@ def test_autolink_dry_run_table_shows_both_sides(cli, world):
     pairs = [line.split("\t") for line in r.stdout.splitlines()[1:]]
     assert ["TT Mug", "Red", "ab-100 ", "Mug", "Red", "AB-100"] in pairs
     assert len(pairs) == 3
-    assert "Would link 4 product(s)" in r.stderr.replace("would", "Would")
+    assert "Dry run: would link 4 SKUs. Nothing was written." in r.stderr
     assert "Ambiguous" in r.stderr and "t2" in r.stderr
     assert digest(world) == before
 
@@ -275,7 +275,7 @@ def test_unlink(cli, world):
 
 def test_unlink_says_how_many_pending_orders_it_affects(cli, world):
     r = cli("unlink", "t7", "--yes")
-    assert "1 pending order(s)" in r.stderr
+    assert "1 pending order needs this SKU" in r.stderr
 
 
 def test_links_json_export_and_history(cli, world):

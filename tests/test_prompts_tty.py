@@ -27,7 +27,7 @@ def test_popup_answer_no_changes_nothing(store_path):
     make_store(store_path)
     before = hashlib.sha256(store_path.read_bytes()).hexdigest()
     term = Terminal("--store", str(store_path), "autolink")
-    screen = term.expect("Link 1 products? [y/N]")
+    screen = term.expect("Link 1 SKU? [y/N]")
     assert "TT Mug" in screen and "MUG-RED" in screen and "mug-red" in screen
     term.send("n")
     assert term.wait() == 0
@@ -133,13 +133,13 @@ def test_replacing_a_link_asks_on_a_terminal(store_path):
     with Store.open(store_path) as store:
         store.apply_links([LinkChange("t1", V + "1")], source="auto", actor="x")
     term = Terminal("--store", str(store_path), "link", "t1", V + "2")
-    term.expect("Replace it with")
+    term.expect("Replace Mug / Red (MUG-RED) with Mug / Blue (MUG-BLUE)? [y/N]")
     term.send("n")
     assert term.wait() == 0
     with Store.open(store_path) as store:
         assert store.link("t1").shopify_variant_id == V + "1"
     term = Terminal("--store", str(store_path), "link", "t1", V + "2")
-    term.expect("Replace it with")
+    term.expect("Replace Mug / Red (MUG-RED) with Mug / Blue (MUG-BLUE)?")
     term.send("y")
     assert term.wait() == 0
     with Store.open(store_path) as store:
@@ -153,7 +153,7 @@ def test_unlink_confirms_on_a_terminal(store_path):
         store.apply_links([LinkChange("t1", V + "1")], source="auto", actor="x")
     term = Terminal("--store", str(store_path), "unlink", "t1")
     screen = term.expect("Unlink it? [y/N]")
-    assert "1 pending order(s)" in screen
+    assert "1 pending order needs this SKU" in screen
     term.send("y")
     assert term.wait() == 0
     with Store.open(store_path) as store:

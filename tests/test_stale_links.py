@@ -38,7 +38,7 @@ def test_deleted_and_resku_variants_are_stale_with_the_fix(sandbox, sb_cli):
     links = {x["tiktok_sku_id"]: x for x in json.loads(sb_cli("links", "--json").stdout)}
     assert links[tee_m]["stale"] == (
         f"stale link: linked variant {V}44012 ('TEE-BLK-M') was deleted in Shopify: relink it with "
-        f"`ecomsend link {tee_m} VARIANT --force`, or `ecomsend unlink {tee_m}`")
+        f"`ecomsend link {tee_m} VARIANT --force`, or `ecomsend unlink {tee_m} --yes`")
     assert links[tee_s]["stale"] is None and links[tee_l]["stale"] is None
 
     # Black / S changes SKU, Black / L only its case (the same code, §4.1); a full refresh sees both.
@@ -59,7 +59,7 @@ def test_deleted_and_resku_variants_are_stale_with_the_fix(sandbox, sb_cli):
     assert cells[tee_m] == "variant deleted in Shopify"
     assert cells[tee_s] == "variant SKU changed 'TEE-BLK-S' → 'TEE-BLACK-S'"
     assert cells[tee_l] == ""
-    assert "2 link(s) are stale" in table.stderr and f"ecomsend unlink {tee_m}" in table.stderr
+    assert "2 link(s) are stale" in table.stderr and f"unlink {tee_m} --yes`" in table.stderr
 
     rows = {x["tiktok_sku_id"]: x for x in json.loads(sb_cli("list-unlinked", "--all", "--json").stdout)}
     assert rows[tee_m]["link"]["stale"] == links[tee_m]["stale"]

@@ -18,6 +18,7 @@ from __future__ import annotations
 import sys
 
 import typer
+from typer.core import TyperGroup
 
 from .. import __version__
 from ..errors import EXIT_ERROR, EcomsendError
@@ -30,8 +31,66 @@ EXIT_CODES_HELP = (
     "130 interrupted. With --json, a failure prints {\"error\": {message, hint, exit_code}} on stdout."
 )
 
+# The global options, as `_hoist_global_options` moves them: those taking a value, and flags.
+_VALUED = ("--config", "-c", "--store")
+_FLAGS = ("--quiet", "-q", "--verbose", "-v")
+
+
+def _is_global(arg: str) -> int:
+    """How many argv items a global option starting at ``arg`` takes (0: not a global option)."""
+    if arg in _VALUED:
+        return 2
+    if arg in _FLAGS or (len(arg) > 2 and arg[0] == "-" and arg[1] != "-" and set(arg[1:]) <= {"q", "v"}):
+        return 1
+    if arg.startswith(("--config=", "--store=")) or (arg.startswith("-c") and len(arg) > 2):
+        return 1
+    return 0
+
+
+def _hoist_global_options(args: list[str]) -> list[str]:
+    """Move global options given after the command to before it, as gh and stripe accept them.
+
+    ``ecomsend list-unlinked --config x.yaml`` then reads x.yaml, as
+    ``ecomsend --config x.yaml list-unlinked`` does. Nothing after ``--`` moves;
+    an option value is moved with its option. No command has an option of its
+    own named like a global one, so nothing is taken from a command.
+    """
+    i = 0
+    while i < len(args):  # skip the global options before the command
+        arg = args[i]
+        if arg == "--":
+            return args
+        if not arg.startswith("-") or arg == "-":
+            break
+        i += _is_global(arg) or 1
+    if i >= len(args):
+        return args
+    moved: list[str] = []
+    kept: list[str] = []
+    j = i + 1
+    while j < len(args):
+        arg = args[j]
+        if arg == "--":
+            kept += args[j:]
+            break
+        width = _is_global(arg)
+        if width and j + width <= len(args):
+            moved += args[j:j + width]
+            j += width
+            continue
+        kept.append(arg)
+        j += 1
+    return args[:i] + moved + [args[i]] + kept
+
+
+class _Group(TyperGroup):
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, _hoist_global_options(list(args)))
+
+
 app = typer.Typer(
     name="ecomsend",
+    cls=_Group,
     help="Copy TikTok Shop orders into Shopify and link TikTok SKUs to Shopify variants.\n\n"
     + EXIT_CODES_HELP,
     no_args_is_help=True,

@@ -35,6 +35,7 @@ class Session:
         self.config_path = config_path
         self.store_path = store_path
         self.out: Output = Output(quiet=quiet, verbose=verbose)
+        self.out.context = global_options(config_path, store_path)
         self._config: Config | None = None
         self._store: Store | None = None
         self._clients: list[Any] = []
@@ -153,6 +154,18 @@ class Session:
             self._store = None
 
 
+def global_options(config_path: str | None, store_path: str | None) -> str:
+    """``--config``/``--store`` as the user gave them, shell-quoted, for the hints to repeat."""
+    import shlex
+
+    parts = []
+    if config_path:
+        parts += ["--config", shlex.quote(config_path)]
+    if store_path:
+        parts += ["--store", shlex.quote(store_path)]
+    return " ".join(parts)
+
+
 def _duration(age: Any) -> str:
     """A ``timedelta`` as a person says it: ``45 s``, ``12 min``, ``3 h 5 min``, ``2 d 4 h``."""
     seconds = max(0, int(age.total_seconds()))
@@ -228,7 +241,7 @@ def _fail(as_json: bool, message: str, hint: str | None, exit_code: int) -> NoRe
     """End the command with ``exit_code``, after the JSON error document when ``--json`` asked."""
     out = session().out
     if as_json and not out.data_written:
-        out.json(_error_document(message, hint, exit_code))
+        out.json(_error_document(message, hint and out.in_context(hint), exit_code))
     raise typer.Exit(exit_code) from None
 
 
@@ -259,6 +272,23 @@ def command(target: typer.Typer, name: str | None = None, **kwargs: Any) -> Call
 
 
 JSON_OPT = typer.Option(False, "--json", help="One JSON document on stdout (stable field names).")
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``1 SKU``, ``3 SKUs``: a count and its noun, singular or plural."""
+    return f"{n} {word if n == 1 else many or word + 's'}"
+
+
+def shell_args(*args: str) -> str:
+    """Arguments as a shell reads them back (for the commands hints name)."""
+    import shlex
+
+    return " ".join(shlex.quote(a) for a in args)
+
+
+def variant_number(variant_id: str) -> str:
+    """The plain number of a variant GID (the CLI accepts it for SHOPIFY)."""
+    return variant_id.rsplit("/", 1)[-1]
 
 
 def _variant_label(variant: Any) -> str:

@@ -12,7 +12,18 @@ import typer
 
 from ..errors import Aborted
 from . import app, links_app
-from .common import JSON_OPT, Session, _run, _variant_label, _warn_stale, command, session
+from .common import (
+    JSON_OPT,
+    Session,
+    _run,
+    _variant_label,
+    _warn_stale,
+    command,
+    plural,
+    session,
+    shell_args,
+    variant_number,
+)
 
 if TYPE_CHECKING:
     from ..output import Output
@@ -29,6 +40,65 @@ def _suggestion_text(suggestion: Any, variants: dict[str, Any]) -> str:
     return "no match"
 
 
+def _orders_pulled(s: Session) -> bool:
+    """Whether the store holds pulled orders; if not, why, and what to do (DESIGN §3 exit codes).
+
+    An empty list is only the truth when orders were pulled. With no config
+    and no orders nothing can work: a ConfigError (exit 1) says where the
+    config was looked for. With TikTok not configured the same. With a
+    config but nothing pulled yet nothing is wrong: the note names
+    `sync-orders`, and the command goes on to print its empty result (exit 0).
+    """
+    from ..config import user_config_path
+    from ..errors import ConfigError
+
+    config = s.config
+    pulled = config.store.exists() and sum(s.store.order_counts().values()) > 0
+    if pulled:
+        return True
+    if config.source is None:
+        raise ConfigError(
+            f"no config found at {user_config_path()} and no orders pulled into {config.store}",
+            hint="copy config.example.yaml there (or pass --config FILE), see `ecomsend doctor`",
+        )
+    if not config.tiktok.configured:
+        raise ConfigError(
+            f"no orders pulled yet, and TikTok Shop is not configured in {config.source}",
+            hint="set tiktok.app_key, app_secret and access_token there (see config.example.yaml), "
+            "see `ecomsend doctor`",
+        )
+    s.out.info("No orders pulled yet: run `ecomsend sync-orders`.")
+    return False
+
+
+def _complete_skus(ctx: typer.Context, incomplete: str, *, linked: bool | None) -> list[tuple[str, str]]:
+    """TikTok SKUs from the store for shell completion: ``(sku_id or seller SKU, title)``.
+
+    Completion runs without the main callback, so the global options are read
+    from the context; a missing store or config completes nothing (never creates a file).
+    """
+    try:
+        from ..config import load_config
+        from ..store import Store
+
+        root = ctx.find_root().params
+        config = load_config(root.get("config"), store=root.get("store"))
+        if not config.store.exists():
+            return []
+        with Store.open(config.store) as store:
+            return store.complete_skus(incomplete, linked=linked)
+    except Exception:  # a shell completing must never see a traceback
+        return []
+
+
+def _complete_unlinked_first(ctx: typer.Context, incomplete: str) -> list[tuple[str, str]]:
+    return _complete_skus(ctx, incomplete, linked=None)
+
+
+def _complete_linked(ctx: typer.Context, incomplete: str) -> list[tuple[str, str]]:
+    return _complete_skus(ctx, incomplete, linked=True)
+
+
 # --- list-unlinked -----------------------------------------------------------------
 
 
@@ -39,16 +109,31 @@ def list_unlinked(
     as_csv: bool = typer.Option(
         False, "--csv", help="CSV for `ecomsend link --csv` (fill in a Shopify column, import)."
     ),
+    search: str | None = typer.Option(
+        None, "--search", "-s", metavar="TEXT",
+        help="Only SKUs whose id, seller SKU, product title or SKU name contains TEXT (any case).",
+    ),
+    sort: str = typer.Option(
+        "blocked", "--sort", metavar="KEY", autocompletion=lambda: list(_SORTS),
+        help="Order: blocked (most blocked orders first, the default), sku (seller SKU), title.",
+    ),
 ) -> None:
     """TikTok SKUs from pulled orders that have no link, with the auto-link suggestion.
 
-    Example: ecomsend list-unlinked --json | jq '.[] | select(.blocked_orders > 0)'
+    \b
+    Examples:
+      ecomsend list-unlinked --search mug --sort blocked
+      ecomsend list-unlinked --csv > todo.csv
+      ecomsend list-unlinked --json | jq '.[] | select(.blocked_orders > 0)'
     """
     from ..matching import MATCH, classify
 
+    if sort not in _SORTS:
+        raise typer.BadParameter(f"{sort!r} is not one of {', '.join(_SORTS)}", param_hint="--sort")
     s = session()
+    pulled = _orders_pulled(s)
     s.ensure_catalog(local_ok=True)
-    rows = s.store.sku_rows(include_linked=all_)
+    rows = _search_and_sort(s.store.sku_rows(include_linked=all_), search, sort)
     stale = s.store.stale_link_details()
     if as_json:
         s.out.json_array(_sku_row_json(r, classify(r.seller_sku, r.candidates), stale.get(r.sku_id))
@@ -70,7 +155,11 @@ def list_unlinked(
         )
         return
     if not rows:
-        s.out.info("No unlinked TikTok SKUs." if not all_ else "No TikTok SKUs in pulled orders yet.")
+        if search:
+            s.out.info(f"No {'' if all_ else 'unlinked '}TikTok SKU matches {search!r}.")
+        elif pulled:
+            s.out.info("No unlinked TikTok SKUs." if not all_ else "No TikTok SKUs in pulled orders yet.")
+            _say_ready(s)
         return
     from ..output import ID, TITLE, Column
 
@@ -92,16 +181,41 @@ def list_unlinked(
             row += [linked_to, r.link.source if r.link else ""]
         table_rows.append(row)
     s.out.table(columns, table_rows)
-    unlinked = sum(1 for r in rows if r.link is None)
-    s.out.info(
-        f"{unlinked} unlinked SKU(s). Next: `ecomsend autolink --dry-run` to review SKU-equal "
-        "pairs, or `ecomsend link TIKTOK` to pick a variant by hand."
-    )
+    unlinked = [(r, sg) for r, sg in zip(rows, suggestions, strict=True) if r.link is None]
+    matching = sum(1 for _, sg in unlinked if sg.status == MATCH)
+    s.out.info(f"{plural(len(unlinked), 'unlinked SKU')}" + (f" matching {search!r}." if search else "."))
+    # Next steps that fit what is left: autolink only while it has something to link.
+    if matching:
+        s.out.info(f"{plural(matching, 'SKU')} {'has' if matching == 1 else 'have'} a Shopify variant with "
+                   "the same SKU: `ecomsend autolink --dry-run` reviews them.")
+    by_hand = [r.sku_id for r, sg in unlinked if sg.status != MATCH]
+    if by_hand:
+        s.out.info(f"{plural(len(by_hand), 'SKU')} {'needs' if len(by_hand) == 1 else 'need'} "
+                   "a variant chosen by hand.")
+        _hint_by_hand(s.out, by_hand[0])
+    elif not unlinked:
+        _say_ready(s)
     if all_:
         _warn_stale(s.out, stale)
     elif stale:
         s.out.warn(f"{len(stale)} link(s) are stale (their Shopify variant was deleted or changed SKU); "
                    "`ecomsend links` shows them with the fix.")
+
+
+_SORTS = {
+    "blocked": lambda r: (-r.blocked_orders, r.product_title, r.sku_id),
+    "sku": lambda r: (r.seller_sku.casefold(), r.sku_id),
+    "title": lambda r: (r.product_title.casefold(), r.sku_name.casefold(), r.sku_id),
+}
+
+
+def _search_and_sort(rows: list[Any], search: str | None, sort: str) -> list[Any]:
+    """``list-unlinked --search TEXT --sort KEY``: the rows containing TEXT (any case), in that order."""
+    if search:
+        needle = search.casefold()
+        rows = [r for r in rows if any(needle in (value or "").casefold() for value in
+                                       (r.sku_id, r.seller_sku, r.product_title, r.sku_name))]
+    return sorted(rows, key=_SORTS[sort])
 
 
 def _sku_row_json(row: Any, suggestion: Any, stale: Any = None) -> dict:
@@ -146,13 +260,16 @@ def autolink(
     yes: bool = typer.Option(False, "--yes", "-y", help="Link without asking (for scripts)."),
     as_json: bool = JSON_OPT,
 ) -> None:
-    """Propose SKU-equal pairs (the popup), ask, then link them all in one transaction.
+    """Propose SKU-equal pairs, ask, then link them all in one transaction.
 
     Ambiguous SKUs (several Shopify variants share the code) and SKUs with no
     match are listed apart and never linked. SKUs that already have a link are
-    never touched.
+    never touched. Each run is a batch: `ecomsend unlink --batch ID` undoes it.
 
-    Example: ecomsend autolink --dry-run
+    \b
+    Examples:
+      ecomsend autolink --dry-run
+      ecomsend autolink --yes
     """
     from ..linking import (
         apply_autolink,
@@ -162,7 +279,17 @@ def autolink(
         propose_feed_links,
     )
 
+    if as_json and not (dry_run or yes):
+        from ..errors import InputError
+
+        raise InputError("autolink --json needs --dry-run or --yes",
+                         hint="`ecomsend autolink --dry-run --json` previews, `--yes --json` links")
     s = session()
+    if not _orders_pulled(s):
+        if as_json:
+            s.out.json({"linked": [], "feed": [], "ambiguous": [], "unmatched": [], "dry_run": dry_run,
+                        "batch_id": None})
+        return
     store = s.store
     s.ensure_catalog(dry_run=dry_run)
     feed = propose_feed_links(store)
@@ -170,21 +297,23 @@ def autolink(
     plan = proposal.plan
     feed_ids = {sku for sku, _ in feed}
     plan.unmatched = [sku for sku in plan.unmatched if sku not in feed_ids]
-    if as_json and not (dry_run or yes):
-        from ..errors import InputError
-
-        raise InputError("autolink --json needs --dry-run or --yes", hint="add one of them")
     if not as_json:
         describe(store, proposal)
         _render_popup(s.out, proposal, feed)
     n = len(plan.pairs) + len(feed)
     linked = 0
+    batch = None
     if not dry_run and n:
-        if not yes and not s.out.confirm(f"Link {n} products?", what="autolink"):
+        if not yes and not s.out.confirm(
+            f"Link {plural(n, 'SKU')}?", what="autolink",
+            hint="`ecomsend autolink --yes` links them without asking; "
+                 "`ecomsend autolink --dry-run` shows them",
+        ):
             raise Aborted("Nothing linked.")
         with store.transaction():
-            linked = apply_autolink(store, plan, actor=s.config.actor)
-            linked += apply_feed_links(store, feed, actor=s.config.actor)
+            batch = store.new_batch_id()
+            linked = apply_autolink(store, plan, actor=s.config.actor, batch=batch)
+            linked += apply_feed_links(store, feed, actor=s.config.actor, batch=batch)
     if as_json:
         s.out.json(
             {
@@ -195,15 +324,34 @@ def autolink(
                 ],
                 "unmatched": [{"tiktok_sku_id": t} for t in plan.unmatched],
                 "dry_run": dry_run,
+                "batch_id": batch,
             }
         )
         return
     if dry_run:
-        s.out.info(f"Dry run: would link {n} product(s). Nothing was written.")
+        s.out.info(f"Dry run: would link {plural(n, 'SKU')}. Nothing was written.")
+        if n:
+            s.out.info("Link them with `ecomsend autolink`." if s.out.interactive()
+                       else "Link them with `ecomsend autolink --yes`.")
     elif n:
-        s.out.success(f"Linked {linked} product(s).")
+        s.out.success(f"Linked {plural(linked, 'SKU')} ({_undo_hint(s.out, batch)}).")
+        _say_ready(s)
     else:
         s.out.info("Nothing to auto-link.")
+
+
+def _undo_hint(out: Output, batch: int | None) -> str:
+    """``batch N; `ecomsend unlink --batch N` undoes it`` (with ``--yes`` where nothing can ask)."""
+    yes = "" if out.interactive() else " --yes"
+    return f"batch {batch}; `ecomsend unlink --batch {batch}{yes}` undoes it"
+
+
+def _say_ready(s: Session) -> None:
+    """After linking: how many blocked orders the next `sync-orders` can create."""
+    store = s.store
+    ready = store.ready_order_count(store.stale_links())
+    if ready:
+        s.out.info(f"{plural(ready, 'blocked order')} can now sync: run `ecomsend sync-orders`.")
 
 
 def _render_popup(out: Output, proposal: Any, feed: list[tuple[str, str]]) -> None:
@@ -221,21 +369,47 @@ def _render_popup(out: Output, proposal: Any, feed: list[tuple[str, str]]) -> No
             ["TikTok product", "TikTok SKU name", "TikTok SKU", "Shopify product",
              "Shopify variant", "Shopify SKU"],
             rows,
-            title=f"Link {len(rows)} products by identical SKU",
+            title=f"Link {plural(len(rows), 'SKU')} to the Shopify variant with the same SKU",
         )
     if feed:
-        out.info(f"{len(feed)} SKU(s) were published from Shopify (external_sku_id) and get a feed link.")
+        out.info(f"{plural(len(feed), 'SKU')} {'was' if len(feed) == 1 else 'were'} published from "
+                 "Shopify (external_sku_id) and get a feed link.")
+    by_hand: list[str] = []
     if plan.ambiguous:
-        out.info(f"Ambiguous, not linked ({len(plan.ambiguous)}): several Shopify variants share the SKU.")
-        for sku_id, candidates in plan.ambiguous[:50]:
+        out.info(f"Ambiguous, not linked ({plural(len(plan.ambiguous), 'SKU')}): "
+                 "several Shopify variants share the SKU.")
+        for sku_id, candidates in plan.ambiguous[:_LISTED]:
             sku = proposal.skus.get(sku_id)
             labels = ", ".join(
-                f"{c} ({_variant_label(proposal.variants.get(c))})" for c in candidates[:5]
+                f"{variant_number(c)} ({_variant_label(proposal.variants.get(c))})" for c in candidates[:5]
             )
             out.info(f"  {sku_id} {sku.seller_sku if sku else ''!r}: {labels}")
-        out.info("  Link these by hand: ecomsend link TIKTOK_SKU_ID")
+        by_hand += [sku_id for sku_id, _ in plan.ambiguous]
     if plan.unmatched:
-        out.info(f"No SKU-equal variant ({len(plan.unmatched)}): link by hand or by CSV.")
+        out.info(f"No Shopify variant with the same SKU ({plural(len(plan.unmatched), 'SKU')}):")
+        for sku_id in plan.unmatched[:_LISTED]:
+            sku = proposal.skus.get(sku_id)
+            out.info(f"  {sku_id} {sku.seller_sku if sku else ''!r}"
+                     + (f" {sku.product_title} / {sku.sku_name}" if sku else ""))
+        by_hand += plan.unmatched
+    listed = len(plan.ambiguous[:_LISTED]) + len(plan.unmatched[:_LISTED])
+    if len(by_hand) > listed:
+        out.info(f"  … and {len(by_hand) - listed} more: `ecomsend list-unlinked --csv` lists them all.")
+    if by_hand:
+        _hint_by_hand(out, by_hand[0])
+
+
+_LISTED = 20  # SKUs listed by name on the screen; the rest counted, and all in --json / --csv
+
+
+def _hint_by_hand(out: Output, sku_id: str) -> None:
+    """How to link what autolink cannot: the picker on a terminal, else the CSV round trip."""
+    if out.interactive():
+        out.info(f"Link these by hand: `ecomsend link {shell_args(sku_id)}` searches the catalog "
+                 "and picks, or in bulk by CSV (see `ecomsend link --help`).")
+    else:
+        out.info("Link these by hand: `ecomsend list-unlinked --csv > todo.csv`, fill in "
+                 "shopify_sku or shopify_variant_id, then `ecomsend link --csv todo.csv --dry-run`.")
 
 
 # --- link / unlink ---------------------------------------------------------------------
@@ -244,10 +418,11 @@ def _render_popup(out: Output, proposal: Any, feed: list[tuple[str, str]]) -> No
 @command(app, "link")
 def link(
     tiktok: str | None = typer.Argument(
-        None, help="TikTok sku_id, or a seller SKU naming one SKU. Not with --csv."
+        None, help="TikTok sku_id, or a seller SKU naming one SKU. Not with --csv.",
+        autocompletion=_complete_unlinked_first, metavar="TIKTOK",
     ),
     shopify: str | None = typer.Argument(
-        None, help="Shopify variant GID or number, or a SKU naming one variant. "
+        None, metavar="SHOPIFY", help="Shopify variant GID or number, or a SKU naming one variant. "
         "Omit it to pick from the catalog interactively."
     ),
     force: bool = typer.Option(False, "--force", help="Replace an existing link."),
@@ -258,8 +433,7 @@ def link(
         "shopify_sku; comma, semicolon or tab; UTF-8. Rows with an empty Shopify column are "
         "skipped. Where a row fills both an id and a SKU column, they must name the same item. "
         "Every row is checked first; nothing is written unless all are valid. "
-        "Example: ecomsend list-unlinked --csv > todo.csv; (fill it in); "
-        "ecomsend link --csv todo.csv --dry-run",
+        "Each import is a batch (`ecomsend unlink --batch ID` undoes it).",
     ),
     dry_run: bool = typer.Option(False, "--dry-run", help="With --csv: print the plan, write nothing."),
     skip_invalid: bool = typer.Option(
@@ -269,11 +443,16 @@ def link(
         False, "--json", help="With --csv: the plan and result as one JSON document on stdout."
     ),
 ) -> None:
-    """Link a TikTok SKU to a Shopify variant by hand.
+    """Link a TikTok SKU to a Shopify variant by hand, or many from a CSV file.
 
-    Examples: ecomsend link 1729592969712207012 gid://shopify/ProductVariant/4471
-              ecomsend link RED-XM01          (then search and pick interactively)
-              ecomsend link                   (pick the SKU too, most blocked orders first)
+    \b
+    Examples:
+      ecomsend link 1729592969712207012 gid://shopify/ProductVariant/4471
+      ecomsend link RED-XM01 RED-XM01-US     (TikTok seller SKU, Shopify SKU)
+      ecomsend link RED-XM01                 (then search and pick interactively)
+      ecomsend link                          (pick the SKU too, most blocked orders first)
+      ecomsend list-unlinked --csv > todo.csv   (fill in a Shopify column, then:)
+      ecomsend link --csv todo.csv --dry-run
     """
     picking = tiktok is None and csv_file is None and not (dry_run or skip_invalid or as_json)
     if picking and sys.stdin.isatty():
@@ -289,6 +468,8 @@ def link(
     s.ensure_catalog()
     sku = resolve_tiktok(store, tiktok)
     if shopify is None:
+        if not s.out.interactive():
+            _refuse_picker(s, tiktok, sku)
         variant = _pick_variant(s, sku)
         confirmed = yes
     else:
@@ -300,10 +481,11 @@ def link(
         if s.out.interactive() and not yes:
             old = store.variant(current.shopify_variant_id)
             s.out.info(
-                f"TikTok SKU {sku.sku_id} is linked to {current.shopify_variant_id} "
-                f"({_variant_label(old) or 'not in catalog'}, {current.source})."
+                f"TikTok SKU {sku.sku_id} ({sku.seller_sku!r}, {sku.product_title} / {sku.sku_name}) "
+                f"is linked to {current.shopify_variant_id} ({current.source})."
             )
-            if not s.out.confirm(f"Replace it with {variant.variant_id}?", what="link"):
+            if not s.out.confirm(f"Replace {_variant_named(old, current.shopify_variant_id)} "
+                                 f"with {_variant_named(variant, variant.variant_id)}?", what="link"):
                 raise Aborted("Nothing changed.")
             force = confirmed = True
     change = plan_manual_link(store, sku, variant, force=force)
@@ -314,11 +496,48 @@ def link(
         f"Link {sku.sku_id} ({sku.product_title} / {sku.sku_name}) → {variant.variant_id} "
         f"({_variant_label(variant)}, SKU {variant.sku})?",
         what="link",
+        hint=f"`ecomsend link {shell_args(tiktok, variant_number(variant.variant_id))}` links it without asking",
     ):
         raise Aborted("Nothing changed.")
     store.apply_links([change], source="manual", actor=s.config.actor)
     verb = "Confirmed" if change.old == change.new else "Relinked" if change.old else "Linked"
     s.out.success(f"{verb} {sku.sku_id} → {variant.variant_id} ({_variant_label(variant)}).")
+    _say_ready(s)
+
+
+def _variant_named(variant: Any, variant_id: str) -> str:
+    """A variant as a person decides about it: ``Classic Tee / Black / M (TEE-BLK-M)``."""
+    if variant is None:
+        return f"{variant_id} (not in the catalog cache)"
+    return f"{_variant_label(variant)} ({variant.sku})" if variant.sku else _variant_label(variant)
+
+
+def _refuse_picker(s: Session, tiktok: str, sku: Any) -> None:
+    """Without a terminal the picker cannot ask: name a `link TIKTOK SHOPIFY` that works, from the catalog."""
+    from ..errors import NeedsTerminalError
+    from ..matching import rank_candidates
+
+    store = s.store
+    query = (sku.seller_sku or "").strip() or sku.product_title
+    pool = {v.variant_id: v for word in [query, *query.split()] for v in store.search_variants(word)}
+    ranked = rank_candidates(query, pool.values(), limit=1)
+    example = ranked[0][1] if ranked else next(iter(store.iter_variants()), None)
+    if example is None:
+        raise NeedsTerminalError(
+            "link without SHOPIFY picks a variant interactively, but stdin is not a terminal, "
+            "and the Shopify catalog cache is empty",
+            hint="run `ecomsend catalog refresh`, then give SHOPIFY (a variant id or its SKU)",
+        )
+    current = store.link(sku.sku_id)
+    force = ["--force"] if current and current.shopify_variant_id != example.variant_id else []
+    forms = [f"`ecomsend link {shell_args(tiktok, variant_number(example.variant_id), *force)}`"]
+    if example.sku and len(store.variants_by_sku(example.sku)) == 1:
+        forms.append(f"`ecomsend link {shell_args(tiktok, example.sku, *force)}`")
+    raise NeedsTerminalError(
+        "link without SHOPIFY picks a variant interactively, but stdin is not a terminal",
+        hint=f"give SHOPIFY (a variant id or its SKU), e.g. {' or '.join(forms)} "
+        f"for {_variant_named(example, example.variant_id)}",
+    )
 
 
 def _link_from_csv(
@@ -362,9 +581,9 @@ def _link_from_csv(
         text = (f"{len(plan.new)} new, {len(plan.changed)} changed, {len(plan.unchanged)} unchanged, "
                 f"{len(plan.skipped)} skipped (empty Shopify column)")
         if plan.repeated:
-            text += f", {len(plan.repeated)} repeated row(s)"
+            text += f", {plural(len(plan.repeated), 'repeated row')}"
         if plan.problems:
-            text += f", {plan.invalid_rows} invalid row(s) left out"
+            text += f", {plural(plan.invalid_rows, 'invalid row')} left out"
         return text
 
     def render(actions: tuple[str, ...], to_stderr: bool = False) -> None:
@@ -396,7 +615,7 @@ def _link_from_csv(
             table(), title=f"{name}: {summary()}", to_stderr=to_stderr,
         )
         if len(rows) > limit:
-            s.out.info(f"… and {len(rows) - limit} more row(s); --json lists them all.")
+            s.out.info(f"… and {plural(len(rows) - limit, 'more row')}; --json lists them all.")
 
     if plan.problems and not skip_invalid:
         if as_json:
@@ -404,7 +623,8 @@ def _link_from_csv(
         for problem in plan.problems:
             s.out.error(str(problem))
         raise InputError(
-            f"{plan.invalid_rows} of {plan.data_rows} row(s) in {name} are invalid; nothing was written",
+            f"{plan.invalid_rows} of {plural(plan.data_rows, 'row')} in {name} "
+            f"{'is' if plan.invalid_rows == 1 else 'are'} invalid; nothing was written",
             hint="fix them and import again, or pass --skip-invalid to apply the valid rows",
         )
     for problem in plan.problems:
@@ -416,25 +636,37 @@ def _link_from_csv(
         render(("new", "changed", "unchanged"))
         s.out.info(f"Dry run of {name}: {summary()}. Nothing was written.")
         if plan.changed and not force:
-            s.out.info(f"Replacing {len(plan.changed)} existing link(s) needs --force or a confirmation.")
+            s.out.info(f"Replacing {plural(len(plan.changed), 'existing link')} needs --force "
+                       "or a confirmation.")
         return
     if plan.changed and not (force or yes):
         first = plan.changed[0]
         if not s.out.interactive():
+            again = (f"`ecomsend link --csv {shell_args(csv_file)} --force` replaces them; "
+                     f"`ecomsend link --csv {shell_args(csv_file)} --dry-run` shows the plan"
+                     if csv_file != "-" else "pass --force to replace them, or --dry-run to review the plan")
             raise LinkExistsError(
-                f"{len(plan.changed)} row(s) would replace existing links (line {first.line}: "
+                f"{plural(len(plan.changed), 'row')} would replace existing links (line {first.line}: "
                 f"{first.tiktok_sku_id} {first.old} → {first.shopify_variant_id}); nothing was written",
-                hint="pass --force to replace them, or --dry-run to review the plan",
+                hint=again,
             )
         render(("changed",), to_stderr=True)
-        also = f" and add {len(plan.new)} new link(s)" if plan.new else ""
-        if not s.out.confirm(f"Replace {len(plan.changed)} existing link(s){also}?", what="link --csv"):
+        also = f" and add {plural(len(plan.new), 'new link')}" if plan.new else ""
+        if not s.out.confirm(f"Replace {plural(len(plan.changed), 'existing link')}{also}?",
+                             what="link --csv"):
             raise Aborted("Nothing changed.")
-    written = apply_csv_plan(store, plan, actor=s.config.actor) if plan.new or plan.changed else 0
+    written, batch = 0, None
+    if plan.new or plan.changed:
+        with store.transaction():
+            batch = store.new_batch_id()
+            written = apply_csv_plan(store, plan, actor=s.config.actor, batch=batch)
     if as_json:
-        s.out.json(plan.as_json(dry_run=False, written=written))
+        s.out.json({**plan.as_json(dry_run=False, written=written), "batch_id": batch})
         return
-    s.out.success(f"Imported {name}: {summary()}.")
+    undo = f" ({_undo_hint(s.out, batch)})" if batch else ""
+    s.out.success(f"Imported {name}: {summary()}{undo}.")
+    if written:
+        _say_ready(s)
 
 
 def _pick_variant(s: Session, sku: Any) -> Any:
@@ -500,33 +732,108 @@ def _pick_sku(s: Session) -> str:
 
 @command(app, "unlink")
 def unlink(
-    tiktok: str = typer.Argument(..., help="TikTok sku_id, or a seller SKU naming one SKU."),
+    tiktok: str | None = typer.Argument(
+        None, help="TikTok sku_id, or a seller SKU naming one SKU.", autocompletion=_complete_linked,
+        metavar="TIKTOK",
+    ),
+    batch: int | None = typer.Option(
+        None, "--batch", metavar="ID", help="Undo a batch (an autolink run or a CSV import; "
+        "`ecomsend history` shows its id): each of its links goes back to what it was before.",
+    ),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
 ) -> None:
-    """Remove a link. Orders already created in Shopify are untouched.
+    """Remove a link, or undo a batch of links. Orders already created in Shopify are untouched.
 
-    Example: ecomsend unlink 1729592969712207012 --yes
+    A link the batch made that was changed since (relinked or unlinked by
+    hand) is left as it is now, and listed.
+
+    \b
+    Examples:
+      ecomsend unlink 1729592969712207012 --yes
+      ecomsend unlink --batch 3
     """
     from ..errors import NotFoundError
     from ..linking import resolve_tiktok
 
+    if batch is not None:
+        if tiktok is not None:
+            raise typer.BadParameter("give TIKTOK or --batch ID, not both", param_hint="TIKTOK")
+        _unlink_batch(batch, yes=yes)
+        return
+    if tiktok is None:
+        raise typer.BadParameter("give TIKTOK (a sku_id or seller SKU), or --batch ID",
+                                 param_hint="TIKTOK")
     s = session()
     store = s.store
     sku = resolve_tiktok(store, tiktok)
     current = store.link(sku.sku_id)
     if current is None:
-        raise NotFoundError(f"TikTok SKU {sku.sku_id} has no link", hint="nothing to unlink")
+        raise NotFoundError(f"TikTok SKU {sku.sku_id} ({sku.seller_sku!r}) has no link",
+                            hint="nothing to unlink")
     pending = store.pending_orders_for_sku(sku.sku_id)
     variant = store.variant(current.shopify_variant_id)
     s.out.info(
         f"{sku.sku_id} ({sku.product_title} / {sku.sku_name}) → {current.shopify_variant_id} "
         f"({_variant_label(variant) or 'not in catalog'}, {current.source}). "
-        f"{pending} pending order(s) need this SKU and will wait until it is linked again."
+        f"{plural(pending, 'pending order')} {'needs' if pending == 1 else 'need'} this SKU and will "
+        "wait until it is linked again."
     )
-    if not yes and not s.out.confirm("Unlink it?", what="unlink"):
+    if not yes and not s.out.confirm(
+        "Unlink it?", what="unlink",
+        hint=f"`ecomsend unlink {shell_args(tiktok)} --yes` unlinks it without asking",
+    ):
         raise Aborted("Nothing changed.")
     store.remove_link(sku.sku_id, actor=s.config.actor)
     s.out.success(f"Unlinked {sku.sku_id}.")
+
+
+def _unlink_batch(batch: int, *, yes: bool) -> None:
+    """`unlink --batch ID`: show what goes back and what stays, ask, revert in one transaction."""
+    from ..errors import NotFoundError
+
+    s = session()
+    store = s.store
+    plan = store.batch_revert(batch)
+    if plan is None:
+        raise NotFoundError(f"no batch {batch} in the link history",
+                            hint="`ecomsend history` shows the batch of each change")
+    variants = store.variants(v for pair in [*plan.reverted.values(), *plan.kept.values()]
+                              for v in pair if v)
+    skus = store.tiktok_skus([*plan.reverted, *plan.kept])
+
+    def named(variant_id: str | None) -> str:
+        if variant_id is None:
+            return "no link"
+        return f"{variant_number(variant_id)} {_variant_named(variants.get(variant_id), variant_id)}"
+
+    def sku_cell(sku_id: str) -> str:
+        sku = skus.get(sku_id)
+        return f"{sku_id} {sku.seller_sku}" if sku else sku_id
+
+    if plan.reverted:
+        s.out.table(["TikTok SKU", "Now", "Back to"],
+                    [[sku_cell(k), named(now), named(back)] for k, (now, back) in sorted(plan.reverted.items())],
+                    title=f"Undo batch {batch}: {plural(len(plan.reverted), 'link')}", to_stderr=True)
+    if plan.kept:
+        s.out.info(f"{plural(len(plan.kept), 'link')} changed since batch {batch}, kept as "
+                   f"{'it is' if len(plan.kept) == 1 else 'they are'} now:")
+        for sku_id, (left, now) in sorted(plan.kept.items())[:_LISTED]:
+            s.out.info(f"  {sku_cell(sku_id)}: the batch left {named(left)}, now {named(now)}")
+    if not plan.reverted:
+        s.out.info(f"Nothing to undo in batch {batch}.")
+        return
+    if not yes and not s.out.confirm(
+        f"Undo {plural(len(plan.reverted), 'link')} of batch {batch}?", what="unlink --batch",
+        hint=f"`ecomsend unlink --batch {batch} --yes` undoes it without asking",
+    ):
+        raise Aborted("Nothing changed.")
+    done = store.batch_revert(batch, actor=s.config.actor)
+    assert done is not None
+    s.out.success(f"Undid {plural(len(done.reverted), 'link')} of batch {batch} (as batch {done.batch_id}).")
+    if len(done.kept) != len(plan.kept):
+        s.out.warn(f"{plural(len(done.kept) - len(plan.kept), 'more link')} changed while this ran; "
+                   "left as they are")
+    _say_ready(s)
 
 
 # --- links, history ----------------------------------------------------------------------
@@ -602,13 +909,20 @@ def links_export(
 
 @command(app, "history")
 def history(
-    tiktok: str | None = typer.Argument(None, help="Only this TikTok SKU (id or seller SKU)."),
+    tiktok: str | None = typer.Argument(None, help="Only this TikTok SKU (id or seller SKU).",
+                                        autocompletion=_complete_unlinked_first),
     limit: int = typer.Option(100, "--limit", "-n", help="At most N rows (0: all)."),
     as_json: bool = JSON_OPT,
 ) -> None:
-    """The audit log of link changes: when, what, old → new, source, who.
+    """The audit log of link changes: when, what, old → new, source, who, batch.
 
-    Example: ecomsend history 1729592969712207012
+    An autolink run or a CSV import is one batch: `ecomsend unlink --batch ID`
+    undoes it.
+
+    \b
+    Examples:
+      ecomsend history 1729592969712207012
+      ecomsend history --json -n 0
     """
     s = session()
     sku_id = None
@@ -623,11 +937,26 @@ def history(
     if not rows:
         s.out.info("No link changes recorded.")
         return
-    from ..output import ID, VARIANT, Column
+    skus = s.store.tiktok_skus({r.tiktok_sku_id for r in rows})
+    variants = s.store.variants({v for r in rows for v in (r.old_variant_id, r.new_variant_id) if v})
+
+    def named(variant_id: str | None) -> str:
+        # The number stands for the GID (the CLI accepts it); --json has the full GIDs.
+        if not variant_id:
+            return ""
+        v = variants.get(variant_id)
+        return f"{variant_number(variant_id)} {_variant_named(v, variant_id) if v else '(not in catalog)'}"
+
+    def sku_cell(sku_id: str) -> str:
+        sku = skus.get(sku_id)
+        return f"{sku_id} {sku.seller_sku}" if sku and sku.seller_sku else sku_id
+
+    from ..output import ID, Column
 
     s.out.table(
-        [Column("When", ID), Column("TikTok SKU id", ID), Column("Action", ID), Column("Old", VARIANT, drop=1),
-         Column("New", VARIANT), Column("Source", ID, drop=2), Column("Who", ID, drop=3)],
-        [[r.at, r.tiktok_sku_id, r.action, r.old_variant_id, r.new_variant_id, r.source, r.actor]
+        [Column("When", ID), Column("TikTok SKU"), Column("Action", ID), Column("Old", drop=1),
+         Column("New"), Column("Source", ID, drop=2), Column("Who", ID, drop=3), Column("Batch", ID)],
+        [[r.at, sku_cell(r.tiktok_sku_id), r.action, named(r.old_variant_id), named(r.new_variant_id),
+          r.source, r.actor, r.batch_id or ""]
          for r in rows],
     )

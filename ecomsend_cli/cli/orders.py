@@ -373,7 +373,8 @@ def orders_cmd(
     sift = bool(wanted) and (READY in wanted) != ("blocked" in wanted)
     listing = store.order_listing(states=stored or None, limit=None if sift else (limit or None),
                                   sku_ids=sku_ids)
-    live = (_live(r, stale) for r in listing)
+    sellers: dict[str, str] = {}  # seller SKUs of the unlinked SKUs met so far: a read per SKU, not per order
+    live = (_live(r, stale, store, sellers) for r in listing)
     if sift:
         live = (r for r in live if r[1] in wanted)
         if limit:
@@ -414,14 +415,17 @@ def orders_cmd(
         s.out.info(f"{ready} {'order' if ready == 1 else 'orders'} ready: run `ecomsend sync-orders`")
 
 
-def _live(r: Any, stale: dict[str, str]) -> tuple[Any, str, str]:
+def _live(r: Any, stale: dict[str, str], store: Store, sellers: dict[str, str]) -> tuple[Any, str, str]:
     """A listed order with its state and reason as of now (a stored ``blocked`` may be ready)."""
     from ..sync import CREATING, current_state
 
     if r.state == CREATING:
         return r, r.state, _creating_reason(r.reason)
     mine = {sku_id: stale[sku_id] for sku_id in r.skus if sku_id in stale}
-    now_state, now_reason = current_state(r.state, r.reason, r.missing, mine)
+    unknown = {sku_id for sku_id in r.missing if sku_id not in sellers}
+    if unknown:
+        sellers.update(dict.fromkeys(unknown, ""), **store.seller_skus_of(unknown))
+    now_state, now_reason = current_state(r.state, r.reason, r.missing, mine, sellers)
     return r, now_state, now_reason
 
 
@@ -476,7 +480,8 @@ def _show_order(order_id: str, as_json: bool) -> None:
     if row.state == CREATING:
         now_state, now_reason = row.state, _creating_reason(row.reason)
     else:
-        now_state, now_reason = current_state(row.state, row.reason, missing, stale)
+        now_state, now_reason = current_state(row.state, row.reason, missing, stale,
+                                              {k: v.seller_sku for k, v in skus.items()})
     life = next(_with_life(store, iter([row])))[1]
 
     def variant_text(variant_id: str | None) -> str:
