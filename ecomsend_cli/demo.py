@@ -100,9 +100,9 @@ def run_demo(out: Any, *, keep: bool = False) -> int:
         "Try next:\n"
         "  ecomsend sandbox serve --dir /tmp/sb      # keep the sandbox running, then\n"
         "  ecomsend --config /tmp/sb/ecomsend.yaml autolink --dry-run\n"
-        "  ecomsend --config /tmp/sb/ecomsend.yaml link TIKTOK_SKU_ID   # the searchable picker\n"
+        f"  ecomsend --config /tmp/sb/ecomsend.yaml link {_still_blocking(orders)}   # the searchable picker\n"
         "  ecomsend --config /tmp/sb/ecomsend.yaml sync-orders\n"
-        "and for your own shops: copy config.example.yaml, then `ecomsend doctor`."
+        "and for your own shops: `ecomsend init` connects them (see README, Connect your shops)."
     )
     return 0
 
@@ -155,3 +155,9 @@ def _skip_kinds(orders: list[dict]) -> str:
 
 class _StepFailed(Exception):
     pass
+
+
+def _still_blocking(orders: list[dict]) -> str:
+    """A TikTok SKU that still blocks an order after the demo, for the picker example."""
+    missing = sorted(sku for o in orders if o["state"] == "blocked" for sku in o.get("missing_sku_ids") or ())
+    return missing[0] if missing else HAND_LINK[0]

@@ -210,7 +210,8 @@ def _blocked_alert(store: Store, config: Config, now: float) -> Alert | None:
         f"{_n(count, 'order')} blocked" + (f" for more than {hours} h" if hours else "")
         + f" by {_n(len(blockers), 'SKU')} to link:\n"
         + _examples(lines, len(lines))
-        + "\n  → ecomsend list-unlinked, then ecomsend autolink or ecomsend link TIKTOK_SKU_ID",
+        + f"\n  → ecomsend list-unlinked, then ecomsend autolink --dry-run, or on a terminal "
+          f"ecomsend link {min(blockers, key=lambda sku: (-blockers[sku], sku))}",
         frozenset(f"blocked:{sku}" for sku in blockers))
 
 

@@ -4,12 +4,16 @@ doctor, config show (DESIGN §4.3, §7)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import typer
 
 from ..errors import EcomsendError
 from . import app, config_app
 from .common import JSON_OPT, _warn_stale, command, session
+
+if TYPE_CHECKING:
+    from ..store import StaleLink
 
 # --- catalog, doctor ----------------------------------------------------------------------------
 
@@ -136,8 +140,7 @@ def doctor(as_json: bool = JSON_OPT) -> None:
                 f"{len(stale)} link(s) are stale ({deleted} variant(s) deleted in Shopify, "
                 f"{len(stale) - deleted} changed SKU), so orders needing them wait: {examples}"
                 + (" …" if len(stale) > 3 else ""),
-                hint="relink each with `ecomsend link TIKTOK VARIANT --force` (the same variant "
-                "confirms a changed SKU), or `ecomsend unlink TIKTOK`; `ecomsend links` lists them",
+                hint=_stale_hint(next(iter(stale.values()))),
             )
         return f"{len(store.links())} link(s), none stale"
 
@@ -219,3 +222,14 @@ def config_show(as_json: bool = JSON_OPT) -> None:
         s.out.json(data)
         return
     s.out.text(yaml.safe_dump(data, sort_keys=False).rstrip())
+
+
+def _stale_hint(first: StaleLink) -> str:
+    """How to mend a stale link, with the first one's real ids (a hint that runs when pasted)."""
+    variant = first.shopify_variant_id.rsplit("/", 1)[-1]
+    if first.deleted:
+        return (f"relink each to a variant that exists, e.g. `ecomsend link {first.tiktok_sku_id}` on a terminal, "
+                f"or remove it: `ecomsend unlink {first.tiktok_sku_id} --yes`; `ecomsend links` lists them")
+    return (f"confirm each changed SKU by relinking the same variant, e.g. "
+            f"`ecomsend link {first.tiktok_sku_id} {variant} --force`, or remove it: "
+            f"`ecomsend unlink {first.tiktok_sku_id} --yes`; `ecomsend links` lists them")

@@ -269,8 +269,9 @@ def _render_sync_report(out: Output, report: Any) -> None:
         for sku in list(report.missing_skus.values())[:20]:
             out.info(f"  {sku['tiktok_sku_id']}  {sku['seller_sku']!r}  {sku['product_title']} / "
                      f"{sku['sku_name']}  ({sku['blocked_orders']} order(s))")
-        out.info("Next: `ecomsend list-unlinked`, then `ecomsend autolink --dry-run` or "
-                 "`ecomsend link TIKTOK_SKU_ID`.")
+        first = next(iter(report.missing_skus))
+        out.info("Next: `ecomsend list-unlinked`, then `ecomsend autolink --dry-run` to review SKU-equal "
+                 f"pairs, or pick a variant by hand on a terminal: `ecomsend link {first}`.")
     failed = [o for o in report.orders.values() if o.state == FAILED]
     if failed:
         out.info("Failed (retried on the next run; fix the cause first):")
