@@ -218,16 +218,24 @@ class RatePacer:
     tracking bench). A later refusal learns the limit again (another process may
     share the shop's budget). A refusal with fewer than :attr:`MIN_LEARNED`
     accepted requests teaches nothing: the caller backs off instead.
+
+    Requests reach TikTok a little later than they leave here, and not always
+    in order (a busy machine, a slow network), so a later refusal that shows
+    fewer accepted requests than the known limit first widens the margin kept
+    beyond the window (doubling, up to :attr:`MAX_MARGIN_S`); only when the
+    margin is already at its widest does it lower the limit.
     """
 
     MIN_LEARNED = 2
     # Arrival order at TikTok may differ a little from send order here.
     MARGIN_S = 0.01
+    MAX_MARGIN_S = 0.16
 
     def __init__(self, window: float = 1.0, *, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.window = window
         self.limit: int | None = None
+        self.margin = self.MARGIN_S
         self._clock = clock
         self._sleep = sleep
         self._sent: list[float] = []
@@ -238,7 +246,7 @@ class RatePacer:
         while True:
             with self._lock:
                 now = self._clock()
-                horizon = now - self.window - self.MARGIN_S
+                horizon = now - self.window - self.margin
                 while self._sent and self._sent[0] <= horizon:
                     self._sent.pop(0)
                 if self.limit is None or len(self._sent) < self.limit:
@@ -263,7 +271,13 @@ class RatePacer:
             if sent_at in self._sent:
                 self._sent.remove(sent_at)  # refused requests do not count against the limit
             accepted = sum(1 for t in self._sent if sent_at - self.window < t <= sent_at)
-            if accepted >= self.MIN_LEARNED:
+            if accepted < self.MIN_LEARNED:
+                pass
+            elif self.limit is None or accepted >= self.limit:
+                self.limit = accepted
+            elif self.margin < self.MAX_MARGIN_S:
+                self.margin = min(self.margin * 2, self.MAX_MARGIN_S)  # late arrivals, most likely
+            else:
                 self.limit = accepted
             return self.limit is not None
 

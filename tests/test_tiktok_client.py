@@ -553,3 +553,21 @@ def test_a_refusal_with_nothing_accepted_before_it_teaches_nothing() -> None:
     sent = pacer.acquire()
     assert pacer.refused(sent) is False  # another process spent the budget: back off instead
     assert pacer.limit is None
+
+
+def test_a_later_refusal_below_the_limit_widens_the_margin_before_lowering_the_limit() -> None:
+    from ecomsend_cli.tiktok_session import RatePacer
+
+    now = [0.0]
+    pacer = RatePacer(clock=lambda: now[0], sleep=lambda s: now.__setitem__(0, now[0] + s))
+    sent = [pacer.acquire() for _ in range(6)]
+    assert pacer.refused(sent[-1]) and pacer.limit == 5
+    now[0] = 10.0  # a later window: three accepted, then a refusal (arrivals bunched up at TikTok)
+    late = [pacer.acquire() for _ in range(4)]
+    pacer.refused(late[-1])
+    assert pacer.limit == 5 and pacer.margin == 2 * RatePacer.MARGIN_S
+    while pacer.margin < RatePacer.MAX_MARGIN_S:  # refused again and again: the margin widens...
+        pacer.refused(pacer.acquire())
+    assert pacer.limit == 5
+    pacer.refused(pacer.acquire())  # ...and only at its widest is the limit lowered
+    assert pacer.limit == 3
