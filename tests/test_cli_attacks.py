@@ -69,3 +69,18 @@ def test_a_symlink_at_the_config_path_is_replaced_never_written_through(tmp_path
     assert victim.read_text() == "precious" and not path.is_symlink()
     assert path.read_text() == "new: 1\n" and stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert os.readlink(tmp_path / "config.yaml.bak") == str(victim)
+
+
+# --- ids and limits past what SQLite holds ------------------------------------------------------
+
+
+def test_an_id_or_limit_too_large_for_sqlite_is_a_usage_error_not_a_traceback(tmp_path):
+    import pytest
+
+    store = str(tmp_path / "s.db")
+    huge = str(2**64)
+    for argv in (["unlink", "--batch", huge, "--yes"], ["history", "-n", huge], ["orders", "-n", huge]):
+        r = CliRunner().invoke(app, ["--store", store, *argv])
+        if r.exception is not None and not isinstance(r.exception, SystemExit):
+            pytest.fail(f"{argv}: {r.exception!r}")
+        assert r.exit_code == 2 and "not in the range" in r.stderr, (argv, r.stderr)
