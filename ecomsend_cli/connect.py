@@ -61,8 +61,11 @@ def write_new_config(path: Path, text: str, *, replace: bool = False) -> Path | 
     """Write ``text`` to ``path`` with mode 0600; returns where the old file was kept, if any.
 
     An existing file is replaced only with ``replace`` (the caller asked the
-    operator); it is then renamed to ``<name>.bak`` first. The folder is made
-    (0700) when missing.
+    operator); it is then kept as ``<name>.bak``. The folder is made (0700)
+    when missing. The text goes to a private temporary file first and takes
+    the name only once complete, so a failed write leaves the old config (or
+    none) in place, never half a file; and whatever sits at ``path`` (a
+    symlink included) is replaced, never written through.
     """
     path = Path(path).expanduser()
     try:
@@ -70,19 +73,38 @@ def write_new_config(path: Path, text: str, *, replace: bool = False) -> Path | 
     except OSError as exc:
         raise ConfigError(f"cannot create {path.parent}: {exc.strerror}",
                           hint="choose another place with --config FILE") from None
-    kept: Path | None = None
-    if path.exists():
-        if not replace:
-            raise ConfigError(f"{path} exists already", hint="answer yes to replace it, or pass --yes")
-        kept = path.with_name(path.name + ".bak")
-        os.replace(path, kept)
+    if os.path.lexists(path) and not replace:
+        raise ConfigError(f"{path} exists already", hint="answer yes to replace it, or pass --yes")
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         # O_EXCL: created by us, private from the first byte (it may hold secrets).
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except OSError as exc:
         raise ConfigError(f"cannot write {path}: {exc.strerror}",
                           hint="choose another place with --config FILE") from None
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.chmod(path, 0o600)  # whatever the umask made of it
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temporary, 0o600)  # whatever the umask made of it
+        kept: Path | None = None
+        if not replace:
+            os.link(temporary, path, follow_symlinks=False)  # fails if anything took the name meanwhile
+        else:
+            if os.path.lexists(path):
+                kept = path.with_name(path.name + ".bak")
+                if os.path.lexists(kept):
+                    os.unlink(kept)
+                os.link(path, kept, follow_symlinks=False)  # the old one (a symlink stays a symlink)
+            os.replace(temporary, path)
+    except FileExistsError:
+        raise ConfigError(f"{path} exists already", hint="answer yes to replace it, or pass --yes") from None
+    except (OSError, UnicodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) else "text it cannot encode as UTF-8"
+        raise ConfigError(f"cannot write {path}: {why}", hint="choose another place with --config FILE, "
+                          "or free some space") from None
+    finally:
+        if os.path.lexists(temporary):
+            os.unlink(temporary)
     return kept

@@ -104,9 +104,10 @@ def _epoch(value: object) -> int | None:
         return None
     try:
         number = int(float(str(value)))
-    except ValueError:
+    except (ValueError, OverflowError):  # "soon", "nan", "inf"
         return None
-    return number if number > 0 else None
+    # Past the year 9999 is no date (datetime cannot hold it): unknown, like an unreadable one.
+    return number if 0 < number <= 253_402_300_799 else None
 
 
 def tiktok_expiries(tokens: Mapping[str, Any], *, has_refresh: bool) -> list[TokenExpiry]:

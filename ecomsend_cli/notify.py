@@ -68,6 +68,10 @@ CURSOR_WATCH_KEY = "notify.cursor_watch"  # {"cursor": value, "failed_runs": n}
 STALL_RUNS = 3  # full runs in a row that could not finish pulling, cursor unmoved: stuck
 EXAMPLES = 5  # orders or SKUs named per alert; the rest are counted
 MAX_REASON = 160
+MAX_BODY = 4000  # characters: every receiver takes this much (Slack, Teams, SMS gateways cut longer ones)
+# Seconds all receivers together may take: a receiver that hangs, or answers a byte at a time (each read
+# within Apprise's own timeout), must not hold the cron run.
+SEND_DEADLINE_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -204,7 +208,8 @@ def _blocked_alert(store: Store, config: Config, now: float) -> Alert | None:
     for sku, n in sorted(blockers.items(), key=lambda item: (-item[1], item[0])):
         info = details.get(sku)
         label = f" {info.seller_sku.strip()!r} {info.product_title} / {info.sku_name}" if info else ""
-        lines.append(f"{sku}{label} ({_n(n, 'order')}" + (", stale link)" if sku in stale else ")"))
+        # Seller SKUs and titles are the seller's text: bounded, one line, no control characters.
+        lines.append(_short(f"{sku}{label}") + f" ({_n(n, 'order')}" + (", stale link)" if sku in stale else ")"))
     return Alert(
         "blocked",
         f"{_n(count, 'order')} blocked" + (f" for more than {hours} h" if hours else "")
@@ -267,6 +272,8 @@ def build_message(alerts: Sequence[Alert], *, shop: str, secrets: Iterable[str] 
     for secret in sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True):
         title = title.replace(secret, REDACTED)
         body = body.replace(secret, REDACTED)
+    if len(body) > MAX_BODY:
+        body = body[:MAX_BODY - 40].rstrip() + "\n… (cut; `ecomsend doctor` tells all)"
     return title, body
 
 
@@ -281,28 +288,57 @@ def _secrets(store: Store, config: Config) -> list[str]:
     return values
 
 
-def send(urls: Sequence[Secret], title: str, body: str) -> tuple[bool, list[str]]:
+def send(urls: Sequence[Secret], title: str, body: str, *,
+         deadline: float = SEND_DEADLINE_S) -> tuple[bool, list[str]]:
     """Send to every URL with Apprise: ``(delivered to at least one, warnings for the others)``.
 
-    Warnings name a receiver by its place in ``notify.urls`` and its scheme, never the URL.
+    All receivers together get ``deadline`` seconds: each is sent to from a
+    daemon thread, and one still busy when the time is up is given up on (and
+    those after it not tried), so the run goes on and ends. Warnings name a
+    receiver by its place in ``notify.urls`` and its scheme, never the URL.
     """
+    import threading
+
     import apprise  # ~0.1 s: only when a message is due
 
     delivered = False
     warnings = []
+    started = time.monotonic()
     for i, url in enumerate(urls):
         label = f"notify.urls[{i}] ({redacted_url(url)})"
-        try:
-            notifier = apprise.Apprise()
-            if not notifier.add(url.get()):
-                warnings.append(f"{label}: Apprise does not know this URL; check it with `ecomsend doctor`")
-                continue
-            if notifier.notify(body=body, title=title, notify_type=apprise.NotifyType.WARNING):
-                delivered = True
-            else:
-                warnings.append(f"{label}: the receiver did not take the message; the next run tries again")
-        except Exception as exc:  # noqa: BLE001 - a notifier's failure must never fail the sync
-            warnings.append(f"{label}: sending failed ({type(exc).__name__}); the next run tries again")
+        left = deadline - (time.monotonic() - started)
+        if left <= 0:
+            warnings.append(f"{label}: not tried, the {deadline:.0f} s for alerts were used up; the next run "
+                            "tries again")
+            continue
+        outcome: dict[str, str] = {}
+
+        def attempt(url: Secret = url, outcome: dict[str, str] = outcome) -> None:
+            try:
+                notifier = apprise.Apprise()
+                if not notifier.add(url.get()):
+                    outcome["is"] = "unknown"
+                elif notifier.notify(body=body, title=title, notify_type=apprise.NotifyType.WARNING):
+                    outcome["is"] = "delivered"
+                else:
+                    outcome["is"] = "refused"
+            except Exception as exc:  # noqa: BLE001 - a notifier's failure must never fail the sync
+                outcome["is"] = type(exc).__name__
+
+        worker = threading.Thread(target=attempt, name=f"ecomsend-notify-{i}", daemon=True)
+        worker.start()
+        worker.join(left)
+        result = outcome.get("is")
+        if result is None:
+            warnings.append(f"{label}: no answer within {deadline:.0f} s, given up; the next run tries again")
+        elif result == "delivered":
+            delivered = True
+        elif result == "unknown":
+            warnings.append(f"{label}: Apprise does not know this URL; check it with `ecomsend doctor`")
+        elif result == "refused":
+            warnings.append(f"{label}: the receiver did not take the message; the next run tries again")
+        else:
+            warnings.append(f"{label}: sending failed ({result}); the next run tries again")
     return delivered, warnings
 
 
@@ -334,7 +370,9 @@ def _n(count: int, word: str) -> str:
 
 
 def _short(text: str) -> str:
-    text = " ".join(str(text).split())
+    from .text import terminal_safe
+
+    text = " ".join(terminal_safe(str(text)).split())
     return text if len(text) <= MAX_REASON else text[:MAX_REASON - 1] + "…"
 
 

@@ -384,7 +384,7 @@ class ShopifyClient:
                 continue
             break
         body = _json_or_none(response)
-        granted = isinstance(body, dict) and body.get("access_token")
+        granted = isinstance(body, dict) and isinstance(body.get("access_token"), str) and body["access_token"].strip()
         if response.status_code != 200 or not granted:
             code = body.get("error") if isinstance(body, dict) else None
             # Only a short error identifier is shown: the body is not ours to trust.
@@ -398,8 +398,8 @@ class ShopifyClient:
                 "app → Settings) and that the app is installed on this shop",
                 code=response.status_code,
             )
-        token = str(body["access_token"])
-        expires_in = float(body.get("expires_in") or 86399)
+        token = body["access_token"]
+        expires_in = _lifetime(body.get("expires_in"))
         self._token = token
         self._token_expires_at = self._wall_clock() + expires_in
         self._token_margin = _margin(expires_in)
@@ -1330,6 +1330,14 @@ def _gid_number(gid: str) -> str:
 def _search_quote(value: str) -> str:
     """A value for Shopify's search syntax, quoted so spaces and colons stay literal."""
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _lifetime(value: Any) -> float:
+    """A client-credentials token's ``expires_in`` in seconds: Shopify's documented 86399 when the
+    answer holds no positive number of seconds up to a year (a string, ``Infinity``, a negative)."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 < value <= 366 * 86400:
+        return float(value)
+    return 86399.0
 
 
 def _json_or_none(response: httpx.Response) -> Any:

@@ -104,6 +104,40 @@ _NEW_CODE = (
 )
 
 
+# An expiry past this (the year 9999) is no date: Python cannot even print it.
+_LATEST_EPOCH = 253_402_300_799
+# A seller or shop name longer than this is cut: it is shown, never matched on.
+_NAME_MAX = 200
+
+
+def _epoch_or_none(value: Any) -> int | None:
+    """An ``*_expire_in`` Unix time from TikTok as an int, or None when it is not one we can use."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return value if isinstance(value, int) and 0 < value <= _LATEST_EPOCH else None
+
+
+_ANSI_SEQUENCE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?")
+
+
+def _text_or_none(value: Any) -> str | None:
+    """A name TikTok sent, as one bounded line of plain text (None when it sent no text).
+
+    Names are printed: terminal escapes (whole, not just their ESC byte),
+    control characters and line breaks go, so a name cannot forge a line.
+    """
+    from .text import terminal_safe
+
+    if not isinstance(value, str | int) or isinstance(value, bool):
+        return None
+    text = " ".join(terminal_safe(_ANSI_SEQUENCE.sub("", str(value))).split())
+    return text[:_NAME_MAX] + ("…" if len(text) > _NAME_MAX else "")
+
+
 def authorization_url(config: TikTokConfig) -> str:
     """The page where the seller approves the app: ``…/open/authorize?service_id=…``.
 
@@ -407,6 +441,18 @@ class TikTokSession:
                 "open_id", "granted_scopes", "shop_cipher", "shop_name", "shop_region", "authorized_at")
         return {"source": source, **{k: tokens.get(k) for k in keys}}
 
+    def _scrub(self, text: str, *more: str) -> str:
+        """``text`` (a message TikTok sent) with every secret this session knows blanked.
+
+        TikTok's error messages may quote the request, and the token calls carry
+        the app secret, the code and the tokens in their query.
+        """
+        secrets = [self.config.app_secret.get() if self.config.app_secret else "", *more,
+                   str(self._tokens.get("access_token") or ""), str(self._tokens.get("refresh_token") or "")]
+        for secret in sorted({x for x in secrets if len(x) >= 4}, key=len, reverse=True):
+            text = text.replace(secret, "********")
+        return text
+
     def exchange_auth_code(self, auth_code: str) -> dict[str, Any]:
         """Trade a seller's one-time ``auth_code`` for the first token pair, and keep it.
 
@@ -430,39 +476,55 @@ class TikTokSession:
             "grant_type": "authorized_code",
         }
         with self._lock:
-            envelope, _status, request_id = self._send_with_retries(
-                "GET", self._auth_base + TOKEN_GET_PATH, params=params, content=b"", headers={},
-                what="TikTok token exchange",
-            )
+            try:
+                # A code works once: after a lost answer or a 5xx it may be used up, and sending it
+                # again would only earn "code used" for a code the operator pasted once.
+                envelope, _status, request_id = self._send_with_retries(
+                    "GET", self._auth_base + TOKEN_GET_PATH, params=params, content=b"", headers={},
+                    what="TikTok token exchange", idempotent=False,
+                )
+            except OutcomeUnknownError as exc:
+                why = exc.message.split(" was sent but ")[-1].removesuffix(": it may or may not have taken effect")
+                raise AuthError(
+                    f"the TikTok code exchange was sent but {why}: the code may be used up",
+                    hint=("check tiktok.auth_base_url in the config; then: " if "envelope" in why else "")
+                    + _NEW_CODE, code=exc.code, request_id=exc.request_id,
+                ) from None
             code = envelope.get("code")
-            data = envelope.get("data") or {}
-            if code != CODE_OK or not isinstance(data, dict) or not data.get("access_token"):
-                message = str(envelope.get("message") or "no access token in the answer")
+            data = envelope.get("data")
+            data = data if isinstance(data, dict) else {}
+            access = data.get("access_token")
+            refresh = data.get("refresh_token")
+            if code != CODE_OK or not isinstance(access, str) or not access.strip() or not isinstance(
+                    refresh, str | None):
+                message = self._scrub(str(envelope.get("message") or "no access token in the answer"), code_value)
+                if code == CODE_OK:
+                    message = "the answer holds no usable access token"
                 raise AuthError(
                     f"TikTok refused the authorization code (code {code}: {message}; request_id {request_id})",
                     hint=_NEW_CODE, code=code, request_id=request_id,
                 )
+            scopes = data.get("granted_scopes")
             seller = {
-                "open_id": data.get("open_id"),
-                "seller_name": data.get("seller_name"),
-                "seller_base_region": data.get("seller_base_region"),
-                "granted_scopes": list(data.get("granted_scopes") or []),
+                "open_id": _text_or_none(data.get("open_id")),
+                "seller_name": _text_or_none(data.get("seller_name")),
+                "seller_base_region": _text_or_none(data.get("seller_base_region")),
+                "granted_scopes": [str(x)[:_NAME_MAX] for x in scopes if isinstance(x, str)]
+                if isinstance(scopes, list) else [],
             }
+            # An expiry TikTok sent in a form we cannot use is "not known", not a crash later on.
+            expiries = {k: _epoch_or_none(data.get(k))
+                        for k in ("access_token_expire_in", "refresh_token_expire_in")}
             self._tokens = {
                 "config": self._authorized_fingerprint(),
-                "access_token": data["access_token"],
-                "refresh_token": data.get("refresh_token") or "",
-                "access_token_expire_in": data.get("access_token_expire_in"),
-                "refresh_token_expire_in": data.get("refresh_token_expire_in"),
+                "access_token": access,
+                "refresh_token": refresh or "",
+                **expiries,
                 **seller,
                 "authorized_at": int(self._clock()),
             }
             self._save_tokens()
-        return {
-            **seller,
-            "access_token_expire_in": data.get("access_token_expire_in"),
-            "refresh_token_expire_in": data.get("refresh_token_expire_in"),
-        }
+        return {**seller, **expiries}
 
     def choose_shop(self, shop: dict[str, Any]) -> None:
         """Record ``shop`` (one of :meth:`authorized_shops`) as the shop to work on.
@@ -539,7 +601,7 @@ class TikTokSession:
             if code != CODE_OK or not data.get("access_token"):
                 if self._await_winner(refresh):
                     return
-                message = str(envelope.get("message") or "no access token in the answer")
+                message = self._scrub(str(envelope.get("message") or "no access token in the answer"), refresh)
                 raise AuthError(
                     f"TikTok refused to refresh the access token (code {code}: {message}; "
                     f"request_id {request_id})",
@@ -797,7 +859,13 @@ class TikTokSession:
     def authorized_shops(self) -> list[dict[str, Any]]:
         """The shops this app is authorised for: ``[{id, name, region, cipher, code, ...}]``."""
         data = self.request("GET", SHOPS_PATH, shop_scoped=False)
-        return list(data.get("shops") or [])
+        shops = data.get("shops") or []
+        if not isinstance(shops, list) or not all(isinstance(x, dict) for x in shops):
+            raise ApiError("TikTok answered the list of authorised shops in a form ecomsend does not know",
+                           hint="run `ecomsend auth tiktok` again later; if it persists, set "
+                           "tiktok.shop_cipher in the config by hand")
+        return [{**x, **{k: _text_or_none(x.get(k)) for k in ("id", "name", "region", "cipher", "code")
+                         if k in x}} for x in shops]
 
     @staticmethod
     def _error(envelope: dict[str, Any], status: int, request_id: str | None, path: str) -> ApiError:

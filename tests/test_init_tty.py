@@ -159,3 +159,32 @@ def test_secrets_typed_into_init_are_not_echoed(sandbox, isolated_user):
     data = yaml.safe_load(user_config_path().read_text())
     assert (data["shopify"]["access_token"], data["tiktok"]["app_secret"]) == (shop_token, app_secret)
     assert stat.S_IMODE(user_config_path().stat().st_mode) == 0o600
+
+
+def test_a_secret_pasted_where_the_variable_name_goes_is_refused_not_written(sandbox, isolated_user):
+    shop_token = sandbox.shopify.credentials["access_token"]
+    term = Terminal("init", "--tiktok-api-url", sandbox.tiktok.url, "--tiktok-auth-url", sandbox.tiktok.url,
+                    "--tiktok-authorize-url", sandbox.authorize_url)
+    term.expect("Shopify shop domain (my-store.myshopify.com): ")
+    term.send(sandbox.shopify.url)
+    term.expect("in the config file (f)? [e]: ")
+    term.send("")
+    term.expect("(2)? [1]: ")
+    term.send("2")
+    term.expect("the environment variable holding it [SHOPIFY_ACCESS_TOKEN]: ")
+    term.send(shop_token)  # the token itself, not its variable's name
+    screen = term.expect("looks like the secret itself")
+    assert "export" in screen
+    term.expect("the environment variable holding it [SHOPIFY_ACCESS_TOKEN]: ")
+    term.send("")
+    term.expect("TikTok Shop app key: ")
+    term.send(sandbox.tiktok.credentials["app_key"])
+    term.expect("[TIKTOK_APP_SECRET]: ")
+    term.send("")
+    term.expect("Partner Center): ")
+    term.send(sandbox.tiktok.service_id)
+    term.expect("[global]: ")
+    term.send("")
+    term.wait()
+    text = user_config_path().read_text()
+    assert shop_token not in text and "${SHOPIFY_ACCESS_TOKEN}" in text

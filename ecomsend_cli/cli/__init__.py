@@ -47,13 +47,15 @@ def _is_global(arg: str) -> int:
     return 0
 
 
-def _hoist_global_options(args: list[str]) -> list[str]:
+def _hoist_global_options(args: list[str], own_valued: frozenset[str] = frozenset()) -> list[str]:
     """Move global options given after the command to before it, as gh and stripe accept them.
 
     ``ecomsend list-unlinked --config x.yaml`` then reads x.yaml, as
     ``ecomsend --config x.yaml list-unlinked`` does. Nothing after ``--`` moves;
     an option value is moved with its option. No command has an option of its
-    own named like a global one, so nothing is taken from a command.
+    own named like a global one, so nothing is taken from a command; and the
+    value of a command's own option (``own_valued``: those taking one) stays
+    with it even when it looks like a global option (``--search -v``).
     """
     i = 0
     while i < len(args):  # skip the global options before the command
@@ -73,6 +75,10 @@ def _hoist_global_options(args: list[str]) -> list[str]:
         if arg == "--":
             kept += args[j:]
             break
+        if arg in own_valued:  # `--search -v`: "-v" is what is searched for
+            kept += args[j:j + 2]
+            j += 2
+            continue
         width = _is_global(arg)
         if width and j + width <= len(args):
             moved += args[j:j + width]
@@ -83,9 +89,27 @@ def _hoist_global_options(args: list[str]) -> list[str]:
     return args[:i] + moved + [args[i]] + kept
 
 
+def _valued_options(group: TyperGroup, ctx: typer.Context, args: list[str]) -> frozenset[str]:
+    """The option names taking a value of the command ``args`` names (through its groups)."""
+    names: set[str] = set()
+    command = group
+    for word in (x for x in args if not x.startswith("-")):
+        found = command.get_command(ctx, word) if hasattr(command, "get_command") else None
+        if found is None:
+            continue
+        command = found
+        for param in command.params:
+            if param.param_type_name == "option" and not getattr(param, "is_flag", False):
+                names.update(param.opts)
+        if not hasattr(command, "get_command"):
+            break
+    return frozenset(names)
+
+
 class _Group(TyperGroup):
     def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
-        return super().parse_args(ctx, _hoist_global_options(list(args)))
+        args = list(args)
+        return super().parse_args(ctx, _hoist_global_options(args, _valued_options(self, ctx, args)))
 
 
 app = typer.Typer(

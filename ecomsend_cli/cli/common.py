@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+# The largest number SQLite stores: a larger id or limit is a usage error, not an OverflowError.
+SQLITE_INT_MAX = 2**63 - 1
+
 
 class Session:
     """What one invocation works with: options, config, store and output, opened lazily."""

@@ -57,6 +57,15 @@ def _ask_secret(s: Session, question: str) -> str:
     return line.strip()
 
 
+def _looks_like_a_secret(name: str) -> bool:
+    """True when a "variable name" typed is more likely the secret itself (pasted at the wrong prompt).
+
+    Variable names are short or upper case (TIKTOK_APP_SECRET); app secrets and
+    tokens are long runs of lower case and digits (``shpat_…``, hex).
+    """
+    return len(name) >= 20 and not name.isupper()
+
+
 class _Answers:
     """The flags given, and the questions for what they left out (asked only on a terminal)."""
 
@@ -96,6 +105,11 @@ class _Answers:
             while True:
                 answer = self.text(None, f"{question}: the environment variable holding it", default=name)
                 value = answer if answer.startswith("$") else "$" + answer
+                if _env_ref(value) and _looks_like_a_secret(_env_ref(value) or ""):
+                    # Written as ${…}, the secret would sit in the config and in the cron advice.
+                    self.s.out.warn("that looks like the secret itself, not a variable name; it is not "
+                                    f"written. Type the variable's NAME (e.g. {name}), then export it")
+                    continue
                 if _env_ref(value):
                     break
                 self.s.out.warn("type a variable name (letters, digits and _), e.g. " + name)

@@ -24,6 +24,7 @@ from .common import (
     shell_args,
     variant_number,
 )
+from .common import SQLITE_INT_MAX as _SQLITE_INT_MAX
 
 if TYPE_CHECKING:
     from ..output import Output
@@ -737,7 +738,8 @@ def unlink(
         metavar="TIKTOK",
     ),
     batch: int | None = typer.Option(
-        None, "--batch", metavar="ID", help="Undo a batch (an autolink run or a CSV import; "
+        None, "--batch", metavar="ID", min=1, max=_SQLITE_INT_MAX,
+        help="Undo a batch (an autolink run or a CSV import; "
         "`ecomsend history` shows its id): each of its links goes back to what it was before.",
     ),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
@@ -911,7 +913,8 @@ def links_export(
 def history(
     tiktok: str | None = typer.Argument(None, help="Only this TikTok SKU (id or seller SKU).",
                                         autocompletion=_complete_unlinked_first),
-    limit: int = typer.Option(100, "--limit", "-n", help="At most N rows (0: all)."),
+    limit: int = typer.Option(100, "--limit", "-n", min=0, max=_SQLITE_INT_MAX,
+                              help="At most N rows (0: all)."),
     as_json: bool = JSON_OPT,
 ) -> None:
     """The audit log of link changes: when, what, old → new, source, who, batch.

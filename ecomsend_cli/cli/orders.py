@@ -12,6 +12,7 @@ import typer
 
 from . import app
 from .common import JSON_OPT, _variant_label, command, notify_after_run, session
+from .common import SQLITE_INT_MAX as _SQLITE_INT_MAX
 
 if TYPE_CHECKING:
     from ..output import Output
@@ -29,7 +30,8 @@ def sync_orders(
         "2026-11-01, 2026-11-01T08:00, or an age like 3d, 12h, 90m.", metavar="WHEN",
     ),
     order: str | None = typer.Option(None, "--order", help="Sync just this TikTok order id.", metavar="ID"),
-    limit: int | None = typer.Option(None, "--limit", min=0, help="Create at most N orders this run."),
+    limit: int | None = typer.Option(None, "--limit", min=0, max=_SQLITE_INT_MAX,
+                                     help="Create at most N orders this run."),
     only: str | None = typer.Option(None, "--only", help="Run one phase: orders, tracking or aftersales.",
                                     metavar="PHASE"),
     as_json: bool = JSON_OPT,
@@ -329,7 +331,8 @@ def orders_cmd(
     ),
     sku: str | None = typer.Option(None, "--sku", help="Only orders that need this TikTok SKU (its id or "
                                    "seller SKU).", metavar="SKU"),
-    limit: int = typer.Option(0, "--limit", "-n", help="At most N orders (0: all)."),
+    limit: int = typer.Option(0, "--limit", "-n", min=0, max=_SQLITE_INT_MAX,
+                              help="At most N orders (0: all)."),
     as_json: bool = JSON_OPT,
 ) -> None:
     """Pulled orders and their state, with the Shopify order, the reason and missing SKUs.
