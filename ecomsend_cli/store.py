@@ -226,6 +226,70 @@ def _m011_link_batches(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX idx_link_history_batch ON link_history(batch_id) WHERE batch_id IS NOT NULL")
 
 
+# --- each TikTok SKU's candidates, kept current ----------------------------------
+#
+# ``tiktok_skus.candidate_ids`` holds the ids of the cached variants whose SKU key
+# equals the SKU's seller SKU key (space-separated, in no particular order; NULL
+# when there are none): the join that suggestions and auto-link read, kept with
+# the row instead of done again over 100,000 SKUs per listing (issue 13).
+# Classifying the candidates (match, ambiguous, none) stays in matching.py.
+# Triggers keep it current whoever writes, so no write path can forget it;
+# :meth:`Store.replace_variants` swaps them for one set-based pass.
+
+_CANDIDATES_OF_KEY = (
+    "(SELECT group_concat(v.variant_id, ' ') FROM shopify_variants v WHERE v.sku_key = {key})"
+)
+_CANDIDATES_UPDATE = (
+    "UPDATE tiktok_skus SET candidate_ids = " + _CANDIDATES_OF_KEY.format(key="tiktok_skus.seller_sku_key")
+)
+# A variant that appears, goes or changes its key touches the SKUs of the key it
+# had and of the key it has. (INSERT OR REPLACE fires no delete trigger, so the
+# store updates variants with ON CONFLICT DO UPDATE instead.)
+_VARIANT_TRIGGERS = {
+    "trg_variants_candidates_insert": (
+        "AFTER INSERT ON shopify_variants WHEN NEW.sku_key IS NOT NULL BEGIN "
+        f"{_CANDIDATES_UPDATE} WHERE seller_sku_key = NEW.sku_key; END"
+    ),
+    "trg_variants_candidates_delete": (
+        "AFTER DELETE ON shopify_variants WHEN OLD.sku_key IS NOT NULL BEGIN "
+        f"{_CANDIDATES_UPDATE} WHERE seller_sku_key = OLD.sku_key; END"
+    ),
+    "trg_variants_candidates_update": (
+        "AFTER UPDATE OF variant_id, sku_key ON shopify_variants "
+        "WHEN OLD.variant_id IS NOT NEW.variant_id OR OLD.sku_key IS NOT NEW.sku_key BEGIN "
+        f"{_CANDIDATES_UPDATE} WHERE seller_sku_key IN (OLD.sku_key, NEW.sku_key); END"
+    ),
+}
+_SKU_TRIGGERS = {
+    "trg_skus_candidates_insert": (
+        "AFTER INSERT ON tiktok_skus WHEN NEW.seller_sku_key IS NOT NULL BEGIN "
+        f"{_CANDIDATES_UPDATE} WHERE sku_id = NEW.sku_id; END"
+    ),
+    "trg_skus_candidates_update": (
+        "AFTER UPDATE OF seller_sku_key ON tiktok_skus "
+        "WHEN OLD.seller_sku_key IS NOT NEW.seller_sku_key BEGIN "
+        f"{_CANDIDATES_UPDATE} WHERE sku_id = NEW.sku_id; END"
+    ),
+}
+
+
+def _create_triggers(conn: sqlite3.Connection, triggers: dict[str, str]) -> None:
+    for name, body in triggers.items():
+        conn.execute(f"CREATE TRIGGER IF NOT EXISTS {name} {body}")
+
+
+def _drop_triggers(conn: sqlite3.Connection, triggers: dict[str, str]) -> None:
+    for name in triggers:
+        conn.execute(f"DROP TRIGGER IF EXISTS {name}")
+
+
+def _m012_sku_candidates(db: sqlite_utils.Database) -> None:
+    db.execute("ALTER TABLE tiktok_skus ADD COLUMN candidate_ids TEXT")
+    db.execute(_CANDIDATES_UPDATE + " WHERE seller_sku_key IS NOT NULL")
+    _create_triggers(db.conn, _VARIANT_TRIGGERS)
+    _create_triggers(db.conn, _SKU_TRIGGERS)
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_initial", _m001_initial),
     ("002_product_checked", _m002_product_checked),
@@ -238,6 +302,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("009_sent_input", _m009_sent_input),
     ("010_after_creation", migrate_after_creation),
     ("011_link_batches", _m011_link_batches),
+    ("012_sku_candidates", _m012_sku_candidates),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -448,7 +513,7 @@ class SkuRow(NamedTuple):
     link_source: str | None
     linked_at: str | None
     linked_by: str | None
-    candidate_ids: str | None  # group_concat of variant ids whose SKU key equals this SKU's
+    candidate_ids: str | None  # variant ids whose SKU key equals this SKU's (tiktok_skus.candidate_ids)
 
     @property
     def candidates(self) -> tuple[str, ...]:
@@ -931,9 +996,12 @@ class Store(AfterCreation):
         """Replace the whole cache (a full refresh), in one transaction. Returns the count.
 
         The secondary indexes are dropped and built again after the insert: one
-        sort beats 250,000 random index inserts (3.1 s -> 2.2 s).
+        sort beats 250,000 random index inserts (3.1 s -> 2.2 s). So are the
+        triggers that keep each TikTok SKU's candidates: one pass over the SKUs
+        afterwards beats a trigger per variant deleted and inserted.
         """
         with self.transaction() as conn:
+            _drop_triggers(conn, _VARIANT_TRIGGERS)
             conn.execute("DROP INDEX IF EXISTS idx_shopify_variants_key")
             conn.execute("DROP INDEX IF EXISTS idx_shopify_variants_product")
             conn.execute("DELETE FROM shopify_variants")
@@ -946,6 +1014,8 @@ class Store(AfterCreation):
             count = conn.total_changes - before
             conn.execute("CREATE INDEX idx_shopify_variants_key ON shopify_variants(sku_key)")
             conn.execute("CREATE INDEX idx_shopify_variants_product ON shopify_variants(product_id)")
+            conn.execute(_CANDIDATES_UPDATE + " WHERE seller_sku_key IS NOT NULL OR candidate_ids IS NOT NULL")
+            _create_triggers(conn, _VARIANT_TRIGGERS)
             return count
 
     def upsert_variants(self, variants: Iterable[Variant], *, product_ids: Sequence[str] = ()) -> int:
@@ -964,9 +1034,12 @@ class Store(AfterCreation):
                     ).fetchall():
                         if vid not in keep:
                             conn.execute("DELETE FROM shopify_variants WHERE variant_id = ?", (vid,))
+            # An update, not INSERT OR REPLACE: a replaced row fires no delete trigger, and
+            # the SKUs of a variant's old SKU key must lose it as a candidate.
             conn.executemany(
-                f"INSERT OR REPLACE INTO shopify_variants ({self._VARIANT_COLS}) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT INTO shopify_variants ({self._VARIANT_COLS}) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(variant_id) DO UPDATE SET "
+                + ", ".join(f"{c} = excluded.{c}" for c in self._VARIANT_COLS.split(", ")[1:]),
                 self._variant_params(variants),
             )
         return len(variants)
@@ -1088,16 +1161,14 @@ class Store(AfterCreation):
     def autolink_candidates(self) -> Iterator[tuple[str, str, list[str]]]:
         """``(sku_id, seller_sku, [variant ids with an equal SKU key])`` for unlinked SKUs.
 
-        The join is on the stored normalised keys; empty codes have a NULL key
-        and so join nothing (§4.1).
+        The join on the stored normalised keys is kept with each SKU
+        (``candidate_ids``, see :data:`_VARIANT_TRIGGERS`); empty codes have a
+        NULL key and so join nothing (§4.1).
         """
         rows = self.conn.execute(
-            "SELECT t.sku_id, t.seller_sku, group_concat(v.variant_id, ' ') "
-            "FROM tiktok_skus t "
+            "SELECT t.sku_id, t.seller_sku, t.candidate_ids FROM tiktok_skus t "
             "LEFT JOIN links l ON l.tiktok_sku_id = t.sku_id "
-            "LEFT JOIN shopify_variants v ON v.sku_key = t.seller_sku_key "
-            "WHERE l.tiktok_sku_id IS NULL "
-            "GROUP BY t.sku_id ORDER BY t.sku_id"
+            "WHERE l.tiktok_sku_id IS NULL ORDER BY t.sku_id"
         )
         for sku_id, seller_sku, joined in rows:
             yield sku_id, seller_sku, _id_list(joined)
@@ -1115,9 +1186,7 @@ class Store(AfterCreation):
             "t.external_sku_id, "
             "(SELECT count(*) FROM order_items i CROSS JOIN orders o ON o.tiktok_order_id = i.tiktok_order_id "
             " WHERE i.sku_id = t.sku_id AND o.state = 'blocked') AS blocked, "
-            "l.shopify_variant_id, l.source, l.linked_at, l.linked_by, "
-            "(SELECT group_concat(v.variant_id, ' ') FROM shopify_variants v "
-            " WHERE v.sku_key = t.seller_sku_key) "
+            "l.shopify_variant_id, l.source, l.linked_at, l.linked_by, t.candidate_ids "
             "FROM tiktok_skus t LEFT JOIN links l ON l.tiktok_sku_id = t.sku_id "
             + (f"WHERE {' AND '.join(where)} " if where else "")
             + "ORDER BY blocked DESC, t.product_title, t.sku_id"
