@@ -243,8 +243,9 @@ _CANDIDATES_UPDATE = (
     "UPDATE tiktok_skus SET candidate_ids = " + _CANDIDATES_OF_KEY.format(key="tiktok_skus.seller_sku_key")
 )
 # A variant that appears, goes or changes its key touches the SKUs of the key it
-# had and of the key it has. (INSERT OR REPLACE fires no delete trigger, so the
-# store updates variants with ON CONFLICT DO UPDATE instead.)
+# had and of the key it has. (A row replaced by INSERT OR REPLACE fires no delete
+# trigger unless recursive triggers are on, so the store updates variants with
+# ON CONFLICT DO UPDATE instead.)
 _VARIANT_TRIGGERS = {
     "trg_variants_candidates_insert": (
         "AFTER INSERT ON shopify_variants WHEN NEW.sku_key IS NOT NULL BEGIN "
@@ -290,6 +291,63 @@ def _m012_sku_candidates(db: sqlite_utils.Database) -> None:
     _create_triggers(db.conn, _SKU_TRIGGERS)
 
 
+# --- each TikTok SKU's count of blocked orders, kept current -------------------------
+#
+# ``tiktok_skus.blocked_orders``: how many orders in state ``blocked`` hold the SKU
+# (an order holds a SKU once: idx_order_items_order_sku). list-unlinked sorts
+# and shows it for every SKU; counting it per listing cost two index probes per
+# SKU. Triggers move it by one as an order enters or leaves ``blocked`` and as a
+# blocked order's items come and go (record_order rewrites them; a new order has
+# no items yet, the foreign key sees to that), so whoever writes orders keeps it;
+# a recount per change would cost as much as the listing for a SKU in 100,000
+# orders.
+
+_ORDER_SKUS = "sku_id IN (SELECT sku_id FROM order_items WHERE tiktok_order_id = {order}.tiktok_order_id)"
+_ITEM_IN_BLOCKED = (
+    "(SELECT state FROM orders WHERE tiktok_order_id = {item}.tiktok_order_id) = 'blocked'"
+)
+_BLOCKED_TRIGGERS = {
+    "trg_orders_blocked_update": (
+        "AFTER UPDATE OF state ON orders "
+        "WHEN (OLD.state = 'blocked') <> (NEW.state = 'blocked') BEGIN "
+        "UPDATE tiktok_skus SET blocked_orders = blocked_orders "
+        "+ CASE WHEN NEW.state = 'blocked' THEN 1 ELSE -1 END "
+        f"WHERE {_ORDER_SKUS.format(order='NEW')}; END"
+    ),
+    # A blocked order's items go first, while it is still blocked (their trigger counts
+    # them down), rather than by the cascade, whose order with this trigger is SQLite's.
+    "trg_orders_blocked_delete": (
+        "BEFORE DELETE ON orders WHEN OLD.state = 'blocked' BEGIN "
+        "DELETE FROM order_items WHERE tiktok_order_id = OLD.tiktok_order_id; END"
+    ),
+    "trg_items_blocked_insert": (
+        f"AFTER INSERT ON order_items WHEN {_ITEM_IN_BLOCKED.format(item='NEW')} BEGIN "
+        "UPDATE tiktok_skus SET blocked_orders = blocked_orders + 1 WHERE sku_id = NEW.sku_id; END"
+    ),
+    "trg_items_blocked_delete": (
+        f"AFTER DELETE ON order_items WHEN {_ITEM_IN_BLOCKED.format(item='OLD')} BEGIN "
+        "UPDATE tiktok_skus SET blocked_orders = blocked_orders - 1 WHERE sku_id = OLD.sku_id; END"
+    ),
+    "trg_items_blocked_update": (
+        "AFTER UPDATE OF tiktok_order_id, sku_id ON order_items BEGIN "
+        "UPDATE tiktok_skus SET blocked_orders = blocked_orders - 1 "
+        f"WHERE sku_id = OLD.sku_id AND {_ITEM_IN_BLOCKED.format(item='OLD')}; "
+        "UPDATE tiktok_skus SET blocked_orders = blocked_orders + 1 "
+        f"WHERE sku_id = NEW.sku_id AND {_ITEM_IN_BLOCKED.format(item='NEW')}; END"
+    ),
+}
+
+
+def _m013_sku_blocked_orders(db: sqlite_utils.Database) -> None:
+    db.execute("ALTER TABLE tiktok_skus ADD COLUMN blocked_orders INTEGER NOT NULL DEFAULT 0")
+    db.execute(
+        "UPDATE tiktok_skus SET blocked_orders = (SELECT count(*) FROM order_items i "
+        "CROSS JOIN orders o ON o.tiktok_order_id = i.tiktok_order_id "
+        "WHERE i.sku_id = tiktok_skus.sku_id AND o.state = 'blocked')"
+    )
+    _create_triggers(db.conn, _BLOCKED_TRIGGERS)
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_initial", _m001_initial),
     ("002_product_checked", _m002_product_checked),
@@ -303,6 +361,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("010_after_creation", migrate_after_creation),
     ("011_link_batches", _m011_link_batches),
     ("012_sku_candidates", _m012_sku_candidates),
+    ("013_sku_blocked_orders", _m013_sku_blocked_orders),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -1180,12 +1239,10 @@ class Store(AfterCreation):
         if sku_ids:
             where.append(f"t.sku_id IN ({','.join('?' * len(sku_ids))})")
             params.extend(sku_ids)
-        # Correlated subqueries: one index probe per SKU, no materialised groups.
         sql = (
             "SELECT t.sku_id, t.product_id, t.product_title, t.sku_name, t.seller_sku, "
             "t.external_sku_id, "
-            "(SELECT count(*) FROM order_items i CROSS JOIN orders o ON o.tiktok_order_id = i.tiktok_order_id "
-            " WHERE i.sku_id = t.sku_id AND o.state = 'blocked') AS blocked, "
+            "t.blocked_orders AS blocked, "
             "l.shopify_variant_id, l.source, l.linked_at, l.linked_by, t.candidate_ids "
             "FROM tiktok_skus t LEFT JOIN links l ON l.tiktok_sku_id = t.sku_id "
             + (f"WHERE {' AND '.join(where)} " if where else "")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import shutil
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ecomsend_cli.matching import classify
@@ -140,6 +140,7 @@ def _live(store: Store) -> dict[str, tuple]:
     return {s: classify(code, sorted(ids.split()) if ids else ()) for s, code, ids in rows}
 
 
+@settings(deadline=None)  # store I/O: the first example also migrates the template
 @given(_pairs, _pairs, st.lists(_write, max_size=6))
 def test_the_kept_candidates_equal_the_join_after_any_writes(tmp_path_factory, catalog, pulled, writes):
     path = tmp_path_factory.mktemp("kept") / "store.db"
