@@ -28,6 +28,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from .bulk import paused_gc
 from .errors import NeedsTerminalError
 from .models import VARIANT_GID_PREFIX
 from .text import terminal_safe
@@ -205,14 +206,15 @@ class Output:
         write = self._write_utf8
         batch: list[Any] = []
         start = b"["
-        for item in items:
-            batch.append(item)
-            if len(batch) == chunk:
+        with paused_gc():
+            for item in items:
+                batch.append(item)
+                if len(batch) == chunk:
+                    write(start + _json_safe(encode_json(batch)[1:-1]))
+                    start, batch = b",", []
+            if batch:
                 write(start + _json_safe(encode_json(batch)[1:-1]))
-                start, batch = b",", []
-        if batch:
-            write(start + _json_safe(encode_json(batch)[1:-1]))
-            start = b","
+                start = b","
         write(b"[]\n" if start == b"[" else b"]\n")
 
     def table(

@@ -33,6 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from .bulk import paused_gc
 from .errors import StoreError
 from .matching import sku_key
 from .models import InvalidOrder, Link, OrderItem, PulledOrder, TikTokSku, Variant, VariantColumns
@@ -1248,7 +1249,8 @@ class Store(AfterCreation):
             + (f"WHERE {' AND '.join(where)} " if where else "")
             + "ORDER BY blocked DESC, t.product_title, t.sku_id"
         )
-        return list(map(SkuRow._make, self.conn.execute(sql, params)))
+        with paused_gc():
+            return list(map(SkuRow._make, self.conn.execute(sql, params)))
 
     def search_variants(self, text: str, *, limit: int = 2000) -> list[Variant]:
         """Variants whose SKU or title contains ``text`` (case-insensitive), for the picker."""
