@@ -708,9 +708,8 @@ class BatchRevert(NamedTuple):
     kept: dict[str, tuple[str | None, str | None]]
 
 
-@dataclass(frozen=True)
-class LinkChange:
-    """One link to write; ``old`` is the variant it replaces, if any."""
+class LinkChange(NamedTuple):
+    """One link to write; ``old`` is the variant it replaces, if any (a tuple: imports make 100,000s)."""
 
     tiktok_sku_id: str
     new: str
@@ -1295,46 +1294,54 @@ class Store(AfterCreation):
         ``old`` equals its ``new`` writes the link again (the operator confirms
         a stale link whose variant changed SKU). Every link records the
         variant's SKU in the catalog cache now, to notice when it goes stale
-        (:meth:`stale_links`). Batched: one read of the current links, then
-        two ``executemany`` (100,000 links in ~1 s). ``batch`` (from
+        (:meth:`stale_links`). Batched: one read of the current links, the
+        changes into a temporary table, then one ``INSERT … SELECT`` for the
+        links (joined to the catalog for the variant's SKU) and one for the
+        history (100,000 links in ~0.6 s). ``batch`` (from
         :meth:`new_batch_id`) marks the history rows of one autolink or import.
         """
-        changes = list(changes)
         now = now_iso()
-        with self.transaction() as conn:
+        with paused_gc(), self.transaction() as conn:
+            changes = list(changes)
             current = self._pairs("links", "tiktok_sku_id", "shopify_variant_id",
                                   {c.tiktok_sku_id for c in changes})
             writes = []
-            for change in changes:
-                held = current.get(change.tiktok_sku_id)
-                if held != change.old:
+            for sku_id, new, old in changes:
+                held = current.get(sku_id)
+                if held != old:
                     raise StoreError(
-                        f"the link of TikTok SKU {change.tiktok_sku_id} changed while this "
+                        f"the link of TikTok SKU {sku_id} changed while this "
                         "command ran; nothing was written",
                         hint="run the command again",
                     )
-                if held != change.new or change.old == change.new:
-                    writes.append((change, held))
-                    current[change.tiktok_sku_id] = change.new
-            writes.sort(key=lambda w: w[0].tiktok_sku_id)  # B-tree inserts in key order: ~15 % faster
-            # One batched read (a scan when the links cover much of the catalog) beats a
-            # subquery per row: 100,000 random probes cost a second.
-            variant_skus = self._pairs("shopify_variants", "variant_id", "sku", {c.new for c, _ in writes})
-            conn.executemany(
-                "INSERT INTO links (tiktok_sku_id, shopify_variant_id, source, linked_at, "
-                "linked_by, variant_sku) VALUES (?,?,?,?,?,?) "
+                if held != new or old == new:
+                    writes.append((sku_id, new, held))
+                    current[sku_id] = new
+            if not writes:
+                return 0
+            writes.sort(key=lambda w: w[0])  # B-tree inserts in key order: ~15 % faster; stable for repeats
+            # A temporary table lives in this connection only and goes with the transaction.
+            conn.execute("CREATE TEMP TABLE link_batch (seq INTEGER PRIMARY KEY, tiktok_sku_id TEXT NOT NULL, "
+                         "new TEXT NOT NULL, old TEXT)")
+            conn.executemany("INSERT INTO temp.link_batch (tiktok_sku_id, new, old) VALUES (?,?,?)", writes)
+            conn.execute(
+                "INSERT INTO links (tiktok_sku_id, shopify_variant_id, source, linked_at, linked_by, variant_sku) "
+                "SELECT b.tiktok_sku_id, b.new, ?, ?, ?, v.sku FROM temp.link_batch b "
+                "LEFT JOIN shopify_variants v ON v.variant_id = b.new WHERE true ORDER BY b.seq "
                 "ON CONFLICT(tiktok_sku_id) DO UPDATE SET "
                 "shopify_variant_id = excluded.shopify_variant_id, source = excluded.source, "
                 "linked_at = excluded.linked_at, linked_by = excluded.linked_by, "
                 "variant_sku = excluded.variant_sku",
-                [(c.tiktok_sku_id, c.new, source, now, actor, variant_skus.get(c.new)) for c, _ in writes],
+                (source, now, actor),
             )
-            conn.executemany(
+            conn.execute(
                 "INSERT INTO link_history (at, tiktok_sku_id, action, old_variant_id, "
-                "new_variant_id, source, actor, batch_id) VALUES (?,?,?,?,?,?,?,?)",
-                [(now, c.tiktok_sku_id, "relink" if held else "link", held, c.new, source, actor, batch)
-                 for c, held in writes],
+                "new_variant_id, source, actor, batch_id) "
+                "SELECT ?, tiktok_sku_id, CASE WHEN old IS NULL THEN 'link' ELSE 'relink' END, old, new, ?, ?, ? "
+                "FROM temp.link_batch ORDER BY seq",
+                (now, source, actor, batch),
             )
+            conn.execute("DROP TABLE temp.link_batch")
         return len(writes)
 
     def stale_links(self, sku_ids: Iterable[str] | None = None) -> dict[str, str]:
