@@ -1997,6 +1997,14 @@ class Store(AfterCreation):
         """``{variant GID: raw SKU}`` for the cached variants among ``variant_ids``."""
         return self._pairs("shopify_variants", "variant_id", "sku", variant_ids)
 
+    def known_variant_ids(self, variant_ids: set[str]) -> set[str]:
+        """The cached variants among ``variant_ids``: read from the id index alone, no rows."""
+        out: set[str] = set()
+        for row in self._select_in("SELECT variant_id FROM shopify_variants WHERE variant_id IN ({marks})",
+                                   variant_ids):
+            out.add(row[0])
+        return out
+
     def links_of(self, sku_ids: set[str]) -> dict[str, str]:
         """``{tiktok_sku_id: shopify_variant_id}`` for the linked SKUs among ``sku_ids``."""
         return self._pairs("links", "tiktok_sku_id", "shopify_variant_id", sku_ids)

@@ -7,6 +7,7 @@ instead of taking the machine's memory.
 
 from __future__ import annotations
 
+import io
 import os
 import resource
 import subprocess
@@ -14,8 +15,11 @@ import tempfile
 import threading
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from ecomsend_cli.csvlinks import MAX_ROW_CHARS, read_link_csv
+from ecomsend_cli import csvlinks
+from ecomsend_cli.csvlinks import MAX_ROW_CHARS, _LineSource, _RowTooLong, read_link_csv
 from ecomsend_cli.errors import InputError
 from ecomsend_cli.store import Store
 from tests.conftest import python_cmd
@@ -157,3 +161,37 @@ class _Endless:
 def test_read_link_csv_reads_a_stream_a_row_at_a_time():
     with pytest.raises(InputError, match=f"line 1: {TOO_LONG}"):
         read_link_csv(_Endless(), name="endless")
+
+
+# --- the chunked line reader gives the lines readline gives ----------------------------
+
+_PIECES = ["a", "bc", ",", '"', "\r", "\n", "\r\n", "\x0c", "\u2028", "\x85", "é", "\x01", "x" * 40]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(_PIECES), max_size=40), st.integers(1, 9))
+def test_lines_read_a_chunk_at_a_time_are_the_lines_readline_reads(pieces, chunk):
+    """Any text, any chunk size: the same lines (CRLF split across chunks is one ending;
+    FF, U+2028 and NEL stay inside a line), the same count, the same error at the same line."""
+    text = "header\n" + "".join(pieces)
+
+    def outcome(lines_of) -> tuple:
+        source = _LineSource(io.BytesIO(text.encode()), "t.csv")
+        source.first_line()
+        got: list[str] = []
+        try:
+            for line in lines_of(source):
+                got.append(line)
+                source.new_row()
+        except (_RowTooLong, InputError) as exc:
+            return got, source.line, type(exc).__name__, str(exc)
+        return got, source.line
+
+    def one_at_a_time(source):
+        while line := source.readline():
+            yield line
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(csvlinks, "_CHUNK_CHARS", chunk)
+        patch.setattr(csvlinks, "MAX_ROW_CHARS", 30)  # a line of "x" * 40 passes the bound
+        assert outcome(iter) == outcome(one_at_a_time)
