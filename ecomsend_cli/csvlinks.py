@@ -600,8 +600,8 @@ class CsvPlan:
 
     def changes(self) -> list[LinkChange]:
         """The writes: new and changed links, each stating the link it replaces."""
-        return [LinkChange(p.tiktok_sku_id, p.shopify_variant_id, p.old)
-                for p in (*self.new, *self.changed)]
+        make = tuple.__new__  # LinkChange(...) without the keyword handling: 100,000s of them
+        return [make(LinkChange, (sku_id, gid, old)) for _, sku_id, gid, old in (*self.new, *self.changed)]
 
     def as_json(self, *, dry_run: bool, written: int) -> dict:
         """The ``link --csv --json`` document (field names are a documented interface)."""
@@ -789,6 +789,8 @@ class _Planner:
                 more.setdefault(sku_id, []).append((line, gid))
             else:
                 first[sku_id] = (line, gid)
+        make = tuple.__new__  # PlannedLink(...) without the keyword handling
+        new, changed, unchanged = out.new.append, out.changed.append, out.unchanged.append
         for sku_id, (line, gid) in first.items():
             if more and sku_id in more:
                 others = more[sku_id]
@@ -804,11 +806,11 @@ class _Planner:
                 out.repeated.extend((n, sku_id, line) for n, _ in others)
             old = current.get(sku_id)
             if old == gid:
-                out.unchanged.append(PlannedLink(line, sku_id, gid))
+                unchanged(make(PlannedLink, (line, sku_id, gid, None)))
             elif old is None:
-                out.new.append(PlannedLink(line, sku_id, gid))
+                new(make(PlannedLink, (line, sku_id, gid, None)))
             else:
-                out.changed.append(PlannedLink(line, sku_id, gid, old))
+                changed(make(PlannedLink, (line, sku_id, gid, old)))
         out.problems.sort(key=lambda p: p.line)
         out.repeated.sort()
         return out

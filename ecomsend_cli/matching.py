@@ -21,7 +21,6 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from difflib import SequenceMatcher
 from typing import NamedTuple
 
 from .models import Variant, variant_gid
@@ -150,6 +149,8 @@ def rank_candidates(
     An exact SKU key match ranks first, then SKU prefix/substring matches, then
     fuzzy similarity of SKU and of "product title variant title".
     """
+    from difflib import SequenceMatcher  # only the picker needs it: every listing imports this module
+
     needle = sku_key(query) or ""
     if not needle:
         return []

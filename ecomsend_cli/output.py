@@ -237,9 +237,18 @@ class Output:
         self.data_written = self.data_written or not to_stderr
         if not console.is_terminal:
             stream = sys.stderr if to_stderr else sys.stdout
-            stream.write("\t".join(_plain(c.header if isinstance(c, Column) else c) for c in columns) + "\n")
-            for row in rows:
-                stream.write("\t".join(_plain(c) for c in row) + "\n")
+            stream.write(_plain_line([c.header if isinstance(c, Column) else c for c in columns]) + "\n")
+            with paused_gc():
+                batch: list[str] = []
+                for row in rows:
+                    batch.append(_plain_line(row))
+                    if len(batch) == 1000:
+                        batch.append("")
+                        stream.write("\n".join(batch))
+                        batch = []
+                if batch:
+                    batch.append("")
+                    stream.write("\n".join(batch))
             stream.flush()
             return
         if any(isinstance(c, Column) for c in columns):
@@ -386,6 +395,24 @@ def _fit(columns: Sequence[Column], cells: list[list[str]], width: int) -> tuple
                 widths[i] += 1
                 left -= 1
     return keep, widths
+
+
+# What a piped line must not hold: line breaks and what terminal_safe removes (tabs
+# are checked by count: they separate the cells).
+_NOT_PLAIN = re.compile("[\r\n\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def _plain_line(row: Sequence[Any]) -> str:
+    """``row`` as one piped line: :func:`_plain` cells joined by tabs.
+
+    Joined first and checked once, as nearly every line is plain already: a
+    100,000-row table is written in a third of the time of nine checks per row.
+    """
+    cells = ["" if c is None else c if type(c) is str else str(c) for c in row]
+    line = "\t".join(cells)
+    if line.count("\t") == len(cells) - 1 and _NOT_PLAIN.search(line) is None:
+        return line
+    return "\t".join(_plain(c) for c in cells)
 
 
 def _plain(value: Any) -> str:

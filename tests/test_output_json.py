@@ -1,4 +1,4 @@
-"""`--json` is written by orjson (issue 13): the same documents the json module wrote.
+"""`--json` is written by orjson, piped tables a line at a time (issue 13): the same output as before.
 
 Scripts read these documents; the encoder changed for speed only. Piped output
 is compact, on a terminal it keeps json.dumps' ``indent=2`` layout byte for
@@ -11,7 +11,10 @@ from __future__ import annotations
 import json
 from typing import NamedTuple
 
-from ecomsend_cli.output import Output, encode_json
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ecomsend_cli.output import Output, _plain, _plain_line, encode_json
 
 
 class Pair(NamedTuple):
@@ -47,3 +50,25 @@ def test_terminal_controls_are_escaped_in_every_batch_of_a_streamed_array(capsys
 def test_an_empty_streamed_array_is_one_empty_document(capsys):
     Output().json_array(iter([]))
     assert capsys.readouterr().out == "[]\n"
+
+
+# --- piped tables: one check per line gives what a check per cell gave ---------------------
+
+_CELL = st.one_of(
+    st.none(), st.integers(-5, 10**6),
+    st.text(st.sampled_from(["a", "é", " ", "\t", "\r", "\n", "\x1b", "\x7f", "\x85", "\u202e", "\u2028",
+                             "\xa0", "\x0c"]), max_size=6),
+)
+
+
+@given(st.lists(_CELL, min_size=1, max_size=6))
+def test_a_piped_line_is_its_cells_made_plain_and_joined_by_tabs(row):
+    assert _plain_line(row) == "\t".join(_plain(c) for c in row)
+
+
+def test_a_piped_table_writes_every_row_once_in_order(capsys):
+    rows = [[n, f"title {n}", None, "tab\there"] for n in range(2500)]  # more than one batch
+    Output().table(["n", "title", "none", "text"], iter(rows))
+    lines = capsys.readouterr().out.split("\n")
+    assert lines[0] == "n\ttitle\tnone\ttext" and lines[-1] == ""
+    assert lines[1:-1] == [f"{n}\ttitle {n}\t\ttab here" for n in range(2500)]
