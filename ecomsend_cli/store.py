@@ -21,6 +21,7 @@ so it stays private: see :meth:`Store.keep_private`.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -1249,7 +1250,7 @@ class Store(AfterCreation):
             + "ORDER BY blocked DESC, t.product_title, t.sku_id"
         )
         with paused_gc():
-            return list(map(SkuRow._make, self.conn.execute(sql, params)))
+            return list(map(functools.partial(tuple.__new__, SkuRow), self.conn.execute(sql, params)))
 
     def search_variants(self, text: str, *, limit: int = 2000) -> list[Variant]:
         """Variants whose SKU or title contains ``text`` (case-insensitive), for the picker."""
