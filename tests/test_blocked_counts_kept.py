@@ -56,6 +56,24 @@ def test_orders_entering_and_leaving_blocked_move_the_counts(cli, store_path):
     assert blocked(cli) == {"c": 2, "a": 1, "b": 0}
 
 
+def test_the_listing_puts_the_most_blocked_first_by_the_kept_counts(cli, store_path):
+    with Store.open(store_path) as store:
+        store.record_order(order("o1", [sku("z", "Z", "Alpha"), sku("y", "Y", "Beta"), sku("x", "X", "Alpha")]),
+                           state="pending")
+        store.record_order(order("o2", [sku("y", "Y", "Beta")]), state="blocked")
+    r = cli("list-unlinked", "--json")  # then by product title, then by id
+    assert [row["tiktok_sku_id"] for row in json.loads(r.stdout)] == ["y", "x", "z"]
+    with Store.open(store_path) as store:
+        store.set_order_state("o1", "blocked")
+        store.set_order_state("o2", "failed")
+    r = cli("list-unlinked", "--json")
+    assert [(row["tiktok_sku_id"], row["blocked_orders"]) for row in json.loads(r.stdout)] == [
+        ("x", 1), ("z", 1), ("y", 1)]
+    with Store.open(store_path) as store:
+        store.set_order_state("o2", "blocked")
+    assert [row["tiktok_sku_id"] for row in json.loads(cli("list-unlinked", "--json").stdout)] == ["y", "x", "z"]
+
+
 def test_a_sync_run_that_creates_the_orders_leaves_no_count(cli, store_path):
     with Store.open(store_path) as store:
         store.record_order(order("o1", [A]), state="blocked")
