@@ -236,7 +236,9 @@ def _m011_link_batches(db: sqlite_utils.Database) -> None:
 # the row instead of done again over 100,000 SKUs per listing (issue 13).
 # Classifying the candidates (match, ambiguous, none) stays in matching.py.
 # Triggers keep it current whoever writes, so no write path can forget it;
-# :meth:`Store.replace_variants` swaps them for one set-based pass.
+# :meth:`Store.replace_variants` swaps them for one set-based pass. A bulk writer
+# must do the same, and drop them before it drops idx_shopify_variants_key: each
+# firing would otherwise scan the whole table (and count in total_changes).
 
 _CANDIDATES_OF_KEY = (
     "(SELECT group_concat(v.variant_id, ' ') FROM shopify_variants v WHERE v.sku_key = {key})"
