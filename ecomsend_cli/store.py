@@ -745,8 +745,8 @@ class StaleLink(NamedTuple):
         unlink = f"or `ecomsend unlink {sku} --yes`"
         if self.deleted:
             was = f" ({self.linked_sku!r})" if self.linked_sku else ""
-            return (f"stale link: linked variant {variant}{was} was deleted in Shopify: relink it with "
-                    f"`ecomsend link {sku} VARIANT --force`, {unlink}")
+            return (f"stale link: linked variant {variant}{was} was deleted in Shopify: relink it to a variant "
+                    f"that exists (`ecomsend list-unlinked --all --search {sku}`), {unlink}")
         return (f"stale link: the SKU of linked variant {variant} changed in Shopify from "
                 f"{self.linked_sku!r} to {self.current_sku!r}: if it is still the right variant, "
                 f"confirm it with `ecomsend link {sku} {variant} --force`; else relink it to "

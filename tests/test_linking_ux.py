@@ -434,3 +434,42 @@ def test_autolink_on_a_terminal_lists_the_rest_links_and_says_what_can_sync(shop
     assert f"Linked 2 SKUs (batch 1; `ecomsend --store {quoted} unlink --batch 1` undoes it)." in term.screen
     assert f"1 blocked order can now sync: run `ecomsend --store {quoted} sync-orders`." in term.screen
     assert max(len(x) for x in term.screen.splitlines() if x.startswith(("┃", "│", "┏", "└"))) <= int(width)
+
+
+def test_every_hint_of_the_other_commands_runs_when_pasted(sandbox, sb_cli, tmp_path, monkeypatch):
+    """The rest of the commands (sync, orders, doctor, catalog, verify, auth, config): every
+    `ecomsend …` they print, on stderr or in a table's fix column, runs as pasted with the
+    user's --config (sync-orders: 0, or 3 while orders wait; doctor: 0 or 1 as it judges)."""
+    monkeypatch.chdir(tmp_path)
+    expected = {"sync-orders": (0, 3), "doctor": (0, 1), "verify-orders": (0, 3)}
+    ran: dict[str, int] = {}
+
+    def step(*argv: str, code: tuple[int, ...] = (0,)) -> None:
+        r = sb_cli(*argv)
+        assert r.exit_code in code, (argv, r.output)
+        for command in hinted(r.stdout + r.stderr):
+            if command in ran or "ecomsend init" in command or "auth tiktok" in command:
+                continue  # init and the TikTok authorisation are interactive first-run flows
+            assert str(sandbox.config_file) in command, command  # the user's --config, repeated
+            name = next(a for a in shlex.split(command)[1:] if not a.startswith("-") and "/" not in a)
+            result = run_hint(command, input="")
+            ran[command] = result.exit_code
+            assert result.exit_code in expected.get(name, (0,)), (argv, command, result.output)
+
+    step("orders", "show", "580000000000000011", code=(1,))  # not pulled yet: `sync-orders --order …`
+    step("orders")  # nothing pulled yet (or only that order)
+    step("sync-orders", code=(3,))  # blocked orders: what to run next
+    step("orders")
+    step("orders", "--state", "blocked")
+    step("orders", "show", "580000000000000011")
+    step("autolink", "--yes")
+    step("orders")  # ready orders: `sync-orders`
+    step("sync-orders", code=(0, 3))
+    step("doctor", code=(0, 1))
+    step("catalog", "refresh")
+    step("verify-orders", code=(0, 3))
+    step("auth", "status")
+    step("auth", "shopify")
+    step("config", "show")
+    assert len(ran) >= 5, ran
+    assert any(" sync-orders" in c for c in ran) and any("list-unlinked --search" in c for c in ran), ran

@@ -95,7 +95,7 @@ def test_an_order_needing_a_stale_link_is_blocked_with_the_fix_not_ready(store_p
     r = cli("orders", "--json")
     rows = {o["tiktok_order_id"]: o for o in json.loads(r.stdout)}
     assert rows["O1"]["state"] == "blocked" and "was deleted in Shopify" in rows["O1"]["reason"]
-    assert "unlinked" not in rows["O1"]["reason"]
+    assert "unlinked SKU" not in rows["O1"]["reason"]
     assert rows["O2"]["state"] == "ready"
     last = without_options(cli("orders").stderr).rstrip().splitlines()[-1]
     assert last == "1 order ready: run `ecomsend sync-orders`"
@@ -134,7 +134,8 @@ def test_orders_show_tells_one_orders_story(sandbox, sb_cli):
     text = sb_cli("orders", "show", "580000000000000013")
     assert text.exit_code == 0
     assert text.stdout.startswith("TikTok order 580000000000000013 (AWAITING_SHIPMENT): blocked\n")
-    assert "('STK-1', Sticker Pack / Assorted) ×4: not linked: `ecomsend link" in text.stdout
+    assert "('STK-1', Sticker Pack / Assorted) ×4: not linked: `ecomsend " in text.stdout
+    assert "list-unlinked --search 1729600000001000011` shows its suggestion" in text.stdout
 
     assert sb_cli("sync-orders").exit_code == 3
     created = sb_cli("orders", "show", "580000000000000002", "--json")
@@ -207,7 +208,9 @@ def test_orders_show_on_a_terminal(sandbox, sb_cli, columns):
     assert story[0].endswith("pulled from TikTok")
     assert any("'TOTE-NAT'" in line and "by tester (auto)" in line for line in story)
     assert story[-1].startswith("  now")
-    assert story[-1].endswith("ready: all SKUs linked now: the next `ecomsend sync-orders` sends it to Shopify")
+    # The hint repeats the user's --config, so it runs as pasted.
+    assert story[-1].endswith(f"ready: all SKUs linked now: the next `ecomsend --config {sandbox.config_file} "
+                              "sync-orders` sends it to Shopify")
 
 
 if sys.platform == "win32":  # pragma: no cover - pty is POSIX

@@ -37,8 +37,8 @@ def test_deleted_and_resku_variants_are_stale_with_the_fix(sandbox, sb_cli):
     assert r.exit_code == 0 and "1 link(s) are stale" in r.stderr, r.stderr
     links = {x["tiktok_sku_id"]: x for x in json.loads(sb_cli("links", "--json").stdout)}
     assert links[tee_m]["stale"] == (
-        f"stale link: linked variant {V}44012 ('TEE-BLK-M') was deleted in Shopify: relink it with "
-        f"`ecomsend link {tee_m} VARIANT --force`, or `ecomsend unlink {tee_m} --yes`")
+        f"stale link: linked variant {V}44012 ('TEE-BLK-M') was deleted in Shopify: relink it to a variant "
+        f"that exists (`ecomsend list-unlinked --all --search {tee_m}`), or `ecomsend unlink {tee_m} --yes`")
     assert links[tee_s]["stale"] is None and links[tee_l]["stale"] is None
 
     # Black / S changes SKU, Black / L only its case (the same code, §4.1); a full refresh sees both.
@@ -79,7 +79,7 @@ def test_deleted_and_resku_variants_are_stale_with_the_fix(sandbox, sb_cli):
     assert "2 link(s) are stale (1 variant(s) deleted in Shopify, 1 changed SKU)" in check["detail"]
     # The fix names a real stale link, in commands that run as pasted (below).
     assert any(f"`ecomsend unlink {x} --yes`" in check["fix"] for x in (tee_m, tee_s)), check["fix"]
-    assert f"`ecomsend link {tee_s} 44011 --force`" in check["fix"] or f"`ecomsend link {tee_m}`" in check["fix"]
+    assert f"`ecomsend link {tee_s} 44011 --force`" in check["fix"] or "offers the picker" in check["fix"]
 
     # The fixes: confirm the re-SKU'd variant (by its number, as the hint says), unlink the deleted one.
     r = sb_cli("link", tee_s, "44011", "--force")

@@ -228,8 +228,9 @@ def _stale_hint(first: StaleLink) -> str:
     """How to mend a stale link, with the first one's real ids (a hint that runs when pasted)."""
     variant = first.shopify_variant_id.rsplit("/", 1)[-1]
     if first.deleted:
-        return (f"relink each to a variant that exists, e.g. `ecomsend link {first.tiktok_sku_id}` on a terminal, "
-                f"or remove it: `ecomsend unlink {first.tiktok_sku_id} --yes`; `ecomsend links` lists them")
+        return (f"remove each, e.g. `ecomsend unlink {first.tiktok_sku_id} --yes`, then link it to a variant "
+                "that exists (on a terminal, `ecomsend link` with its id offers the picker); "
+                "`ecomsend links` lists them")
     return (f"confirm each changed SKU by relinking the same variant, e.g. "
             f"`ecomsend link {first.tiktok_sku_id} {variant} --force`, or remove it: "
             f"`ecomsend unlink {first.tiktok_sku_id} --yes`; `ecomsend links` lists them")

@@ -271,9 +271,8 @@ def _render_sync_report(out: Output, report: Any) -> None:
         for sku in list(report.missing_skus.values())[:20]:
             out.info(f"  {sku['tiktok_sku_id']}  {sku['seller_sku']!r}  {sku['product_title']} / "
                      f"{sku['sku_name']}  ({sku['blocked_orders']} order(s))")
-        first = next(iter(report.missing_skus))
-        out.info("Next: `ecomsend list-unlinked`, then `ecomsend autolink --dry-run` to review SKU-equal "
-                 f"pairs, or pick a variant by hand on a terminal: `ecomsend link {first}`.")
+        out.info("Next: `ecomsend list-unlinked` shows each with its suggestion, then "
+                 "`ecomsend autolink --dry-run` reviews the SKU-equal pairs.")
     failed = [o for o in report.orders.values() if o.state == FAILED]
     if failed:
         out.info("Failed (retried on the next run; fix the cause first):")
@@ -532,14 +531,14 @@ def _show_order(order_id: str, as_json: bool) -> None:
              *([f"  {now_reason}"] if now_reason else []), "", "SKUs:"]
     for x in sku_items:
         what = (f"linked to {variant_text(x['shopify_variant_id'])}" if x["shopify_variant_id"]
-                else f"not linked: `ecomsend link {x['tiktok_sku_id']}`")
+                else f"not linked: `ecomsend list-unlinked --search {x['tiktok_sku_id']}` shows its suggestion")
         if x["stale"]:
             what = x["stale"]
         lines.append(f"  {sku_text(x['tiktok_sku_id'])} ×{x['quantity']}: {what}")
     lines += ["", "Story:"]
     width = max(len(at) for at, _ in events)
     lines += [f"  {at.ljust(width)}  {what}" for at, what in events]
-    s.out.text("\n".join(lines))
+    s.out.text(s.out.in_context("\n".join(lines)))
 
 
 def _story(row: Any, times: Any, history: list, life: dict, now_state: str, now_reason: str,
