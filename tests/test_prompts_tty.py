@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import os
 
+import pytest
+
 from ecomsend_cli.store import LinkChange, Store
 from tests.factory import order, sku, variant
 from tests.terminal import Terminal
@@ -79,9 +81,10 @@ def test_picker_ranks_the_seller_sku_first_and_q_quits(store_path):
         assert store.link("t1") is None
 
 
-def test_picker_puts_the_right_variant_first_for_a_typo(store_path):
+@pytest.mark.parametrize("columns", ["80", "160"])
+def test_picker_puts_the_right_variant_first_for_a_typo(store_path, columns):
     make_store(store_path)
-    term = Terminal("--store", str(store_path), "link", "t2", env={"COLUMNS": "80"})
+    term = Terminal("--store", str(store_path), "link", "t2", env={"COLUMNS": columns})
     term.expect("Search: mystery")
     term.send("mgu-blue")  # a typo in the SKU: difflib's old picker found nothing
     screen = term.expect("Search: mgu-blue")
@@ -94,9 +97,10 @@ def test_picker_puts_the_right_variant_first_for_a_typo(store_path):
         assert store.link("t2").shopify_variant_id == V + "2"
 
 
-def test_picker_refuses_an_out_of_range_number_and_esc_cancels_cleanly(store_path):
+@pytest.mark.parametrize("columns", ["80", "160"])
+def test_picker_refuses_an_out_of_range_number_and_esc_cancels_cleanly(store_path, columns):
     make_store(store_path)
-    term = Terminal("--store", str(store_path), "link", "t1", env={"COLUMNS": "160"})
+    term = Terminal("--store", str(store_path), "link", "t1", env={"COLUMNS": columns})
     term.expect("Search: mug-red")
     term.send("99")
     screen = term.expect("No row 99")
@@ -109,11 +113,12 @@ def test_picker_refuses_an_out_of_range_number_and_esc_cancels_cleanly(store_pat
         assert store.link("t1") is None
 
 
-def test_link_without_arguments_offers_the_unlinked_skus_most_blocked_first(store_path):
+@pytest.mark.parametrize("columns", ["80", "160"])
+def test_link_without_arguments_offers_the_unlinked_skus_most_blocked_first(store_path, columns):
     make_store(store_path)
     with Store.open(store_path) as store:
         store.record_order(order("o2", [sku("t2", "mystery", "TT Tee", "S")]), state="blocked")
-    term = Terminal("--store", str(store_path), "link", env={"COLUMNS": "80"})
+    term = Terminal("--store", str(store_path), "link", env={"COLUMNS": columns})
     screen = term.expect("Search:")
     assert "t2" in first_row(screen)  # blocks two orders, t1 one
     term.send("1")
