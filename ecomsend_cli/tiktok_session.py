@@ -244,20 +244,21 @@ class RatePacer:
 
     TikTok documents no number for its rate limit, only the refusal (36009002,
     HTTP 429, "too many requests in a short period of time"), so nothing is
-    paced until TikTok refuses a request. At that refusal the requests it
-    accepted in the ``window`` before are the limit it showed; from then on a
-    request waits until fewer than that many were sent in the last ``window``.
-    Concurrent senders share one pacer, so a refusal pauses them all instead of
-    each backing off on its own, which wasted the window in bursts (issue 11's
-    tracking bench). A later refusal learns the limit again (another process may
-    share the shop's budget). A refusal with fewer than :attr:`MIN_LEARNED`
-    accepted requests teaches nothing: the caller backs off instead.
+    paced until TikTok refuses a request. Once every request sent before that
+    refusal is answered, the ones TikTok accepted in the ``window`` before it
+    are the limit it showed; from then on a request waits until fewer than
+    that many were sent in the last ``window``. Concurrent senders share one
+    pacer, so a refusal pauses them all instead of each backing off on its own,
+    which wasted the window in bursts (issue 11's tracking bench). A refusal
+    with fewer than :attr:`MIN_LEARNED` accepted requests teaches nothing: the
+    caller backs off instead.
 
     Requests reach TikTok a little later than they leave here, and not always
     in order (a busy machine, a slow network), so a later refusal that shows
     fewer accepted requests than the known limit first widens the margin kept
     beyond the window (doubling, up to :attr:`MAX_MARGIN_S`); only when the
-    margin is already at its widest does it lower the limit.
+    margin is already at its widest does it lower the limit (another process
+    may share the shop's budget).
     """
 
     MIN_LEARNED = 2
@@ -272,48 +273,78 @@ class RatePacer:
         self.margin = self.MARGIN_S
         self._clock = clock
         self._sleep = sleep
-        self._sent: list[float] = []
+        self._sent: list[float] = []  # send times of the requests TikTok counts (or may yet)
+        self._pending: list[float] = []  # ... of those not answered yet
+        self._refusals: list[float] = []  # refusals not learned from yet
         self._lock = threading.Lock()
 
     def acquire(self) -> float:
-        """Wait for a free place in the window; returns the send time to hand back on a refusal."""
+        """Wait for a free place in the window; returns the send time to hand to :meth:`answered`."""
+        waited = 0.0
         while True:
             with self._lock:
                 now = self._clock()
                 horizon = now - self.window - self.margin
                 while self._sent and self._sent[0] <= horizon:
                     self._sent.pop(0)
-                if self.limit is None or len(self._sent) < self.limit:
+                if self.limit is None and self._refusals and waited < self.window:
+                    wait = 0.01  # a refusal is being learned from: its earlier requests are still out
+                elif self.limit is None or len(self._sent) < self.limit:
                     self._sent.append(now)
+                    self._pending.append(now)
                     return now
-                wait = self._sent[len(self._sent) - self.limit] - horizon
-            self._sleep(max(wait, 0.001))
+                else:
+                    wait = self._sent[len(self._sent) - self.limit] - horizon
+            wait = max(wait, 0.001)
+            waited += wait
+            self._sleep(wait)
+
+    def answered(self, sent_at: float, *, refused: bool = False) -> None:
+        """TikTok answered the request sent at ``sent_at``; ``refused``: as too many."""
+        with self._lock:
+            _drop(self._pending, sent_at)
+            if refused:
+                _drop(self._sent, sent_at)  # refused requests do not count against the limit
+                self._refusals.append(sent_at)
+            self._learn()
 
     def forget(self, sent_at: float) -> None:
         """The request sent at ``sent_at`` got no answer: TikTok may not have counted it."""
         with self._lock:
-            if sent_at in self._sent:
-                self._sent.remove(sent_at)
+            _drop(self._pending, sent_at)
+            _drop(self._sent, sent_at)
+            self._learn()
 
     def refused(self, sent_at: float) -> bool:
-        """TikTok refused the request sent at ``sent_at`` as too many: learn its limit.
-
-        Returns True when a limit is known, so the caller waits in :meth:`acquire`
-        rather than backing off.
-        """
+        """TikTok refused the request sent at ``sent_at`` as too many; True when the caller
+        should wait in :meth:`acquire` (a limit is known, or being learned) rather than back off."""
+        self.answered(sent_at, refused=True)
         with self._lock:
-            if sent_at in self._sent:
-                self._sent.remove(sent_at)  # refused requests do not count against the limit
-            accepted = sum(1 for t in self._sent if sent_at - self.window < t <= sent_at)
+            return self.limit is not None or bool(self._refusals)
+
+    def _learn(self) -> None:
+        """Learn from each refusal once every request sent before it is answered: the ones
+        TikTok accepted in the window before it are then known, not guessed (lock held)."""
+        waiting = []
+        for at in self._refusals:
+            if any(t < at for t in self._pending):
+                waiting.append(at)
+                continue
+            accepted = sum(1 for t in self._sent if at - self.window < t <= at and t not in self._pending)
             if accepted < self.MIN_LEARNED:
-                pass
-            elif self.limit is None or accepted >= self.limit:
+                continue
+            if self.limit is None or accepted >= self.limit:
                 self.limit = accepted
             elif self.margin < self.MAX_MARGIN_S:
                 self.margin = min(self.margin * 2, self.MAX_MARGIN_S)  # late arrivals, most likely
             else:
                 self.limit = accepted
-            return self.limit is not None
+        self._refusals = waiting
+
+
+def _drop(times: list[float], at: float) -> None:
+    if at in times:
+        times.remove(at)
 
 
 class TikTokSession:
@@ -727,9 +758,13 @@ class TikTokSession:
                     what, f"TikTok answered HTTP {response.status_code}"
                     + (f" (code {code})" if code is not None else ""),
                     code=code if code is not None else response.status_code, request_id=request_id)
+            if throttled:
+                paced = self.pacer.refused(sent_at)
+            else:
+                self.pacer.answered(sent_at)
+                paced = False
             if throttled or transient:
                 if attempt < self.max_retries:
-                    paced = throttled and self.pacer.refused(sent_at)
                     retry_after = response.headers.get("retry-after")
                     # Paced, the first retry waits for the window; a second refusal backs off too.
                     if not paced or attempt > 0 or retry_after:

@@ -551,20 +551,43 @@ def test_a_refusal_with_nothing_accepted_before_it_teaches_nothing() -> None:
 
     pacer = RatePacer(clock=lambda: 10.0, sleep=lambda s: None)
     sent = pacer.acquire()
-    assert pacer.refused(sent) is False  # another process spent the budget: back off instead
+    pacer.refused(sent)  # another process spent the budget: back off instead
     assert pacer.limit is None
+
+
+def clocked_pacer():
+    from ecomsend_cli.tiktok_session import RatePacer
+
+    now = [0.0]
+    return now, RatePacer(clock=lambda: now[0], sleep=lambda s: now.__setitem__(0, now[0] + s))
+
+
+def test_requests_still_out_at_a_refusal_are_not_counted_until_answered() -> None:
+    now, pacer = clocked_pacer()
+    sent = [pacer.acquire() for _ in range(7)]  # concurrent senders: all seven out at once
+    for t in sent[:5]:
+        pacer.answered(t)
+    pacer.refused(sent[5])  # the 6th is refused while the 7th is still out...
+    assert pacer.limit is None  # ...so nothing is learned yet: the 7th may be a refusal too
+    pacer.refused(sent[6])
+    assert pacer.limit == 5  # not 6: the 7th, refused, was never one TikTok counted
 
 
 def test_a_later_refusal_below_the_limit_widens_the_margin_before_lowering_the_limit() -> None:
     from ecomsend_cli.tiktok_session import RatePacer
 
-    now = [0.0]
-    pacer = RatePacer(clock=lambda: now[0], sleep=lambda s: now.__setitem__(0, now[0] + s))
-    sent = [pacer.acquire() for _ in range(6)]
-    assert pacer.refused(sent[-1]) and pacer.limit == 5
+    now, pacer = clocked_pacer()
+
+    def accepted(n: int) -> None:
+        for _ in range(n):
+            pacer.answered(pacer.acquire())
+
+    accepted(5)
+    pacer.refused(pacer.acquire())
+    assert pacer.limit == 5
     now[0] = 10.0  # a later window: three accepted, then a refusal (arrivals bunched up at TikTok)
-    late = [pacer.acquire() for _ in range(4)]
-    pacer.refused(late[-1])
+    accepted(3)
+    pacer.refused(pacer.acquire())
     assert pacer.limit == 5 and pacer.margin == 2 * RatePacer.MARGIN_S
     while pacer.margin < RatePacer.MAX_MARGIN_S:  # refused again and again: the margin widens...
         pacer.refused(pacer.acquire())
