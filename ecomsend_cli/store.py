@@ -38,7 +38,7 @@ from .bulk import paused_gc
 from .errors import StoreError
 from .matching import sku_key
 from .models import InvalidOrder, Link, OrderItem, PulledOrder, TikTokSku, Variant, VariantColumns
-from .store_after import AfterCreation, migrate_after_creation
+from .store_after import AfterCreation, migrate_after_creation, migrate_cancelled_index
 
 if TYPE_CHECKING:
     import sqlite_utils
@@ -366,6 +366,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("011_link_batches", _m011_link_batches),
     ("012_sku_candidates", _m012_sku_candidates),
     ("013_sku_blocked_orders", _m013_sku_blocked_orders),
+    ("014_orders_cancelled_index", migrate_cancelled_index),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
