@@ -56,8 +56,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-import httpx
-
 from . import shopify_documents as docs
 from .config import ShopifyConfig
 from .errors import (
@@ -95,7 +93,7 @@ from .shopify_records import (
     transaction_record,
     user_errors,
 )
-from .transport import deadline, deadline_passed, http_client, tls_verify
+from .transport import deadline, deadline_passed, http_client, httpx, tls_verify
 
 INVENTORY_BEHAVIOURS = ("BYPASS", "DECREMENT_IGNORING_POLICY", "DECREMENT_OBEYING_POLICY")
 TOKEN_NAME = "shopify"
