@@ -7,8 +7,8 @@ is the same match done by one plain SQL join over the same normalised keys in
 the `sqlite3` shell (or Python's sqlite3 where the shell is absent).
 Prints wall time (best of N), the ratio to the floor and peak RSS.
 
-    python bench/autolink.py [--skus 100000] [--variants 250000] [--runs 3]
-Targets: ratio <= 2.0, peak <= 300 MB.
+    python bench/autolink.py [--skus 100000] [--variants 250000] [--runs 3] [--quick]
+Targets: ratio <= 2.0, peak <= 300 MB. Last, one RESULT line for bench/run_all.py.
 """
 
 from __future__ import annotations
@@ -24,7 +24,10 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from results import emit, row  # noqa: E402  (bench/results.py)
 
 from ecomsend_cli.models import OrderItem, PulledOrder, TikTokSku, Variant  # noqa: E402
 from ecomsend_cli.store import Store  # noqa: E402
@@ -116,7 +119,11 @@ def main() -> None:
     parser.add_argument("--skus", type=int, default=100_000)
     parser.add_argument("--variants", type=int, default=250_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="10,000 SKUs, 25,000 variants, 1 run: a smoke test")
     args = parser.parse_args()
+    if args.quick:
+        args.skus, args.variants, args.runs = 10_000, 25_000, 1
+    rows = []
     folder = Path(tempfile.mkdtemp(prefix="ecomsend-bench-"))
     try:
         path = folder / "bench.db"
@@ -150,6 +157,7 @@ def main() -> None:
             verdict = "ok" if secs <= 2 * floor and mem <= 300 else "MISSED"
             print(f"{name:28s} {secs:.3f}s  ratio {secs / floor:.2f}x  peak {mem:.0f} MB  "
                   f"({size / 1e6:.1f} MB JSON)  [{verdict}: target <= 2.0x, <= 300 MB]")
+            rows.append(row(name, round(secs / floor, 3), round(mem), seconds=round(secs, 3)))
         version, _, _ = best([sys.executable, "-m", "ecomsend_cli", "--version"], args.runs)
         py, _, _ = best([sys.executable, "-c", "pass"], args.runs)
         helptime, _, _ = best([sys.executable, "-m", "ecomsend_cli", "--help"], args.runs)
@@ -157,6 +165,7 @@ def main() -> None:
               f"ecomsend --help {helptime:.3f}s")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+    emit("autolink", rows)
 
 
 if __name__ == "__main__":

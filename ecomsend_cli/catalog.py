@@ -17,10 +17,10 @@ Deleted products are only noticed by a full refresh; ``catalog refresh
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from .models import Variant
 from .store import CATALOG_REFRESHED_KEY
@@ -41,7 +41,7 @@ class CatalogStore(Protocol):
 
     def set_state(self, key: str, value: str | None) -> None: ...
 
-    def replace_variants(self, variants: Iterable[Variant]) -> int: ...
+    def replace_variant_rows(self, batches: Iterable[Sequence[Sequence[Any]]]) -> int: ...
 
     def upsert_variants(self, variants: Iterable[Variant], *, product_ids: list[str]) -> int: ...
 
@@ -49,7 +49,7 @@ class CatalogStore(Protocol):
 class CatalogClient(Protocol):
     """What the refresh needs from :class:`ecomsend_cli.shopify.ShopifyClient`."""
 
-    def bulk_variants(self, *, poll_interval: float = ...) -> Iterable[Variant]: ...
+    def bulk_variant_rows(self, *, poll_interval: float = ...) -> Iterable[list[tuple]]: ...
 
     def iter_variants(
         self, updated_since: str | None = None, *, product_ids: Iterable[str] = ()
@@ -95,7 +95,7 @@ def refresh_catalog(
     clock = time.perf_counter()
     last = _parse(store.get_state(STATE_KEY))
     if full or last is None:
-        count = store.replace_variants(client.bulk_variants(poll_interval=poll_interval))
+        count = store.replace_variant_rows(client.bulk_variant_rows(poll_interval=poll_interval))
         mode, products = FULL, 0
     else:
         since = _iso(last - OVERLAP)

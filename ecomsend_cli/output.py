@@ -14,24 +14,30 @@ what they read. So every method here that writes text passes it through
 new command that prints through :class:`Output` is safe without thinking of
 it. ``--json`` stays exact (it escapes those characters instead); CSV
 written for a re-import stays exact too (see :meth:`Output.data_stream`).
+
+Rich is imported when a console is first needed. Writing to a file or a
+pipe (a cron log), a line of talk is what Rich would print there, the text
+and a newline, so it is written as such: a ``sync-orders`` run with nothing to
+do then never imports Rich (some 25 ms of its start-up).
 """
 
 from __future__ import annotations
 
+import builtins
+import os
 import re
 import sys
 from collections.abc import Iterable, Sequence
-from typing import Any, NamedTuple, TextIO
-
-from rich.cells import cell_len
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING, Any, NamedTuple, TextIO
 
 from .bulk import paused_gc
 from .errors import NeedsTerminalError
 from .models import VARIANT_GID_PREFIX
 from .text import terminal_safe
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.text import Text
 
 # DEL, C1 and bidi controls, which JSON encoders write raw (C0 they escape), as
 # their UTF-8 bytes (UTF-8 never starts a character inside another's bytes, so
@@ -39,6 +45,19 @@ from .text import terminal_safe
 _JSON_UNSAFE = re.compile(b"\x7f|\xc2[\x80-\x9f]|\xe2\x80[\xaa-\xae]|\xe2\x81[\xa6-\xa9]")
 # Colour and style codes (SGR) of a child ecomsend run: they only colour text.
 _SGR = re.compile("(\x1b\\[[0-9;]*m)")
+# Variables with which Rich may take a file or a pipe for a terminal (or a notebook).
+_RICH_TERMINAL_VARIABLES = ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "JUPYTER_COLUMNS", "JUPYTER_LINES")
+
+
+def _plainly_not_a_terminal(stream: TextIO) -> bool:
+    """True when Rich, too, would write to ``stream`` as to a file: it is not a terminal and
+    nothing tells Rich otherwise. False when in doubt (then Rich decides)."""
+    if any(name in os.environ for name in _RICH_TERMINAL_VARIABLES) or hasattr(builtins, "get_ipython"):
+        return False
+    try:
+        return not stream.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def _json_safe(data: bytes) -> bytes:
@@ -104,9 +123,8 @@ def short_variant_id(value: Any) -> str:
 
 class Output:
     def __init__(self, *, quiet: bool = False, verbose: bool = False) -> None:
-        # No emoji codes: ":fire:" in a product title prints as typed.
-        self.out = Console(soft_wrap=True, highlight=False, emoji=False)
-        self.err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
+        self._out: Console | None = None
+        self._err: Console | None = None
         self.quiet = quiet
         self.verbose = verbose
         # Something went to stdout: a failure then prints no JSON error document after it
@@ -122,12 +140,51 @@ class Output:
             return text
         return text.replace("`ecomsend ", f"`ecomsend {self.context} ")
 
+    @property
+    def out(self) -> Console:
+        """The Rich console of stdout (made on first use)."""
+        if self._out is None:
+            from rich.console import Console
+
+            # No emoji codes: ":fire:" in a product title prints as typed.
+            self._out = Console(soft_wrap=True, highlight=False, emoji=False)
+        return self._out
+
+    @property
+    def err(self) -> Console:
+        """The Rich console of stderr (made on first use)."""
+        if self._err is None:
+            from rich.console import Console
+
+            self._err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
+        return self._err
+
+    @property
+    def err_is_terminal(self) -> bool:
+        """Whether stderr is a terminal, as Rich sees it (without Rich when plainly not)."""
+        if self._err is None and _plainly_not_a_terminal(sys.stderr):
+            return False
+        return self.err.is_terminal
+
+    @property
+    def err_is_interactive(self) -> bool:
+        """Whether stderr is a terminal a person watches, as Rich sees it (without Rich when plainly not)."""
+        if self._err is None and _plainly_not_a_terminal(sys.stderr):
+            return False
+        return self.err.is_interactive
+
     # -- talk (stderr) ------------------------------------------------------------
 
     def _say(self, message: str, style: str | None = None) -> None:
+        text = terminal_safe(self.in_context(message))
+        if self._err is None and "\t" not in text and _plainly_not_a_terminal(sys.stderr):
+            # What Rich prints to a file or a pipe: the text, unstyled, unwrapped (soft_wrap),
+            # and a newline (Rich only changes tabs, to spaces). tests/test_output_plain.py holds it to that.
+            sys.stderr.write(text + "\n")
+            sys.stderr.flush()
+            return
         # Rich drops colours under NO_COLOR but keeps bold/dim; drop every style then.
-        self.err.print(terminal_safe(self.in_context(message)), markup=False,
-                       style=None if self.err.no_color else style)
+        self.err.print(text, markup=False, style=None if self.err.no_color else style)
 
     def info(self, message: str) -> None:
         if not self.quiet:
@@ -160,6 +217,9 @@ class Output:
 
     @property
     def is_terminal(self) -> bool:
+        """Whether stdout is a terminal, as Rich sees it (without Rich when plainly not)."""
+        if self._out is None and _plainly_not_a_terminal(sys.stdout):
+            return False
         return self.out.is_terminal
 
     def json(self, data: Any) -> None:
@@ -233,9 +293,8 @@ class Output:
         :class:`Column` specs a terminal table fits its width without breaking
         an id: see :func:`_fit`.
         """
-        console = self.err if to_stderr else self.out
         self.data_written = self.data_written or not to_stderr
-        if not console.is_terminal:
+        if not (self.err_is_terminal if to_stderr else self.is_terminal):
             stream = sys.stderr if to_stderr else sys.stdout
             stream.write(_plain_line([c.header if isinstance(c, Column) else c for c in columns]) + "\n")
             with paused_gc():
@@ -251,6 +310,9 @@ class Output:
                     stream.write("\n".join(batch))
             stream.flush()
             return
+        from rich.table import Table
+
+        console = self.err if to_stderr else self.out
         if any(isinstance(c, Column) for c in columns):
             self._fitted_table(console, [c if isinstance(c, Column) else Column(c) for c in columns],
                                rows, title=title, hidden_hint=hidden_hint)
@@ -268,6 +330,9 @@ class Output:
 
     def _fitted_table(self, console: Console, columns: list[Column], rows: Iterable[Sequence[Any]], *,
                       title: str | None, hidden_hint: str) -> None:
+        from rich.table import Table
+        from rich.text import Text
+
         cells = [[_cell_text(col, value) for col, value in zip(columns, row, strict=True)] for row in rows]
         width = console.width
         keep, widths = _fit(columns, cells, width)
@@ -332,6 +397,8 @@ def _cell_text(column: Column, value: Any) -> str:
 
 
 def _rich_cell(column: Column, text: str) -> Text:
+    from rich.text import Text
+
     if column.kind == TEXT:
         return Text(text, overflow="fold")
     return Text(text, no_wrap=True, overflow="ellipsis" if column.kind == TITLE else "fold")
@@ -347,6 +414,8 @@ def _fit(columns: Sequence[Column], cells: list[list[str]], width: int) -> tuple
     (highest ``drop`` first) until the minimums fit, and the space left is
     shared in proportion to what each column still wants.
     """
+    from rich.cells import cell_len
+
     n = len(columns)
     natural = [max((len(line) for c in [col.header] for line in c.split("\n")), default=0) for col in columns]
     minimum = [max((len(w) for w in col.header.split()), default=1) for col in columns]
@@ -426,6 +495,8 @@ def _plain(value: Any) -> str:
 
 def _cell(value: Any) -> Text:
     """A cell of a Rich table: literal text (no markup), line breaks kept."""
+    from rich.text import Text
+
     return Text("" if value is None else terminal_safe(str(value)))
 
 

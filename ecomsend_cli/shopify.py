@@ -56,8 +56,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-import httpx
-
 from . import shopify_documents as docs
 from .config import ShopifyConfig
 from .errors import (
@@ -95,7 +93,7 @@ from .shopify_records import (
     transaction_record,
     user_errors,
 )
-from .transport import deadline, deadline_passed, http_client, tls_verify
+from .transport import deadline, deadline_passed, http_client, httpx, tls_verify
 
 INVENTORY_BEHAVIOURS = ("BYPASS", "DECREMENT_IGNORING_POLICY", "DECREMENT_OBEYING_POLICY")
 TOKEN_NAME = "shopify"
@@ -711,14 +709,26 @@ class ShopifyClient:
     def bulk_variants(
         self, *, poll_interval: float = 2.0, max_wait: float | None = None
     ) -> Iterator[Variant]:
-        """The whole catalog through a bulk operation (DESIGN §4.3).
+        """The whole catalog through a bulk operation (DESIGN §4.3), as ``Variant`` records.
+
+        See :meth:`bulk_variant_rows`, which this reads.
+        """
+        batches = self.bulk_variant_rows(poll_interval=poll_interval, max_wait=max_wait)
+        return (Variant(*row) for batch in batches for row in batch)
+
+    def bulk_variant_rows(
+        self, *, poll_interval: float = 2.0, max_wait: float | None = None
+    ) -> Iterator[list[tuple]]:
+        """The whole catalog through a bulk operation (DESIGN §4.3), in batches of rows.
 
         Runs ``bulkOperationRunQuery`` and polls until it completes (starting
         fast, backing off to ``poll_interval`` seconds) before returning, so
         a caller can open its store transaction only once the file is ready.
         The returned iterator streams the JSONL result, joining each variant to
         its product by ``__parentId``; lines are parsed as they arrive and
-        the file is never held whole.
+        the file is never held whole. Each row is a tuple in the field order
+        of :class:`~ecomsend_cli.models.Variant`: a full refresh writes them to
+        the store as they are, without an object per variant.
         """
         url = self._run_bulk_query(docs.BULK_VARIANTS_QUERY, poll_interval, max_wait)
         if not url:
@@ -1269,8 +1279,9 @@ def _parse_lines(block: bytes, loads: Callable[[bytes], Any]) -> list[dict]:
     return loads(b"[" + block.replace(b"\n", b",") + b"]")
 
 
-def _join_bulk_objects(batches: Iterable[list[dict]]) -> Iterator[Variant]:
-    """Variants from bulk JSONL objects, each joined to its product by ``__parentId``.
+def _join_bulk_objects(batches: Iterable[list[dict]]) -> Iterator[list[tuple]]:
+    """Variant rows (in ``Variant``'s field order) from batches of bulk JSONL objects, each
+    joined to its product by ``__parentId``; one batch of rows per batch of objects that holds variants.
 
     Shopify does not promise that a parent line comes before its children, so
     a child whose parent is not yet seen waits until it is; only product
@@ -1279,6 +1290,7 @@ def _join_bulk_objects(batches: Iterable[list[dict]]) -> Iterator[Variant]:
     products: dict[str, tuple] = {}
     waiting: dict[str, list[dict]] = defaultdict(list)
     for batch in batches:
+        rows = []
         for obj in batch:
             parent = obj.get("__parentId")
             if parent is None:
@@ -1287,22 +1299,25 @@ def _join_bulk_objects(batches: Iterable[list[dict]]) -> Iterator[Variant]:
                     key, obj.get("title") or "", obj.get("status") or "", obj.get("updatedAt")
                 )
                 for child in waiting.pop(key, ()):
-                    yield _bulk_variant(child, product)
+                    rows.append(_bulk_row(child, product))
                 continue
             product = products.get(parent)
             if product is None:
                 waiting[parent].append(obj)
             else:
-                yield _bulk_variant(obj, product)
-    for parent, children in waiting.items():  # a parent that never came: keep the variants
-        for child in children:
-            yield _bulk_variant(child, (parent, "", "", None))
+                rows.append(_bulk_row(obj, product))
+        if rows:
+            yield rows
+    # A parent that never came: keep the variants.
+    orphans = [_bulk_row(child, (parent, "", "", None)) for parent, children in waiting.items() for child in children]
+    if orphans:
+        yield orphans
 
 
-def _bulk_variant(node: dict, product: tuple) -> Variant:
+def _bulk_row(node: dict, product: tuple) -> tuple:
     item = node.get("inventoryItem")
     pid, title, status, updated_at = product
-    return Variant(
+    return (
         node["id"], pid, title, node.get("title") or "", node.get("sku") or "",
         item.get("id") if item else None, node.get("inventoryQuantity"), status, updated_at,
     )

@@ -53,12 +53,10 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-import httpx
-
 from .config import TikTokConfig
 from .errors import ApiError, AuthError, NetworkError, OutcomeUnknownError, RateLimitedError
 from .models import TokenCache
-from .transport import deadline, deadline_passed, http_client, tls_verify
+from .transport import deadline, deadline_passed, http_client, httpx, tls_verify
 
 TOKEN_CACHE_NAME = "tiktok"
 

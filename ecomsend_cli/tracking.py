@@ -42,15 +42,17 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .errors import ApiError, AuthError, NetworkError, OutcomeUnknownError
 from .order_input import FBT
 from .run import Checkpoints, PhaseReport
-from .shopify_records import OrderFulfillments
 from .store import Store
 from .store_after import CreatedLines, Shipment
 from .text import terminal_safe
+
+if TYPE_CHECKING:  # type hints only: a run that reads nothing from Shopify skips the module
+    from .shopify_records import OrderFulfillments
 
 CHUNK = 250  # orders a chunk: what one Shopify read of their fulfillments holds
 EDIT_WINDOW_HOURS = 72  # TikTok lets a package's tracking be changed this long after shipping

@@ -1,4 +1,12 @@
-"""How the API clients open HTTP connections: one TLS context per process, and total deadlines.
+"""How the API clients open HTTP connections: httpx without its command line, one TLS context
+per process, and total deadlines.
+
+The clients import httpx from here. httpx imports its own command-line tool
+with itself whenever click is installed (sqlite-utils installs it): click,
+pygments and Rich's progress and syntax modules, about 20 ms of the start-up
+of every cron run of ``sync-orders``. ecomsend never runs that
+tool; with ``None`` in its place in ``sys.modules``, httpx takes the fallback it
+has for an install without the tool.
 
 Building a TLS context (loading the CA bundle) costs about 0.2 s; httpx does
 it for every client. The clients here share one, and skip it for plain-HTTP
@@ -17,11 +25,16 @@ Past the deadline the operation fails as httpx's ``ConnectTimeout``,
 from __future__ import annotations
 
 import ssl
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+
+sys.modules.setdefault("httpx._main", None)  # see the module docstring
+
+import httpx  # noqa: E402  (after the line above)
 
 _context: ssl.SSLContext | None = None
 _lock = threading.Lock()
@@ -67,8 +80,6 @@ def deadline_passed(exc: BaseException) -> bool:
 
 def http_client(*, verify: ssl.SSLContext | bool, timeout: Any, **kwargs: Any) -> Any:
     """An ``httpx.Client`` whose connections honour :func:`deadline` (see the module docstring)."""
-    import httpx
-
     return httpx.Client(transport=_DeadlineTransport(verify=verify), timeout=timeout, **kwargs)
 
 
@@ -84,9 +95,8 @@ def _remaining(timeout: float | None, error: type[Exception]) -> float | None:
 
 
 def _deadline_classes() -> tuple[type, type]:
-    """The transport and network backend classes, built on first use (httpx is imported lazily)."""
+    """The transport and network backend classes, built on first use."""
     import httpcore
-    import httpx
 
     def bounded(operation: Any, timeout: float | None, error: type[Exception]) -> Any:
         """Run ``operation(timeout)`` with the timeout cut to the deadline; a timeout that the

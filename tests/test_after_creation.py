@@ -257,3 +257,37 @@ def test_an_upgraded_store_follows_only_its_recent_orders(tmp_path, monkeypatch)
         states = upgraded.life_states(["1", "2", "3"])
     assert states["1"][0] == states["2"][0] == "pending" and states["1"][2] == states["2"][2] == "open"
     assert states["3"][0] is None and states["3"][2] is None
+
+
+def test_the_check_for_cancelled_orders_does_not_read_every_order(tmp_path):
+    """Every run looks for synced orders TikTok has since cancelled (§6b.3): through an index of
+    the cancelled ones, so its work does not grow with the orders kept (a run with nothing to do
+    over 50,000 synced orders read them all)."""
+    from tests.factory import order, sku
+
+    def check(store: Store) -> tuple[list[str], int]:
+        steps = 0
+
+        def step() -> int:
+            nonlocal steps
+            steps += 1
+            return 0  # go on
+
+        store.conn.set_progress_handler(step, 1)  # called at every SQLite VM instruction
+        try:
+            return store.cancelled_on_tiktok(), steps
+        finally:
+            store.conn.set_progress_handler(None, 1)
+
+    def synced(store: Store, order_id: str, status: str) -> None:
+        store.record_order(order(order_id, [sku("1729001", "A-1")], status=status), state="pending")
+        assert store.adopt_order(order_id, f"gid://shopify/Order/{order_id}", f"#{order_id}", reason="")
+
+    with Store.open(tmp_path / "s.db") as store:
+        synced(store, "1", "CANCELLED")
+        few = check(store)
+        for n in range(2, 402):
+            synced(store, str(n), "AWAITING_SHIPMENT")
+        many = check(store)
+    assert few[0] == many[0] == ["1"]
+    assert many[1] == few[1]  # the same work for 1 order as for 401

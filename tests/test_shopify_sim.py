@@ -457,6 +457,29 @@ def test_full_then_incremental_catalog_refresh(tmp_path, sim):
     store.close()
 
 
+def test_a_full_refresh_writes_rows_without_a_variant_object_each(tmp_path, sim, monkeypatch):
+    """The bulk file goes to the store as rows (issue 13: 250,000 ``Variant`` objects cost 0.5 s),
+    and the cache holds exactly what the ``Variant`` records of the same file say."""
+    from ecomsend_cli import models, shopify
+
+    client = client_for(sim)
+    expected = sorted(client.bulk_variants(poll_interval=0.05), key=lambda v: v.variant_id)
+    built = []
+
+    class Counted(models.Variant):
+        def __init__(self, *args, **kwargs):
+            built.append(args)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(shopify, "Variant", Counted)
+    with Store.open(tmp_path / "ecomsend.db") as store:
+        result = refresh_catalog(store, client, full=True, poll_interval=0.05)
+        cached = sorted(store.iter_variants(), key=lambda v: v.variant_id)
+    assert built == []
+    assert (result.mode, result.variants) == ("full", 60)
+    assert cached == expected and len({v.variant_id for v in cached}) == 60
+
+
 def test_catalog_staleness(tmp_path):
     store = Store.open(tmp_path / "ecomsend.db")
     assert catalog_is_stale(store, 60)

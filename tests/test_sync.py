@@ -365,3 +365,32 @@ def test_missing_shopify_config_fails_before_any_order_is_marked(sandbox, sb_cli
     r = sb_cli("--config", str(path), "sync-orders")
     assert r.exit_code == 1 and "Shopify is not configured" in r.stderr
     assert "creating" not in store_states(sandbox).values()
+
+
+def test_a_run_with_nothing_to_do_polls_each_phase_once_and_imports_only_what_it_needs(tmp_path):
+    """Cron runs sync-orders every few minutes, mostly to find nothing: one poll per phase
+    (orders, cancellations, returns), and no start-up cost for what such a run never uses —
+    Rich (a plain line goes to the log), httpx's command line, the Shopify client."""
+    import sys
+
+    from ecomsend_cli.sandbox import Sandbox
+
+    with Sandbox(tmp_path / "sandbox", "demo", tiktok_options={"orders": []}) as box:
+        config = box.write_config()
+        first = subprocess.run(python_cmd("--config", str(config), "sync-orders"), capture_output=True, text=True)
+        assert first.returncode == 0, first.stderr
+        before = len(box.shopify.ops()), len(box.tiktok.ops())
+        code = (
+            "import sys\n"
+            f"sys.argv = ['ecomsend', '--config', {str(config)!r}, 'sync-orders']\n"
+            "from ecomsend_cli.cli import main\n"
+            "try:\n    main()\nexcept SystemExit as exit:\n    assert not exit.code, exit.code\n"
+            "print('LOADED', sorted({m for m in sys.modules if m.split('.')[0] in ('rich', 'click', 'pygments')"
+            " or m in ('ecomsend_cli.shopify', 'ecomsend_cli.shopify_records', 'sqlite_utils')}))\n"
+        )
+        second = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        polls = [e["op"] for e in [*box.shopify.ops()[before[0]:], *box.tiktok.ops()[before[1]:]]]
+    assert second.returncode == 0, second.stderr
+    assert "LOADED []" in second.stdout
+    assert second.stderr == first.stderr == "pulled 0; synced 0, blocked 0, failed 0, skipped 0, waiting 0.\n"
+    assert sorted(polls) == ["cancellations.search", "orders.search", "returns.search"]

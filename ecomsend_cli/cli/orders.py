@@ -178,7 +178,7 @@ class _SyncProgress:
         self.out = out
         self.bar: Any = None
         self.task: Any = None
-        self.live = out.err.is_interactive and not out.quiet
+        self.live = out.err_is_interactive and not out.quiet
         self.total: int | None = None  # orders this run set out to create
         self.states: Counter[str] = Counter()  # what became of them so far
 
