@@ -115,3 +115,14 @@ def synced(sandbox, sb_cli):
         r = sb_cli(*args)
         assert r.exit_code in ((0, 3) if args[0] == "sync-orders" else (0,)), (args, r.stderr)
     return {o["source_identifier"]: o for o in sandbox.shopify.orders()}
+
+
+@pytest.fixture(scope="session")
+def empty_store_file(tmp_path_factory):
+    """A migrated empty store, made once per session: property tests copy it per example
+    (a copy is cheaper than migrating)."""
+    from ecomsend_cli.store import Store
+
+    path = tmp_path_factory.mktemp("empty") / "store.db"
+    Store.open(path).close()
+    return path

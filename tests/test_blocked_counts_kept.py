@@ -129,9 +129,9 @@ _move = st.tuples(st.just("move"), st.integers(1, 3), st.none(), st.sampled_from
 
 @settings(deadline=None)  # store I/O: the first example also migrates the template
 @given(st.lists(st.one_of(_pull, _move), max_size=10))
-def test_the_kept_counts_equal_a_count_after_any_writes(tmp_path_factory, writes):
+def test_the_kept_counts_equal_a_count_after_any_writes(tmp_path_factory, empty_store_file, writes):
     path = tmp_path_factory.mktemp("blocked") / "store.db"
-    shutil.copy(_empty_store(tmp_path_factory), path)
+    shutil.copy(empty_store_file, path)
     with Store.open(path) as store:  # opened as every command opens it
         for kind, n, skus, state in writes:
             if kind == "pull":
@@ -140,14 +140,3 @@ def test_the_kept_counts_equal_a_count_after_any_writes(tmp_path_factory, writes
                 store.set_order_state(f"o{n}", state, unless=())
             assert _kept(store) == _counted(store), (kind, n, skus, state)
 
-
-_EMPTY: list = []
-
-
-def _empty_store(tmp_path_factory):
-    """A migrated empty store, made once for all examples (a copy is cheaper than migrating)."""
-    if not _EMPTY:
-        path = tmp_path_factory.mktemp("empty") / "store.db"
-        Store.open(path).close()
-        _EMPTY.append(path)
-    return _EMPTY[0]

@@ -142,9 +142,10 @@ def _live(store: Store) -> dict[str, tuple]:
 
 @settings(deadline=None)  # store I/O: the first example also migrates the template
 @given(_pairs, _pairs, st.lists(_write, max_size=6))
-def test_the_kept_candidates_equal_the_join_after_any_writes(tmp_path_factory, catalog, pulled, writes):
+def test_the_kept_candidates_equal_the_join_after_any_writes(tmp_path_factory, empty_store_file,
+                                                             catalog, pulled, writes):
     path = tmp_path_factory.mktemp("kept") / "store.db"
-    shutil.copy(_empty_store(tmp_path_factory), path)
+    shutil.copy(empty_store_file, path)
     # Opened as every command opens it: without the migrations' connection settings.
     with Store.open(path) as store:
         writes = [("replace", catalog), ("pull", pulled), *writes]
@@ -162,14 +163,3 @@ def test_the_kept_candidates_equal_the_join_after_any_writes(tmp_path_factory, c
             kept = {r.sku_id: classify(r.seller_sku, r.candidates) for r in store.sku_rows(include_linked=True)}
             assert kept == _live(store), (kind, items)
 
-
-_EMPTY: list = []
-
-
-def _empty_store(tmp_path_factory):
-    """A migrated empty store, made once for all examples (a copy is cheaper than migrating)."""
-    if not _EMPTY:
-        path = tmp_path_factory.mktemp("empty") / "store.db"
-        Store.open(path).close()
-        _EMPTY.append(path)
-    return _EMPTY[0]
