@@ -119,17 +119,22 @@ class Authorization:
                 f"Authorization code: {code}\n").encode()
         return Reply(200, page, {"Content-Type": "text/plain; charset=utf-8"})
 
+    def check_app_secret(self, query: Any, grant_type: str) -> None:
+        """The auth API's own check (token/get and token/refresh): app_key and app_secret in the
+        query, and the grant type the endpoint takes."""
+        creds = self.credentials  # type: ignore[attr-defined]
+        if query.get("app_key") != creds["app_key"] or not hmac.compare_digest(
+            query.get("app_secret", ""), creds["app_secret"]
+        ):
+            raise ApiFailure(401, 36009004, "Invalid credentials. Invalid app_key or app_secret.")
+        if query.get("grant_type") != grant_type:
+            raise ApiFailure(400, 36009004, f"Invalid grant_type: expected {grant_type}.")
+
     # -- token/get --------------------------------------------------------------------------
     def token_get(self, req: Request) -> dict[str, Any]:
         """``GET /api/v2/token/get``: the code traded for the first token pair (or refused)."""
-        creds = self.credentials  # type: ignore[attr-defined]
         q = req.query
-        if q.get("app_key") != creds["app_key"] or not hmac.compare_digest(
-            q.get("app_secret", ""), creds["app_secret"]
-        ):
-            raise ApiFailure(401, 36009004, "Invalid credentials. Invalid app_key or app_secret.")
-        if q.get("grant_type") != "authorized_code":
-            raise ApiFailure(400, 36009004, "Invalid grant_type: expected authorized_code.")
+        self.check_app_secret(q, "authorized_code")
         code = q.get("auth_code", "")
 
         def trade() -> dict[str, Any]:

@@ -597,14 +597,8 @@ class TikTokSimulator(Authorization, OrderLife, Simulator):
                                   "to a shop authorised for this app.")
 
     def _refresh(self, req: Request) -> dict[str, Any]:
-        creds = self.credentials
         q = req.query
-        if q.get("app_key") != creds["app_key"] or not hmac.compare_digest(
-            q.get("app_secret", ""), creds["app_secret"]
-        ):
-            raise _ApiFailure(401, 36009004, "Invalid credentials. Invalid app_key or app_secret.")
-        if q.get("grant_type") != "refresh_token":
-            raise _ApiFailure(400, 36009004, "Invalid grant_type: expected refresh_token.")
+        self.check_app_secret(q, "refresh_token")
         old = q.get("refresh_token", "")
 
         def rotate() -> dict[str, Any]:
