@@ -13,7 +13,6 @@
 * :func:`plan_autolink` turns candidates into the popup's three lists, never
   touching a SKU that already has a link.
 * :func:`feed_links` finds TikTok SKUs published from Shopify (``external_sku_id``).
-* :func:`rank_candidates` orders the manual picker's candidates.
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from .models import Variant, variant_gid
+from .models import variant_gid
 
 MATCH = "match"
 AMBIGUOUS = "ambiguous"
@@ -139,39 +138,3 @@ def feed_links(
         if gid in known:
             out.append((sku_id, gid))
     return out
-
-
-def rank_candidates(
-    query: str, variants: Iterable[Variant], *, limit: int = 20
-) -> list[tuple[float, Variant]]:
-    """Rank catalog variants for the manual picker by SKU and title similarity.
-
-    An exact SKU key match ranks first, then SKU prefix/substring matches, then
-    fuzzy similarity of SKU and of "product title variant title".
-    """
-    from difflib import SequenceMatcher  # only the picker needs it: every listing imports this module
-
-    needle = sku_key(query) or ""
-    if not needle:
-        return []
-    scored = []
-    for variant in variants:
-        key = sku_key(variant.sku) or ""
-        title = f"{variant.product_title} {variant.variant_title}".casefold()
-        if key == needle:
-            score = 3.0
-        elif key and key.startswith(needle):
-            score = 2.0 + len(needle) / len(key)
-        elif key and needle in key:
-            score = 1.5 + len(needle) / len(key)
-        elif needle in title:
-            score = 1.0 + len(needle) / max(len(title), 1)
-        else:
-            sku_ratio = SequenceMatcher(None, needle, key).ratio() if key else 0.0
-            title_ratio = SequenceMatcher(None, needle, title).ratio()
-            score = max(sku_ratio, title_ratio * 0.9)
-            if score < 0.45:
-                continue
-        scored.append((score, variant))
-    scored.sort(key=lambda item: (-item[0], item[1].sku, item[1].variant_id))
-    return scored[:limit]

@@ -7,10 +7,8 @@ from ecomsend_cli.matching import (
     classify,
     feed_links,
     plan_autolink,
-    rank_candidates,
     sku_key,
 )
-from tests.factory import variant
 
 
 def test_sku_key_normalises_case_space_and_unicode():
@@ -79,13 +77,3 @@ def test_feed_links_need_a_known_variant_and_no_link():
     assert feed_links(skus, known, linked={"t4"}) == [("t1", "gid://shopify/ProductVariant/77")]
 
 
-def test_rank_candidates_exact_sku_first_then_prefix_then_title():
-    variants = [
-        variant(1, "MUG-RED-L", "Mug", "Red / L"),
-        variant(2, "MUG-RED", "Mug", "Red"),
-        variant(3, "TEE-1", "Red mug tee", "S"),
-        variant(4, "ZZZ", "Unrelated", "X"),
-    ]
-    ranked = [v.variant_id[-1] for _, v in rank_candidates("mug-red", variants)]
-    assert ranked[:2] == ["2", "1"]
-    assert "4" not in ranked

@@ -112,3 +112,17 @@ def test_an_empty_catalog_ranks_nothing(store_path):
     with Store.open(store_path) as store:
         index = index_catalog(store.variant_search_columns())
     assert len(index) == 0 and index.rank("mug") == [] and index.rank("m") == []
+
+
+def test_exact_sku_first_then_prefix_and_never_an_unrelated_variant():
+    # The manual picker's order, also the example a refused picker names (one ranking rule).
+    variants = [
+        variant(1, "MUG-RED-L", "Mug", "Red / L"),
+        variant(2, "MUG-RED", "Mug", "Red"),
+        variant(3, "TEE-1", "Red mug tee", "S"),
+        variant(4, "ZZZ", "Unrelated", "X"),
+    ]
+    small = VariantIndex((v.variant_id, v.sku, v.product_title, v.variant_title) for v in variants)
+    ranked = [small.ids[r.index][-1] for r in small.rank("mug-red")]
+    assert ranked[:2] == ["2", "1"]
+    assert "4" not in ranked

@@ -521,13 +521,15 @@ def _variant_named(variant: Any, variant_id: str) -> str:
 def _refuse_picker(s: Session, tiktok: str, sku: Any) -> None:
     """Without a terminal the picker cannot ask: name a `link TIKTOK SHOPIFY` that works, from the catalog."""
     from ..errors import NeedsTerminalError
-    from ..matching import rank_candidates
+    from ..picker import index_catalog
 
     store = s.store
     query = (sku.seller_sku or "").strip() or sku.product_title
-    pool = {v.variant_id: v for word in [query, *query.split()] for v in store.search_variants(word)}
-    ranked = rank_candidates(query, pool.values(), limit=1)
-    example = ranked[0][1] if ranked else next(iter(store.iter_variants()), None)
+    # The variant the picker would put first: one ranking rule for both.
+    index = index_catalog(store.variant_search_columns())
+    best = index.rank(query, limit=1)
+    example = (store.variant(index.ids[best[0].index]) if best
+               else next(iter(store.iter_variants()), None))
     if example is None:
         raise NeedsTerminalError(
             "link without SHOPIFY picks a variant interactively, but stdin is not a terminal, "
