@@ -56,6 +56,7 @@ from typing import TYPE_CHECKING, Any
 
 from .config import REDACTED, Secret, redacted_url
 from .errors import AuthError
+from .text import plural
 
 if TYPE_CHECKING:
     from .config import Config
@@ -150,7 +151,7 @@ def collect_alerts(store: Store, config: Config, report: RunReport, *, now: floa
     if failed:
         alerts.append(Alert(
             "failed",
-            f"{_n(len(failed), 'order')} failed (retried every run; fix the cause first):\n"
+            f"{plural(len(failed), 'order')} failed (retried every run; fix the cause first):\n"
             + _examples([f"{oid}: {_short(reason)}" for oid, reason in failed], len(failed))
             + "\n  → ecomsend orders --state failed",
             frozenset(f"failed:{oid}" for oid, _ in failed)))
@@ -163,7 +164,7 @@ def collect_alerts(store: Store, config: Config, report: RunReport, *, now: floa
             rows = [o for o in [*report.orders.orders.values(), *report.orders.unidentified] if o.state == state]
             if rows:
                 alerts.append(Alert(
-                    state, f"{_n(len(rows), 'order')} {what}:\n"
+                    state, f"{plural(len(rows), 'order')} {what}:\n"
                     + _examples([f"{o.tiktok_order_id or '(no id)'}: {_short(o.reason)}" for o in rows], len(rows)),
                     frozenset(f"{state}:{o.tiktok_order_id}:{o.reason if o.tiktok_order_id is None else ''}"
                               for o in rows)))
@@ -173,7 +174,7 @@ def collect_alerts(store: Store, config: Config, report: RunReport, *, now: floa
                 if o.what in ("failed", "reported")]
         if rows:
             alerts.append(Alert(
-                phase, f"{title}: {_n(len(rows), 'order')} failed or left to you:\n"
+                phase, f"{title}: {plural(len(rows), 'order')} failed or left to you:\n"
                 + _examples([f"{o.tiktok_order_id}: {_short(o.detail)}" for o in rows], len(rows))
                 + "\n  → ecomsend orders",
                 frozenset(f"{phase}:{o.tiktok_order_id}:{o.what}" for o in rows)))
@@ -209,11 +210,11 @@ def _blocked_alert(store: Store, config: Config, now: float) -> Alert | None:
         info = details.get(sku)
         label = f" {info.seller_sku.strip()!r} {info.product_title} / {info.sku_name}" if info else ""
         # Seller SKUs and titles are the seller's text: bounded, one line, no control characters.
-        lines.append(_short(f"{sku}{label}") + f" ({_n(n, 'order')}" + (", stale link)" if sku in stale else ")"))
+        lines.append(_short(f"{sku}{label}") + f" ({plural(n, 'order')}" + (", stale link)" if sku in stale else ")"))
     return Alert(
         "blocked",
-        f"{_n(count, 'order')} blocked" + (f" for more than {hours} h" if hours else "")
-        + f" by {_n(len(blockers), 'SKU')} to link:\n"
+        f"{plural(count, 'order')} blocked" + (f" for more than {hours} h" if hours else "")
+        + f" by {plural(len(blockers), 'SKU')} to link:\n"
         + _examples(lines, len(lines))
         + f"\n  → ecomsend list-unlinked, then ecomsend autolink --dry-run, or on a terminal "
           f"ecomsend link {min(blockers, key=lambda sku: (-blockers[sku], sku))}",
@@ -365,8 +366,6 @@ def _load_json(value: str | None) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _n(count: int, word: str) -> str:
-    return f"{count} {word}" + ("" if count == 1 else "s")
 
 
 def _short(text: str) -> str:

@@ -27,3 +27,8 @@ def terminal_safe(text: str) -> str:
     if text.isprintable():
         return text
     return UNSAFE.sub("", text)
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``1 SKU``, ``3 SKUs``: a count and its noun, singular or plural."""
+    return f"{n} {word if n == 1 else many or word + 's'}"

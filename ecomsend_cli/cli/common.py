@@ -277,11 +277,6 @@ def command(target: typer.Typer, name: str | None = None, **kwargs: Any) -> Call
 JSON_OPT = typer.Option(False, "--json", help="One JSON document on stdout (stable field names).")
 
 
-def plural(n: int, word: str, many: str | None = None) -> str:
-    """``1 SKU``, ``3 SKUs``: a count and its noun, singular or plural."""
-    return f"{n} {word if n == 1 else many or word + 's'}"
-
-
 def shell_args(*args: str) -> str:
     """Arguments as a shell reads them back (for the commands hints name)."""
     import shlex

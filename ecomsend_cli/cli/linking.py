@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from ..errors import Aborted
+from ..text import plural
 from . import app, links_app
 from .common import (
     JSON_OPT,
@@ -19,7 +20,6 @@ from .common import (
     _variant_label,
     _warn_stale,
     command,
-    plural,
     session,
     shell_args,
     variant_number,

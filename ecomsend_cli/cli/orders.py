@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from ..text import plural
 from . import app
 from .common import JSON_OPT, _variant_label, command, notify_after_run, session
 from .common import SQLITE_INT_MAX as _SQLITE_INT_MAX
@@ -415,7 +416,7 @@ def orders_cmd(
         )
     ready = store.ready_order_count(stale)
     if ready:
-        s.out.info(f"{ready} {'order' if ready == 1 else 'orders'} ready: run `ecomsend sync-orders`")
+        s.out.info(f"{plural(ready, 'order')} ready: run `ecomsend sync-orders`")
 
 
 def _live(r: Any, stale: dict[str, str], store: Store, sellers: dict[str, str]) -> tuple[Any, str, str]:
