@@ -205,6 +205,56 @@ def noop(folder: Path, n: int) -> None:
         ROWS.append(row("no-op sync-orders", round(best / version, 3), peak, seconds=round(best, 3),
                         version_seconds=round(version, 3), orders=n))
         ROWS.append(row("no-op sync-orders: HTTP calls", calls, peak))
+        startup_profile(base)
+
+
+
+# Where a no-op run's imports come from, by the package that pulled each module in
+# (a standard-library module counts for the package that imported it first).
+_GROUPS = {"httpx": "HTTP client (httpx, httpcore, h11, anyio, certifi, idna)", "httpcore": None, "h11": None,
+           "anyio": None, "certifi": None, "idna": None, "sniffio": None,
+           "yaml": "PyYAML (the config file)", "ecomsend_cli": "ecomsend's own modules"}
+_HTTP = _GROUPS["httpx"]
+
+
+def import_profile(argv: list[str]) -> dict[str, tuple[str, float]]:
+    """``{module: (group, ms)}`` of one command's imports (self time, ``-X importtime``)."""
+    out = subprocess.run([argv[0], "-X", "importtime", *argv[1:]], capture_output=True, text=True)
+    modules: dict[str, tuple[str, float]] = {}
+    # importtime prints a module after those it pulled in, one level deeper: modules
+    # of no group wait here, at the level of their importer, for one that has a group.
+    waiting: list[tuple[int, str]] = []
+    for text in out.stderr.splitlines():
+        if not text.startswith("import time:") or "self [us]" in text:
+            continue
+        self_us, _, name = text[len("import time:"):].split("|", 2)
+        depth = (len(name) - len(name.lstrip())) // 2
+        name = name.strip()
+        top = name.split(".")[0]
+        group = (_GROUPS[top] or _HTTP) if top in _GROUPS else ""
+        pulled = [n for d, n in waiting if d > depth]
+        waiting = [(d, n) for d, n in waiting if d <= depth]
+        if group:
+            for n in pulled:
+                modules[n] = (group, modules[n][1])
+        else:
+            waiting += [(depth, n) for n in [*pulled, name]]
+        modules[name] = (group, int(self_us) / 1000)
+    return {name: (group or "Python's standard library", ms) for name, (group, ms) in modules.items()}
+
+
+def startup_profile(base: list[str]) -> None:
+    """Print what a no-op run imports beyond ``ecomsend --version``, by group: the floor's other side."""
+    floor = import_profile(base + ["--version"])
+    run = import_profile(base + ["sync-orders"])
+    extra: Counter = Counter()
+    for name, (group, ms) in run.items():
+        if name not in floor:
+            extra[group] += ms
+    shared = sum(ms for _, ms in floor.values())
+    print(f"  imports beyond --version (-X importtime, which inflates them; --version's own: {shared:.0f} ms):")
+    for group, ms in extra.most_common():
+        print(f"    {ms:6.1f} ms  {group}")
 
 
 # Run by a fresh, small Python: a child's peak RSS (ru_maxrss) starts at its parent's when it
