@@ -25,6 +25,7 @@ from ecomsend_cli.cli import app
 from ecomsend_cli.csvlinks import (
     COLUMNS,
     apply_csv_plan,
+    describe_csv_plan,
     neutralise,
     plan_link_csv,
     read_link_csv,
@@ -198,6 +199,27 @@ def test_a_valid_file_applies_exactly_and_a_second_import_changes_nothing(templa
             assert again.new == again.changed == [] and len(again.unchanged) == len(want)
             assert apply_csv_plan(store, again, actor="prop") == 0
             assert len(store.history()) == history
+
+
+
+@settings(max_examples=80, **SETTINGS)
+@given(data=st.one_of(INPUT, valid_file().map(lambda case: case[0])))
+def test_a_plan_read_with_its_details_is_the_same_plan_with_what_describe_reads(shared_store, data):
+    # `link --csv --dry-run` piped reads the table's details with the check (one pass
+    # over each table); it must decide exactly as the plain check and show what
+    # describe_csv_plan would have read afterwards.
+    try:
+        plain = plan_link_csv(shared_store, read_link_csv(data, name="in.csv"))
+    except InputError:
+        return
+    detailed = plan_link_csv(shared_store, read_link_csv(data, name="in.csv"), details=True)
+    for part in ("data_rows", "new", "changed", "unchanged", "skipped", "repeated", "problems"):
+        assert getattr(detailed, part) == getattr(plain, part), part
+    shown = [*plain.new, *plain.changed, *plain.unchanged]
+    describe_csv_plan(shared_store, plain, shown)
+    for p in shown:
+        assert detailed.skus[p.tiktok_sku_id] == plain.skus[p.tiktok_sku_id]
+        assert detailed.variants.get(p.shopify_variant_id) == plain.variants.get(p.shopify_variant_id)
 
 
 @settings(max_examples=200, deadline=None)

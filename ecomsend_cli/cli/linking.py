@@ -583,7 +583,8 @@ def _link_from_csv(
             parsed = read_link_csv(stream, name=name)
     store = s.store
     s.ensure_catalog(dry_run=dry_run)
-    plan = plan_link_csv(store, parsed)
+    # A dry run piped as a table shows every row: their details are read with the check.
+    plan = plan_link_csv(store, parsed, details=dry_run and not as_json and not s.out.is_terminal)
 
     def summary() -> str:
         text = (f"{len(plan.new)} new, {len(plan.changed)} changed, {len(plan.unchanged)} unchanged, "
