@@ -135,10 +135,12 @@ class Output:
         self.context = ""
 
     def in_context(self, text: str) -> str:
-        """``text`` with the user's global options in every backticked `ecomsend …` command."""
+        """``text`` with the user's global options in every backticked `ecomsend …` command
+        (once: a text that has them already is unchanged)."""
         if not self.context or "`ecomsend " not in text:
             return text
-        return text.replace("`ecomsend ", f"`ecomsend {self.context} ")
+        given = f"`ecomsend {self.context} "
+        return text.replace(given, "`ecomsend ").replace("`ecomsend ", given)
 
     @property
     def out(self) -> Console:
@@ -297,10 +299,14 @@ class Output:
         if not (self.err_is_terminal if to_stderr else self.is_terminal):
             stream = sys.stderr if to_stderr else sys.stdout
             stream.write(_plain_line([c.header if isinstance(c, Column) else c for c in columns]) + "\n")
+            # Hints in cells (doctor's Fix, a reason's command) carry the user's --config/--store
+            # too: checked once per line, as few lines hold one.
+            context = self.in_context if self.context else None
             with paused_gc():
                 batch: list[str] = []
                 for row in rows:
-                    batch.append(_plain_line(row))
+                    line = _plain_line(row)
+                    batch.append(context(line) if context and "`ecomsend " in line else line)
                     if len(batch) == 1000:
                         batch.append("")
                         stream.write("\n".join(batch))
@@ -313,6 +319,8 @@ class Output:
         from rich.table import Table
 
         console = self.err if to_stderr else self.out
+        if self.context:  # a terminal shows a few hundred rows at most: each cell checked
+            rows = ([self.in_context(c) if type(c) is str else c for c in row] for row in rows)
         if any(isinstance(c, Column) for c in columns):
             self._fitted_table(console, [c if isinstance(c, Column) else Column(c) for c in columns],
                                rows, title=title, hidden_hint=hidden_hint)

@@ -4,6 +4,7 @@ changed, is shown as stale with the fix by `links`, `list-unlinked --all` and `d
 from __future__ import annotations
 
 import json
+import shlex
 import time
 
 from ecomsend_cli.store import LinkChange, Store
@@ -77,9 +78,14 @@ def test_deleted_and_resku_variants_are_stale_with_the_fix(sandbox, sb_cli):
     check = {c["check"]: c for c in json.loads(doctor.stdout)["checks"]}["links"]
     assert not check["ok"]
     assert "2 link(s) are stale (1 variant(s) deleted in Shopify, 1 changed SKU)" in check["detail"]
-    # The fix names a real stale link, in commands that run as pasted (below).
-    assert any(f"`ecomsend unlink {x} --yes`" in check["fix"] for x in (tee_m, tee_s)), check["fix"]
-    assert f"`ecomsend link {tee_s} 44011 --force`" in check["fix"] or "offers the picker" in check["fix"]
+    # The fix names a real stale link, in commands that run as pasted (below), with the user's
+    # --config repeated: in the JSON and in the table's Fix column alike.
+    ecomsend = f"`ecomsend --config {shlex.quote(str(sandbox.config_file))}"
+    assert any(f"{ecomsend} unlink {x} --yes`" in check["fix"] for x in (tee_m, tee_s)), check["fix"]
+    assert f"{ecomsend} link {tee_s} 44011 --force`" in check["fix"] or "offers the picker" in check["fix"]
+    table = sb_cli("doctor")
+    fixes = {line.split("\t")[0]: line.split("\t")[3] for line in table.stdout.splitlines()[1:]}
+    assert fixes["links"] == check["fix"], table.stdout
 
     # The fixes: confirm the re-SKU'd variant (by its number, as the hint says), unlink the deleted one.
     r = sb_cli("link", tee_s, "44011", "--force")

@@ -58,7 +58,8 @@ def doctor(as_json: bool = JSON_OPT) -> None:
         try:
             checks.append({"check": name, "ok": True, "detail": fn(), "fix": ""})
         except EcomsendError as exc:
-            checks.append({"check": name, "ok": False, "detail": exc.message, "fix": exc.hint or ""})
+            checks.append({"check": name, "ok": False, "detail": exc.message,
+                           "fix": s.out.in_context(exc.hint or "")})
 
     def config_check() -> str:
         c = s.config
