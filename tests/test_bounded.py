@@ -153,7 +153,10 @@ def test_an_unlink_during_a_run_is_honoured_for_every_order_not_yet_sent(sandbox
     data = yaml.safe_load(sandbox.config_file.read_text())
     data["sync"] = {**(data.get("sync") or {}), "concurrency": 1}
     sandbox.config_file.write_text(yaml.safe_dump(data))
-    sandbox.shopify.set_faults(latency_ms=400)
+    # The first order's create takes seconds: the unlink lands while it is in flight however
+    # slow this machine is (a latency on every call left a window a busy machine could miss).
+    sandbox.shopify.set_faults(latency_ms=50, fail_next=[{"op": "orderCreate", "kind": "latency",
+                                                          "latency_ms": 2000}])
     sku = sandbox.tiktok.order(TEMPLATE)["line_items"][0]["sku_id"]
     proc = subprocess.Popen(python_cmd("--config", str(sandbox.config_file), "sync-orders", "--json"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -371,9 +371,12 @@ def _render_popup(out: Output, proposal: Any, feed: list[tuple[str, str]]) -> No
             v.product_title if v else "", v.variant_title if v else "", v.sku if v else variant_id,
         ])
     if rows:
+        from ..output import ID, TITLE, Column
+
         out.table(
-            ["TikTok product", "TikTok SKU name", "TikTok SKU", "Shopify product",
-             "Shopify variant", "Shopify SKU"],
+            [Column("TikTok product", TITLE, drop=2), Column("TikTok SKU name", TITLE, drop=3),
+             Column("TikTok SKU", ID), Column("Shopify product", TITLE), Column("Shopify variant", TITLE, drop=1),
+             Column("Shopify SKU", ID)],
             rows,
             title=f"Link {plural(len(rows), 'SKU')} to the Shopify variant with the same SKU",
         )
@@ -821,7 +824,9 @@ def _unlink_batch(batch: int, *, yes: bool) -> None:
         return f"{sku_id} {sku.seller_sku}" if sku else sku_id
 
     if plan.reverted:
-        s.out.table(["TikTok SKU", "Now", "Back to"],
+        from ..output import Column
+
+        s.out.table([Column("TikTok SKU"), Column("Now"), Column("Back to")],
                     [[sku_cell(k), named(now), named(back)] for k, (now, back) in sorted(plan.reverted.items())],
                     title=f"Undo batch {batch}: {plural(len(plan.reverted), 'link')}", to_stderr=True)
     if plan.kept:
@@ -883,9 +888,12 @@ def _links_list(as_json: bool) -> None:
         return [x.tiktok_sku_id, skus[x.tiktok_sku_id].seller_sku, x.shopify_variant_id,
                 v.sku if v else "", _variant_label(v), x.source, x.linked_at, problem]
 
+    from ..output import ID, TEXT, TITLE, VARIANT, Column
+
     s.out.table(
-        ["TikTok SKU id", "Seller SKU", "Shopify variant", "Shopify SKU", "Product", "Source",
-         "Linked at", "Stale"],
+        [Column("TikTok SKU id", ID), Column("Seller SKU", ID, drop=3), Column("Shopify variant", VARIANT),
+         Column("Shopify SKU", ID, drop=4), Column("Product", TITLE, drop=2), Column("Source", ID, drop=5),
+         Column("Linked at", ID, drop=1), Column("Stale", TEXT)],
         (row(x) for x in links),
     )
     _warn_stale(s.out, stale)

@@ -248,7 +248,10 @@ def _render_sync_report(out: Output, report: Any) -> None:
         if o.state != SYNCED or o.shopify_order_id
     ]
     if rows:
-        out.table(["TikTok order", "State", "Shopify order", "Reason"], rows[:REPORT_ROWS])
+        from ..output import ID, TEXT, Column
+
+        out.table([Column("TikTok order", ID), Column("State", ID), Column("Shopify order", ID),
+                   Column("Reason", TEXT)], rows[:REPORT_ROWS])
         if len(rows) > REPORT_ROWS:
             out.info(f"… and {len(rows) - REPORT_ROWS} more: `ecomsend orders --state blocked` (or "
                      "--state failed, …) lists them all.")
@@ -687,7 +690,10 @@ def verify_orders_cmd(
         s.out.json(report.as_json())
     else:
         if report.differences:
-            s.out.table(["TikTok order", "Shopify order", "What", "TikTok", "Shopify"],
+            from ..output import ID, TEXT, Column
+
+            s.out.table([Column("TikTok order", ID), Column("Shopify order", ID), Column("What", TEXT),
+                         Column("TikTok", TEXT), Column("Shopify", TEXT)],
                         [[d.tiktok_order_id, d.shopify_order_name or d.shopify_order_id, d.field, d.tiktok,
                           d.shopify] for d in report.differences])
         if not report.checked:
