@@ -96,3 +96,14 @@ def test_csv_plan_keeps_ids_whole(store_path, tmp_path):
         assert_whole(lines, SKU_IDS[0], SKU_IDS[2], SKU_IDS[3], *(str(v) for v in VIDS))
         assert not any(V in line for line in lines if "│" in line)
         assert (footnote(lines) is not None) == (width == 80)
+
+
+def test_links_keep_sku_ids_and_variant_numbers_whole(store_path):
+    make_store(store_path)
+    with Store.open(store_path) as store:
+        store.apply_links([LinkChange(SKU_IDS[2], V + str(VIDS[2]))], source="csv", actor="operator-on-duty")
+    for width in (80, 160):
+        lines = show(store_path, width, "links")
+        assert_whole(lines, SKU_IDS[0], SKU_IDS[2], str(VIDS[0]), str(VIDS[2]))
+        assert not any(V in line for line in lines if "│" in line)
+        assert (footnote(lines) is not None) == (width == 80)
