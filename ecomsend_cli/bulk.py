@@ -6,6 +6,12 @@ few hundred allocations and, every so often, walks every live object again:
 on such a batch that is a fifth of the time (list-unlinked --json, issue 13)
 or a quarter of a CSV plan's. Reference counting still frees everything as
 usual; only the search for cycles waits until the batch is built.
+
+And handing 100,000s of rows from Python to SQLite on two cores:
+:func:`prefetched` runs the producing half (a download, its parsing) in a
+thread of its own while the caller's thread writes, and
+:func:`quick_gil_handoff` keeps the writer from waiting on the GIL after each
+statement.
 """
 
 from __future__ import annotations
@@ -39,8 +45,9 @@ def quick_gil_handoff(interval: float = 0.0005) -> Iterator[None]:
 
     A thread that comes back from C code which released the GIL (SQLite
     stepping a statement) waits for a busy Python thread to hand it over:
-    up to the whole interval, each time. Feeding SQLite 250 statements from a
-    parsing thread, that wait was longer than the statements themselves.
+    up to the whole interval, each time. A full catalog refresh fed from a
+    parsing thread (250 statements of 1,000 rows) took 2.4 s with 5 ms, 1.7 s
+    with 0.5 ms, when the download was already in memory.
     """
     previous = sys.getswitchinterval()
     sys.setswitchinterval(min(previous, interval))
