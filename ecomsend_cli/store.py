@@ -1120,6 +1120,8 @@ class Store(AfterCreation):
         SQLite releases the GIL while it runs a statement, so the two overlap;
         one row per statement handed the GIL back and forth 250,000 times. SQLite
         also computes the SKU keys (:data:`_SQL_SKU_KEY`), off the parsing thread.
+        The cyclic collector waits meanwhile (:func:`~ecomsend_cli.bulk.paused_gc`:
+        the parsed file is 500,000 dicts and tuples without a cycle; 0.04 s).
 
         The SKU-key index is dropped and built again after the insert: one sort
         beats 250,000 random index inserts (3.1 s -> 2.2 s). The product index
@@ -1143,7 +1145,7 @@ class Store(AfterCreation):
             conn.execute("DROP INDEX IF EXISTS idx_shopify_variants_key")
             conn.execute("DELETE FROM shopify_variants")
             count = 0
-            with quick_gil_handoff(), closing(prefetched(_insert_groups(batches, size))) as groups:
+            with paused_gc(), quick_gil_handoff(), closing(prefetched(_insert_groups(batches, size))) as groups:
                 for rows, params in groups:
                     sql = statements.get(rows)
                     if sql is None:

@@ -10,6 +10,7 @@ the other.
 
 from __future__ import annotations
 
+import gc
 import sqlite3
 import threading
 
@@ -129,3 +130,19 @@ def test_the_sql_key_is_the_one_in_the_store_module(monkeypatch, store_path):
         store.replace_variant_rows([[row(1, "\u200bAB"), row(2, "plain")]])
         assert callers == [threading.get_ident()]  # once, for the non-ASCII code only
         assert store.variants_by_sku("ab")[0].variant_id == "gid://shopify/ProductVariant/1"
+
+
+def test_the_cyclic_collector_waits_while_the_rows_are_produced_and_comes_back(store_path):
+    """The parsed download is 100,000s of dicts and tuples without cycles (see bulk.paused_gc)."""
+    seen = []
+
+    def batches():
+        for start in range(0, 3000, 1000):
+            seen.append(gc.isenabled())
+            yield [row(n, f"S-{n}") for n in range(start, start + 1000)]
+
+    assert gc.isenabled()
+    with Store.open(store_path) as store:
+        assert store.replace_variant_rows(batches()) == 3000
+    assert seen == [False, False, False]
+    assert gc.isenabled()
