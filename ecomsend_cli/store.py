@@ -392,15 +392,17 @@ def _chunks(values: Iterable[str]) -> Iterator[list[str]]:
 
 
 _MAX_ROWS_PER_INSERT = 1000  # rows of one multi-row INSERT in a full refresh (fewer if SQLite allows fewer)
-_VARIANT_FIELDS = 9  # a row in Variant's field order
+_STORED_FIELDS = 10  # a row as stored: Variant's fields with the SKU key after the SKU
 
 
 def _insert_groups(batches: Iterable[Sequence[Sequence[Any]]], size: int) -> Iterator[tuple[int, tuple]]:
     """``(rows, parameters)`` per INSERT of :meth:`Store.replace_variant_rows`: the rows of
-    ``batches`` laid end to end, ``size`` rows to a group (the last may be short)."""
-    pending: list[Sequence[Any]] = []
+    ``batches`` (in ``Variant``'s field order) with each SKU's :func:`sku_key` after it, laid
+    end to end, ``size`` rows to a group (the last may be short)."""
+    key = sku_key
+    pending: list[tuple] = []
     for batch in batches:
-        pending.extend(batch)
+        pending.extend((r[0], r[1], r[2], r[3], r[4], key(r[4]), r[5], r[6], r[7], r[8]) for r in batch)
         if len(pending) < size:
             continue
         whole = len(pending) - len(pending) % size
@@ -409,18 +411,6 @@ def _insert_groups(batches: Iterable[Sequence[Sequence[Any]]], size: int) -> Ite
         del pending[:whole]
     if pending:
         yield len(pending), tuple(chain.from_iterable(pending))
-
-
-# The SKU key (matching.sku_key, DESIGN §4.1) in SQL, for a full refresh: SQLite computes it
-# while it inserts, with the GIL released. For an ASCII code, sku_key is strip() (Python's
-# white space: these ten characters) then casefold() (ASCII: lower()); a code with any other
-# character (or a NUL, which length() stops at) goes to sku_key itself, registered as a
-# function of the connection. tests/test_full_refresh_pipeline.py holds the two to the same answers.
-_ASCII_WHITE = "char(32, 9, 10, 11, 12, 13, 28, 29, 30, 31)"
-_SQL_SKU_KEY = (
-    "CASE WHEN length(CAST({x} AS BLOB)) = length({x}) "
-    f"THEN nullif(lower(trim({{x}}, {_ASCII_WHITE})), '') ELSE ecomsend_sku_key({{x}}) END"
-)
 
 
 def _batches(rows: Iterable[Any], size: int = 5000) -> Iterator[list[Any]]:
@@ -1118,10 +1108,9 @@ class Store(AfterCreation):
         the download, its parsing and the join run there) while this thread
         inserts the rows up to :data:`_MAX_ROWS_PER_INSERT` to a statement.
         SQLite releases the GIL while it runs a statement, so the two overlap;
-        one row per statement handed the GIL back and forth 250,000 times. SQLite
-        also computes the SKU keys (:data:`_SQL_SKU_KEY`), off the parsing thread.
-        The cyclic collector waits meanwhile (:func:`~ecomsend_cli.bulk.paused_gc`:
-        the parsed file is 500,000 dicts and tuples without a cycle; 0.04 s).
+        one row per statement handed the GIL back and forth 250,000 times. The
+        SKU keys are :func:`~ecomsend_cli.matching.sku_key`'s, computed on the
+        producing thread: the rule has one home.
 
         The SKU-key index is dropped and built again after the insert: one sort
         beats 250,000 random index inserts (3.1 s -> 2.2 s). The product index
@@ -1132,13 +1121,10 @@ class Store(AfterCreation):
         trigger per variant deleted and inserted.
         """
         conn = self.conn
-        conn.create_function("ecomsend_sku_key", 1, sku_key, deterministic=True)
         size = max(1, min(_MAX_ROWS_PER_INSERT,
-                          conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // _VARIANT_FIELDS))
-        columns = [f"column{i}" for i in range(1, _VARIANT_FIELDS + 1)]
-        columns.insert(5, _SQL_SKU_KEY.format(x="column5"))
-        select = f"INSERT OR REPLACE INTO shopify_variants ({self._VARIANT_COLS}) SELECT {', '.join(columns)} FROM "
-        row = "(" + ",".join("?" * _VARIANT_FIELDS) + ")"
+                          conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // _STORED_FIELDS))
+        insert = f"INSERT OR REPLACE INTO shopify_variants ({self._VARIANT_COLS}) VALUES "
+        row = "(" + ",".join("?" * _STORED_FIELDS) + ")"
         statements: dict[int, str] = {}
         with self.transaction():
             _drop_triggers(conn, _VARIANT_TRIGGERS)
@@ -1149,7 +1135,7 @@ class Store(AfterCreation):
                 for rows, params in groups:
                     sql = statements.get(rows)
                     if sql is None:
-                        sql = statements[rows] = select + "(VALUES " + ",".join([row] * rows) + ")"
+                        sql = statements[rows] = insert + ",".join([row] * rows)
                     conn.execute(sql, params)
                     count += rows
             conn.execute("CREATE INDEX idx_shopify_variants_key ON shopify_variants(sku_key)")
