@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from .models import Variant
+from .shopify_records import Refusals
 from .store import CATALOG_REFRESHED_KEY
 
 STATE_KEY = CATALOG_REFRESHED_KEY
@@ -49,10 +50,13 @@ class CatalogStore(Protocol):
 class CatalogClient(Protocol):
     """What the refresh needs from :class:`ecomsend_cli.shopify.ShopifyClient`."""
 
-    def bulk_variant_rows(self, *, poll_interval: float = ...) -> Iterable[list[tuple]]: ...
+    def bulk_variant_rows(
+        self, *, poll_interval: float = ..., refused: Refusals | None = None
+    ) -> Iterable[list[tuple]]: ...
 
     def iter_variants(
-        self, updated_since: str | None = None, *, product_ids: Iterable[str] = ()
+        self, updated_since: str | None = None, *, product_ids: Iterable[str] = (),
+        refused: Refusals | None = None,
     ) -> Iterable[Variant]: ...
 
     def changed_product_ids(self, updated_since: str) -> Iterable[str]: ...
@@ -67,6 +71,17 @@ class CatalogRefreshResult:
     products: int  # products fetched in full (incremental only)
     seconds: float
     refreshed_at: str  # ISO 8601, UTC: when this refresh started
+    refused: int = 0  # records Shopify sent not shaped as documented, left out of the cache
+    refused_examples: tuple[str, ...] = ()  # the first few reasons
+
+    def refused_warning(self) -> str | None:
+        """The line that tells the operator what was left out, or None."""
+        if not self.refused:
+            return None
+        n = self.refused
+        return (f"{n} catalog record{'s' if n > 1 else ''} from Shopify {'were' if n > 1 else 'was'} not "
+                f"shaped as documented and left out of the cache (first: {self.refused_examples[0]}); "
+                "the rest was refreshed — if it persists, check shopify.api_version")
 
     def as_json(self) -> dict:
         return {
@@ -75,6 +90,8 @@ class CatalogRefreshResult:
             "products": self.products,
             "seconds": round(self.seconds, 3),
             "refreshed_at": self.refreshed_at,
+            "refused": self.refused,
+            "refused_examples": list(self.refused_examples),
         }
 
 
@@ -94,18 +111,19 @@ def refresh_catalog(
     started = _utc(now)
     clock = time.perf_counter()
     last = _parse(store.get_state(STATE_KEY))
+    refused = Refusals()
     if full or last is None:
-        count = store.replace_variant_rows(client.bulk_variant_rows(poll_interval=poll_interval))
+        count = store.replace_variant_rows(client.bulk_variant_rows(poll_interval=poll_interval, refused=refused))
         mode, products = FULL, 0
     else:
         since = _iso(last - OVERLAP)
         product_ids = list(dict.fromkeys(client.changed_product_ids(since)))
         found: dict[str, Variant] = {}
-        for variant in client.iter_variants(updated_since=since):
+        for variant in client.iter_variants(updated_since=since, refused=refused):
             found[variant.variant_id] = variant
         for start in range(0, len(product_ids), _PRODUCT_CHUNK):
             chunk = product_ids[start:start + _PRODUCT_CHUNK]
-            for variant in client.iter_variants(product_ids=chunk):
+            for variant in client.iter_variants(product_ids=chunk, refused=refused):
                 found[variant.variant_id] = variant
         count = store.upsert_variants(found.values(), product_ids=product_ids)
         mode, products = INCREMENTAL, len(product_ids)
@@ -117,6 +135,8 @@ def refresh_catalog(
         products=products,
         seconds=time.perf_counter() - clock,
         refreshed_at=refreshed_at,
+        refused=refused.count,
+        refused_examples=tuple(refused.examples),
     )
 
 

@@ -75,9 +75,11 @@ from .shopify_records import RESTOCK_TYPES as RESTOCK_TYPES
 from .shopify_records import CancelResult as CancelResult
 from .shopify_records import Fulfillment as Fulfillment
 from .shopify_records import OrderFulfillments as OrderFulfillments
-from .shopify_records import RefundResult as RefundResult
-from .shopify_records import Tracking as Tracking
 from .shopify_records import (
+    RecordRefused,
+    Refusals,
+    catalog_product,
+    catalog_variant,
     connection_page,
     created_lines,
     fulfillment_line,
@@ -93,6 +95,8 @@ from .shopify_records import (
     transaction_record,
     user_errors,
 )
+from .shopify_records import RefundResult as RefundResult
+from .shopify_records import Tracking as Tracking
 from .transport import deadline, deadline_passed, http_client, httpx, tls_verify
 
 INVENTORY_BEHAVIOURS = ("BYPASS", "DECREMENT_IGNORING_POLICY", "DECREMENT_OBEYING_POLICY")
@@ -635,10 +639,12 @@ class ShopifyClient:
         *,
         product_ids: Iterable[str] = (),
         page_size: int = docs.PAGE_SIZE,
+        refused: Refusals | None = None,
     ) -> Iterator[Variant]:
         """Every variant (or those updated after ``updated_since``, ISO 8601), page by page.
 
         ``product_ids`` (GIDs) restricts the listing to those products' variants.
+        A record not shaped as documented is left out and counted in ``refused``.
         """
         terms = []
         if updated_since:
@@ -651,13 +657,11 @@ class ShopifyClient:
             variables["query"] = " ".join(terms)
         while True:
             data = self.graphql(docs.PRODUCT_VARIANTS, variables, cost=2 + 3 * page_size)
-            connection = data["productVariants"]
-            for node in connection["nodes"]:
-                yield _variant(node, node.get("product") or {})
-            info = connection["pageInfo"]
-            if not info.get("hasNextPage") or not info.get("endCursor"):
+            nodes, cursor = connection_page(data.get("productVariants"), "the catalog's variants")
+            yield from _variants(nodes, refused if refused is not None else Refusals())
+            if cursor is None:
                 return
-            variables = {**variables, "after": info["endCursor"]}
+            variables = {**variables, "after": cursor}
 
     def changed_product_ids(self, updated_since: str) -> Iterator[str]:
         """GIDs of the products updated after ``updated_since`` (ISO 8601)."""
@@ -696,15 +700,13 @@ class ShopifyClient:
         found: list[Variant] = []
         while True:
             data = self.graphql(docs.PRODUCT_VARIANTS, variables, cost=docs.PRODUCT_VARIANTS_COST)
-            connection = data["productVariants"]
-            for node in connection["nodes"]:
-                code = node.get("sku") or ""
-                if (key(code) if key else code) == wanted:
-                    found.append(_variant(node, node.get("product") or {}))
-            info = connection["pageInfo"]
-            if not info.get("hasNextPage") or not info.get("endCursor"):
+            nodes, cursor = connection_page(data.get("productVariants"), "the catalog's variants")
+            for variant in _variants(nodes, Refusals()):
+                if (key(variant.sku) if key else variant.sku) == wanted:
+                    found.append(variant)
+            if cursor is None:
                 return found
-            variables = {**variables, "after": info["endCursor"]}
+            variables = {**variables, "after": cursor}
 
     def bulk_variants(
         self, *, poll_interval: float = 2.0, max_wait: float | None = None
@@ -717,7 +719,7 @@ class ShopifyClient:
         return (Variant(*row) for batch in batches for row in batch)
 
     def bulk_variant_rows(
-        self, *, poll_interval: float = 2.0, max_wait: float | None = None
+        self, *, poll_interval: float = 2.0, max_wait: float | None = None, refused: Refusals | None = None
     ) -> Iterator[list[tuple]]:
         """The whole catalog through a bulk operation (DESIGN §4.3), in batches of rows.
 
@@ -728,12 +730,14 @@ class ShopifyClient:
         its product by ``__parentId``; lines are parsed as they arrive and
         the file is never held whole. Each row is a tuple in the field order
         of :class:`~ecomsend_cli.models.Variant`: a full refresh writes them to
-        the store as they are, without an object per variant.
+        the store as they are, without an object per variant. A line that is
+        not JSON or not shaped as documented is left out and counted in ``refused``.
         """
         url = self._run_bulk_query(docs.BULK_VARIANTS_QUERY, poll_interval, max_wait)
         if not url:
             return iter(())  # Shopify gives no file when the query matched nothing
-        return _join_bulk_objects(self._stream_objects(url))
+        refused = refused if refused is not None else Refusals()
+        return _join_bulk_objects(self._stream_objects(url, refused), refused)
 
     def _run_bulk_query(
         self, query: str, poll_interval: float, max_wait: float | None
@@ -782,7 +786,7 @@ class ShopifyClient:
             self._sleep(delay)
             delay = min(poll_interval, delay * 2)
 
-    def _stream_objects(self, url: str) -> Iterator[list[dict]]:
+    def _stream_objects(self, url: str, refused: Refusals) -> Iterator[list[Any]]:
         """The objects of the JSONL file at ``url``, in batches, resuming with Range after a break.
 
         Each network chunk's complete lines are parsed by one ``json.loads``
@@ -835,12 +839,12 @@ class ShopifyClient:
                             continue
                         tail = buffer[cut + 1:]
                         complete = buffer[:cut]
-                        batch = _parse_lines(complete, loads)
+                        batch = _parse_lines(complete, loads, refused)
                         offset += cut + 1
                         if batch:
                             yield batch
                     if tail.strip():
-                        batch = _parse_lines(tail, loads)
+                        batch = _parse_lines(tail, loads, refused)
                         offset += len(tail)
                         yield batch
                     return
@@ -1255,72 +1259,84 @@ class ShopifyClient:
 # -- helpers of this module ------------------------------------------------------------------
 
 
-def _variant(node: dict, product: dict) -> Variant:
-    item = node.get("inventoryItem")
-    return Variant(
-        node["id"],
-        product.get("id", ""),
-        product.get("title") or "",
-        node.get("title") or "",
-        node.get("sku") or "",
-        item.get("id") if item else None,
-        node.get("inventoryQuantity"),
-        product.get("status") or "",
-        product.get("updatedAt"),
-    )
-
-
-def _parse_lines(block: bytes, loads: Callable[[bytes], Any]) -> list[dict]:
-    """The JSON objects of a block of complete JSONL lines, parsed in one call."""
+def _parse_lines(block: bytes, loads: Callable[[bytes], Any], refused: Refusals) -> list[Any]:
+    """The JSON values of a block of complete JSONL lines, parsed in one call; when that fails,
+    line by line, each line that is not JSON left out and counted in ``refused``."""
     if b"\n\n" in block or block.startswith(b"\n") or block.endswith(b"\n"):
         block = b"\n".join(line for line in block.split(b"\n") if line.strip())
     if not block.strip():
         return []
-    return loads(b"[" + block.replace(b"\n", b",") + b"]")
+    try:
+        return loads(b"[" + block.replace(b"\n", b",") + b"]")
+    except ValueError:  # a broken line (or a line of several values): find which
+        pass
+    values = []
+    for line in block.split(b"\n"):
+        try:
+            values.append(loads(line))
+        except ValueError:
+            sample = line[:60].decode("utf-8", "replace")
+            refused.add(f"a bulk file line that is not one JSON value: {sample!r}")
+    return values
 
 
-def _join_bulk_objects(batches: Iterable[list[dict]]) -> Iterator[list[tuple]]:
+def _join_bulk_objects(batches: Iterable[list[Any]], refused: Refusals) -> Iterator[list[tuple]]:
     """Variant rows (in ``Variant``'s field order) from batches of bulk JSONL objects, each
     joined to its product by ``__parentId``; one batch of rows per batch of objects that holds variants.
 
     Shopify does not promise that a parent line comes before its children, so
     a child whose parent is not yet seen waits until it is; only product
     fields are kept per product, so memory grows with products, not variants.
+    Each record is checked (:func:`~ecomsend_cli.shopify_records.catalog_variant`):
+    an unusable one is left out and counted in ``refused``, and the rest goes on.
     """
     products: dict[str, tuple] = {}
     waiting: dict[str, list[dict]] = defaultdict(list)
+    variant = catalog_variant
     for batch in batches:
         rows = []
         for obj in batch:
-            parent = obj.get("__parentId")
-            if parent is None:
-                key = obj["id"]
-                product = products[key] = (
-                    key, obj.get("title") or "", obj.get("status") or "", obj.get("updatedAt")
-                )
-                for child in waiting.pop(key, ()):
-                    rows.append(_bulk_row(child, product))
-                continue
-            product = products.get(parent)
-            if product is None:
-                waiting[parent].append(obj)
-            else:
-                rows.append(_bulk_row(obj, product))
+            try:
+                parent = obj.get("__parentId") if type(obj) is dict else None
+                if parent is None:
+                    product = catalog_product(obj)
+                    products[product[0]] = product
+                    for child in waiting.pop(product[0], ()):
+                        rows.append(variant(child, product))
+                    continue
+                if type(parent) is not str:
+                    raise RecordRefused(f"a bulk line whose __parentId is not an id: {parent!r}"[:120])
+                product = products.get(parent)
+                if product is None:
+                    waiting[parent].append(obj)
+                else:
+                    rows.append(variant(obj, product))
+            except RecordRefused as exc:
+                refused.add(str(exc))
         if rows:
             yield rows
     # A parent that never came: keep the variants.
-    orphans = [_bulk_row(child, (parent, "", "", None)) for parent, children in waiting.items() for child in children]
+    orphans = []
+    for parent, children in waiting.items():
+        for child in children:
+            try:
+                orphans.append(variant(child, (parent, "", "", None)))
+            except RecordRefused as exc:
+                refused.add(str(exc))
     if orphans:
         yield orphans
 
 
-def _bulk_row(node: dict, product: tuple) -> tuple:
-    item = node.get("inventoryItem")
-    pid, title, status, updated_at = product
-    return (
-        node["id"], pid, title, node.get("title") or "", node.get("sku") or "",
-        item.get("id") if item else None, node.get("inventoryQuantity"), status, updated_at,
-    )
+def _variants(nodes: list, refused: Refusals) -> Iterator[Variant]:
+    """The variants of a page of ``productVariants`` nodes (each with its ``product``), each
+    checked: an unusable one is left out and counted in ``refused``."""
+    for node in nodes:
+        try:
+            product = node.get("product") if type(node) is dict else None
+            joined = catalog_product(product) if product is not None else ("", "", "", None)
+            yield Variant(*catalog_variant(node, joined))
+        except RecordRefused as exc:
+            refused.add(str(exc))
 
 
 _OP_RE = re.compile(r"^\s*(query|mutation|subscription)\b\s*(\w*)", re.MULTILINE)

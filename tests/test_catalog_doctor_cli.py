@@ -144,3 +144,21 @@ def test_commands_needing_an_api_say_how_to_configure_it(cli, tmp_path):
     assert "TikTok Shop is not configured" in r.stderr and "config.example.yaml" in r.stderr
     r = cli("catalog", "refresh")
     assert r.exit_code == 1 and "Shopify is not configured" in r.stderr
+
+
+def test_a_catalog_record_not_shaped_as_documented_is_left_out_and_the_rest_refreshed(sandbox, sb_cli):
+    # A product title no shop can have (5,000 characters): the product record is refused with
+    # the reason, the refresh ends well, and its variant (a record of its own) is kept.
+    sandbox.shopify.add_products([{"id": 9901, "title": "T" * 5000, "status": "ACTIVE", "variants": [
+        {"id": 99011, "title": "Only", "sku": "HUGE-1", "price": "1.00", "inventory_item_id": 99011,
+         "inventory_quantity": 1, "inventory_policy": "DENY"}]}])
+    r = sb_cli("catalog", "refresh", "--full")
+    assert r.exit_code == 0, r.stderr
+    assert "1 catalog record from Shopify was not shaped as documented and left out of the cache" in r.stderr
+    assert "gid://shopify/Product/9901" in r.stderr and "T" * 200 not in r.stderr
+    with Store.open(sandbox.store_path) as store:
+        (huge,) = store.variants_by_sku("HUGE-1")
+        assert huge.product_title == "" and huge.variant_title == "Only"
+        assert store.variants_by_sku("TEE-BLK-M")  # the rest of the catalog is there
+    doc = json.loads(sb_cli("catalog", "refresh", "--full", "--json").stdout)
+    assert doc["refused"] == 1 and "gid://shopify/Product/9901" in doc["refused_examples"][0]

@@ -556,6 +556,54 @@ def test_bulk_download_broken_midway_resumes_with_a_range_request():
     assert script.requests[-1].headers["Range"] == f"bytes={first_line_end}-"
 
 
+
+# Hostile catalog records: each unusable one is left out with its reason, the rest goes on.
+HOSTILE_LINES = [
+    b'{"title":"no id at all","status":"ACTIVE"}',  # a product without an id
+    b'5',  # not an object
+    b'["a", "list"]',
+    b'{"id":"gid://shopify/ProductVariant/13","sku":{"not":"text"},"__parentId":"gid://shopify/Product/1"}',
+    b'{"id":"gid://shopify/ProductVariant/14","sku":"T-L","inventoryQuantity":"many",'
+    b'"__parentId":"gid://shopify/Product/1"}',
+    b'{"id":"gid://shopify/ProductVariant/15","title":"' + b"x" * 5000 + b'","__parentId":"gid://shopify/Product/1"}',
+    b'{"id":"gid://shopify/ProductVariant/16","sku":"T-XL","__parentId":["gid://shopify/Product/1"]}',
+    b'{"id":"gid://shopify/ProductVariant/17","inventoryItem":"item","__parentId":"gid://shopify/Product/1"}',
+    b'{"id":"not a gid","sku":"T-XXL","__parentId":"gid://shopify/Product/1"}',
+    b'{"id":"gid://shopify/ProductVariant/18", "sku": "T-3XL", "__parentId": "gid://shopify/Product/1"',  # cut off
+]
+
+
+def test_a_bulk_file_with_unusable_records_keeps_the_rest_and_counts_each_left_out():
+    from ecomsend_cli.shopify_records import Refusals
+
+    body = JSONL + b"\n".join(HOSTILE_LINES) + b"\n"
+    refused = Refusals()
+    rows = [r for batch in make_client(bulk_script([httpx.Response(200, content=body)]))
+            .bulk_variant_rows(refused=refused) for r in batch]
+    assert [r[0] for r in rows] == ["gid://shopify/ProductVariant/11", "gid://shopify/ProductVariant/12"]
+    assert refused.count == len(HOSTILE_LINES)
+    assert len(refused.examples) == Refusals.KEPT
+    # The block is parsed before its records are joined: the broken line is found first.
+    assert refused.examples[0].startswith("a bulk file line that is not one JSON value")
+    assert "a product record without a Product id" in refused.examples[1]
+    assert all(len(e) < 300 for e in refused.examples)  # a sample of the record, never all of it
+
+
+def test_a_page_of_variants_with_unusable_records_keeps_the_rest():
+    from ecomsend_cli.shopify_records import Refusals
+
+    bad_product = {**variant_node(3, "C"), "product": {"id": 7, "title": "Tee"}}
+    nodes = [variant_node(1, "A"), {"sku": "no id"}, "text", {**variant_node(2, "B"), "inventoryQuantity": True},
+             bad_product, variant_node(4, "D")]
+    refused = Refusals()
+    variants = list(make_client(Script(page(nodes, None))).iter_variants(refused=refused))
+    assert [v.sku for v in variants] == ["A", "D"]
+    assert refused.count == 4
+    script = Script(ok({"productVariants": {"nodes": "not a list"}}))
+    with pytest.raises(ApiError, match="not shaped as documented"):
+        list(make_client(script).iter_variants())
+
+
 def test_failed_bulk_operation_is_an_api_error():
     failed = ok({"bulkOperation": {"id": "gid://shopify/BulkOperation/7", "status": "FAILED",
                                    "errorCode": "TIMEOUT"}})

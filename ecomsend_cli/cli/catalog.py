@@ -42,6 +42,8 @@ def catalog_refresh(
         + (f" from {result.products} changed product(s)" if result.mode == "incremental" else "")
         + f", {s.store.variant_count()} in the cache, in {result.seconds:.1f}s."
     )
+    if warning := result.refused_warning():
+        s.out.warn(warning)
     _warn_stale(s.out, s.store.stale_link_details())
 
 

@@ -146,6 +146,8 @@ class Session:
                 )
                 return
         self.out.info(f"Catalog cache: {result.variants} variant(s) ({result.mode} refresh).")
+        if warning := result.refused_warning():
+            self.out.warn(warning)
 
     def close(self) -> None:
         for client in self._clients:
