@@ -128,35 +128,29 @@ class Refusals:
             self.examples.append(reason)
 
 
-_PRODUCT_GID = "gid://shopify/Product/"
-# Records are checked inline, without a call per field: a full refresh reads 250,000s of them
-# (the checks cost about 0.7 µs a variant, 0.2 s of a 250,000-variant refresh).
-
-
 def catalog_product(node: Any) -> tuple[str, str, str, str | None]:
     """``(id, title, status, updatedAt)`` of a product record. Raises RecordRefused."""
-    try:
-        pid, title, status, updated = node["id"], node.get("title"), node.get("status"), node.get("updatedAt")
-    except (TypeError, KeyError, AttributeError):
-        raise RecordRefused(f"a product record without a Product id: {_sample(node)}") from None
-    if not (type(pid) is str and pid.startswith(_PRODUCT_GID) and pid[len(_PRODUCT_GID):].isdigit()):
+    pid = node.get("id") if type(node) is dict else None
+    if not is_gid(pid, "Product"):
         raise RecordRefused(f"a product record without a Product id: {_sample(node)}")
-    if title is None:
-        title = ""
-    elif type(title) is not str or len(title) > MAX_CATALOG_TEXT:
-        raise _not_text("product", pid, "title")
-    if status is None:
-        status = ""
-    elif type(status) is not str or len(status) > MAX_CATALOG_TEXT:
-        raise _not_text("product", pid, "status")
-    if updated is not None and (type(updated) is not str or len(updated) > MAX_CATALOG_TEXT):
-        raise _not_text("product", pid, "updatedAt")
-    return pid, title, status, updated
+    title, status, updated = (_text(node, key, pid) for key in ("title", "status", "updatedAt"))
+    return pid, title or "", status or "", updated
+
+
+def _text(node: dict, key: str, gid: str) -> str | None:
+    value = node.get(key)
+    if value is not None and (type(value) is not str or len(value) > MAX_CATALOG_TEXT):
+        raise _not_text("product", gid, key)
+    return value
 
 
 def catalog_variant(node: Any, product: tuple) -> tuple:
     """A variant record as a row in ``Variant``'s field order, joined to ``product`` (as
-    :func:`catalog_product` gives it). Raises RecordRefused."""
+    :func:`catalog_product` gives it). Raises RecordRefused.
+
+    Checked inline, without a call per field: a full refresh reads 250,000s of
+    variants (the checks cost about 0.7 µs each, 0.2 s of such a refresh).
+    """
     try:
         vid, title, sku = node["id"], node.get("title"), node.get("sku")
         item, quantity = node.get("inventoryItem"), node.get("inventoryQuantity")
