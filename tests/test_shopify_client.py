@@ -632,3 +632,30 @@ def test_a_trial_stores_order_limit_waits_a_minute_resends_and_then_paces(refusa
     client.order_create(ORDER, inventory_behaviour="BYPASS")
     assert time.now - before >= 2 * 12.0 - 0.01  # then 5 a minute, not refused again
     assert len(script.graphql_requests) == 4
+
+
+def test_json_nested_deeper_than_the_parser_recurses_is_a_refused_line_or_an_unreadable_answer():
+    # json.loads raises RecursionError (not ValueError) past ~1,000 levels: it escaped as a traceback.
+    from ecomsend_cli.shopify_records import Refusals
+
+    deep = b"[" * 100_000 + b"]" * 100_000
+    refused = Refusals()
+    rows = [r for batch in make_client(bulk_script([httpx.Response(200, content=JSONL + deep + b"\n")]))
+            .bulk_variant_rows(refused=refused) for r in batch]
+    assert [r[0] for r in rows] == ["gid://shopify/ProductVariant/11", "gid://shopify/ProductVariant/12"]
+    assert refused.count == 1 and refused.examples[0].startswith("a bulk file line that is not one JSON value")
+    answer = b'{"data": {"productVariants": {"nodes": ' + deep + b"}}}"
+    script = Script(*[httpx.Response(200, content=answer) for _ in range(4)])
+    with pytest.raises(ApiError, match="could not be read"):
+        list(make_client(script).iter_variants())
+
+
+def test_a_page_of_variants_whose_next_cursor_is_its_own_is_an_error_not_an_endless_loop():
+    same = ok({"productVariants": {"pageInfo": {"hasNextPage": True, "endCursor": "c1"},
+                                   "nodes": [variant_node(1, "A")]}})
+    script = Script(page([variant_node(1, "A")], "c1"), same, same, same)
+    with pytest.raises(ApiError, match="not shaped as documented"):
+        list(make_client(script).iter_variants())
+    assert len(script.graphql_requests) == 2
+    with pytest.raises(ApiError, match="not shaped as documented"):
+        make_client(Script(page([variant_node(1, "A")], "c1"), same, same)).variants_by_sku("A")
