@@ -1322,11 +1322,14 @@ def _join_bulk_objects(batches: Iterable[list[Any]], refused: Refusals) -> Itera
                 refused.add(str(exc))
         if rows:
             yield rows
-    # A parent that never came: keep the variants.
+    # A parent that never came: keep the variants, if it is a product's id (a parent that came
+    # was checked as a product; this one is only what the variant line says).
     orphans = []
     for parent, children in waiting.items():
         for child in children:
             try:
+                if not is_gid(parent, "Product"):
+                    raise RecordRefused(f"a variant whose __parentId is not a Product id: {parent[:80]!r}")
                 orphans.append(variant(child, (parent, "", "", None)))
             except RecordRefused as exc:
                 refused.add(str(exc))

@@ -659,3 +659,31 @@ def test_a_page_of_variants_whose_next_cursor_is_its_own_is_an_error_not_an_endl
     assert len(script.graphql_requests) == 2
     with pytest.raises(ApiError, match="not shaped as documented"):
         make_client(Script(page([variant_node(1, "A")], "c1"), same, same)).variants_by_sku("A")
+
+
+def test_ids_with_digits_that_are_not_ascii_and_orphans_of_a_parent_that_is_no_product_are_refused():
+    # str.isdigit() takes "²" and "١٢": such a variant was cached, with an id no command accepts back;
+    # a variant whose parent never came was cached under whatever its __parentId said.
+    from ecomsend_cli.shopify_records import Refusals, is_gid
+
+    lines = [
+        '{"id":"gid://shopify/ProductVariant/²","sku":"SUP","__parentId":"gid://shopify/Product/1"}',
+        '{"id":"gid://shopify/ProductVariant/١٢","sku":"ARABIC","__parentId":"gid://shopify/Product/1"}',
+        '{"id":"gid://shopify/ProductVariant/21","sku":"ITEM","inventoryItem":{"id":"gid://shopify/InventoryItem/٣"},'
+        '"__parentId":"gid://shopify/Product/1"}',
+        '{"id":"gid://shopify/ProductVariant/22","sku":"ORPHAN-ESC","__parentId":"\\u001b[2J"}',
+        '{"id":"gid://shopify/ProductVariant/23","sku":"ORPHAN-VAR","__parentId":"gid://shopify/ProductVariant/11"}',
+        '{"id":"gid://shopify/ProductVariant/24","sku":"ORPHAN-OK","__parentId":"gid://shopify/Product/77"}',
+    ]
+    body = JSONL + "\n".join(lines).encode() + b"\n"
+    refused = Refusals()
+    rows = [r for batch in make_client(bulk_script([httpx.Response(200, content=body)]))
+            .bulk_variant_rows(refused=refused) for r in batch]
+    assert [(r[0], r[1]) for r in rows] == [
+        ("gid://shopify/ProductVariant/11", "gid://shopify/Product/1"),
+        ("gid://shopify/ProductVariant/12", "gid://shopify/Product/1"),
+        ("gid://shopify/ProductVariant/24", "gid://shopify/Product/77"),
+    ]
+    assert refused.count == 5
+    assert all("\x1b" not in e for e in refused.examples)
+    assert not is_gid("gid://shopify/Order/²", "Order") and is_gid("gid://shopify/Order/7", "Order")
