@@ -127,7 +127,8 @@ class Refusals:
     def add(self, reason: str) -> None:
         self.count += 1
         if len(self.examples) < self.KEPT:
-            self.examples.append(reason)
+            # Bounded here, whatever the reason quotes: an id's digits have no length bound.
+            self.examples.append(reason if len(reason) <= 200 else reason[:197] + "...")
 
 
 def catalog_product(node: Any) -> tuple[str, str, str, str | None]:

@@ -687,3 +687,22 @@ def test_ids_with_digits_that_are_not_ascii_and_orphans_of_a_parent_that_is_no_p
     assert refused.count == 5
     assert all("\x1b" not in e for e in refused.examples)
     assert not is_gid("gid://shopify/Order/²", "Order") and is_gid("gid://shopify/Order/7", "Order")
+
+
+def test_a_refusal_reason_is_bounded_however_long_the_record_id():
+    # The reasons quote the record's id, and a digits-only id has no length bound: a 100,000-digit
+    # one made the catalog warning a 100,000-character line.
+    from ecomsend_cli.shopify_records import Refusals
+
+    huge = "9" * 100_000
+    parent = '"__parentId":"gid://shopify/Product/1"'
+    lines = [
+        f'{{"id":"gid://shopify/Product/{huge}","title":5}}',
+        f'{{"id":"gid://shopify/ProductVariant/{huge}","title":5,{parent}}}',
+        f'{{"id":"gid://shopify/ProductVariant/{huge}","inventoryQuantity":1.5,{parent}}}',
+    ]
+    refused = Refusals()
+    body = JSONL + "\n".join(lines).encode() + b"\n"
+    list(make_client(bulk_script([httpx.Response(200, content=body)])).bulk_variant_rows(refused=refused))
+    assert refused.count == 3
+    assert all(len(e) < 300 for e in refused.examples), [len(e) for e in refused.examples]
