@@ -300,13 +300,16 @@ class Output:
             stream = sys.stderr if to_stderr else sys.stdout
             stream.write(_plain_line([c.header if isinstance(c, Column) else c for c in columns]) + "\n")
             # Hints in cells (doctor's Fix, a reason's command) carry the user's --config/--store
-            # too: checked once per line, as few lines hold one.
+            # too: checked once per line, as few lines hold one. The options go into the cells
+            # before they are made plain: a path may hold a tab or a newline.
             context = self.in_context if self.context else None
             with paused_gc():
                 batch: list[str] = []
                 for row in rows:
                     line = _plain_line(row)
-                    batch.append(context(line) if context and "`ecomsend " in line else line)
+                    if context and "`ecomsend " in line:
+                        line = _plain_line([context(c) if type(c) is str else c for c in row])
+                    batch.append(line)
                     if len(batch) == 1000:
                         batch.append("")
                         stream.write("\n".join(batch))

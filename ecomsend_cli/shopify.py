@@ -92,6 +92,7 @@ from .shopify_records import (
     refund_line_input,
     refund_record,
     refund_transaction_input,
+    shape_error,
     transaction_record,
     user_errors,
 )
@@ -661,6 +662,8 @@ class ShopifyClient:
             yield from _variants(nodes, refused if refused is not None else Refusals())
             if cursor is None:
                 return
+            if cursor == variables["after"]:  # the same page again: following it would never end
+                raise shape_error("the catalog's variants")
             variables = {**variables, "after": cursor}
 
     def changed_product_ids(self, updated_since: str) -> Iterator[str]:
@@ -706,6 +709,8 @@ class ShopifyClient:
                     found.append(variant)
             if cursor is None:
                 return found
+            if cursor == variables["after"]:  # the same page again: following it would never end
+                raise shape_error("the catalog's variants")
             variables = {**variables, "after": cursor}
 
     def bulk_variants(
@@ -1268,13 +1273,15 @@ def _parse_lines(block: bytes, loads: Callable[[bytes], Any], refused: Refusals)
         return []
     try:
         return loads(b"[" + block.replace(b"\n", b",") + b"]")
-    except ValueError:  # a broken line (or a line of several values): find which
+    # A broken line (or a line of several values, or one nested deeper than the
+    # parser recurses: RecursionError): find which.
+    except (ValueError, RecursionError):
         pass
     values = []
     for line in block.split(b"\n"):
         try:
             values.append(loads(line))
-        except ValueError:
+        except (ValueError, RecursionError):
             sample = line[:60].decode("utf-8", "replace")
             refused.add(f"a bulk file line that is not one JSON value: {sample!r}")
     return values
@@ -1315,11 +1322,14 @@ def _join_bulk_objects(batches: Iterable[list[Any]], refused: Refusals) -> Itera
                 refused.add(str(exc))
         if rows:
             yield rows
-    # A parent that never came: keep the variants.
+    # A parent that never came: keep the variants, if it is a product's id (a parent that came
+    # was checked as a product; this one is only what the variant line says).
     orphans = []
     for parent, children in waiting.items():
         for child in children:
             try:
+                if not is_gid(parent, "Product"):
+                    raise RecordRefused(f"a variant whose __parentId is not a Product id: {parent[:80]!r}")
                 orphans.append(variant(child, (parent, "", "", None)))
             except RecordRefused as exc:
                 refused.add(str(exc))
@@ -1374,7 +1384,7 @@ def _lifetime(value: Any) -> float:
 def _json_or_none(response: httpx.Response) -> Any:
     try:
         return response.json()
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # the last: JSON nested too deep to parse
         return None
 
 

@@ -23,7 +23,9 @@ RESTOCK_TYPES = ("RETURN", "CANCEL", "NO_RESTOCK")
 
 def is_gid(value: Any, kind: str) -> bool:
     prefix = f"gid://shopify/{kind}/"
-    return isinstance(value, str) and value.startswith(prefix) and value[len(prefix):].isdigit()
+    # ASCII digits only: str.isdigit() also takes "²" or "١", which no Shopify id holds.
+    return (isinstance(value, str) and value.startswith(prefix) and value.isascii()
+            and value[len(prefix):].isdigit())
 
 
 @dataclass(frozen=True)
@@ -125,7 +127,8 @@ class Refusals:
     def add(self, reason: str) -> None:
         self.count += 1
         if len(self.examples) < self.KEPT:
-            self.examples.append(reason)
+            # Bounded here, whatever the reason quotes: an id's digits have no length bound.
+            self.examples.append(reason if len(reason) <= 200 else reason[:197] + "...")
 
 
 def catalog_product(node: Any) -> tuple[str, str, str, str | None]:
@@ -157,7 +160,9 @@ def catalog_variant(node: Any, product: tuple) -> tuple:
     except (TypeError, KeyError, AttributeError):
         raise RecordRefused(f"a variant record without a ProductVariant id: {_sample(node)}") from None
     # The prefixes' lengths as literals: len("gid://shopify/ProductVariant/") == 29.
-    if type(vid) is not str or not vid.startswith("gid://shopify/ProductVariant/") or not vid[29:].isdigit():
+    # isascii: str.isdigit() also takes "²" or "١" (the id could not be typed back: models.variant_gid).
+    if (type(vid) is not str or not vid.startswith("gid://shopify/ProductVariant/") or not vid.isascii()
+            or not vid[29:].isdigit()):
         raise RecordRefused(f"a variant record without a ProductVariant id: {_sample(node)}")
     if title is None:
         title = ""
@@ -171,7 +176,7 @@ def catalog_variant(node: Any, product: tuple) -> tuple:
         item = item.get("id") if type(item) is dict else False
         # len("gid://shopify/InventoryItem/") == 28
         if item is not None and (type(item) is not str or not item.startswith("gid://shopify/InventoryItem/")
-                                 or not item[28:].isdigit()):
+                                 or not item.isascii() or not item[28:].isdigit()):
             raise RecordRefused(f"variant {vid!r} has an inventoryItem without an InventoryItem id")
     if quantity is not None and (type(quantity) is not int or not -10**12 < quantity < 10**12):
         raise RecordRefused(f"variant {vid!r} has an inventoryQuantity that is not a whole number")

@@ -632,3 +632,77 @@ def test_a_trial_stores_order_limit_waits_a_minute_resends_and_then_paces(refusa
     client.order_create(ORDER, inventory_behaviour="BYPASS")
     assert time.now - before >= 2 * 12.0 - 0.01  # then 5 a minute, not refused again
     assert len(script.graphql_requests) == 4
+
+
+def test_json_nested_deeper_than_the_parser_recurses_is_a_refused_line_or_an_unreadable_answer():
+    # json.loads raises RecursionError (not ValueError) past ~1,000 levels: it escaped as a traceback.
+    from ecomsend_cli.shopify_records import Refusals
+
+    deep = b"[" * 100_000 + b"]" * 100_000
+    refused = Refusals()
+    rows = [r for batch in make_client(bulk_script([httpx.Response(200, content=JSONL + deep + b"\n")]))
+            .bulk_variant_rows(refused=refused) for r in batch]
+    assert [r[0] for r in rows] == ["gid://shopify/ProductVariant/11", "gid://shopify/ProductVariant/12"]
+    assert refused.count == 1 and refused.examples[0].startswith("a bulk file line that is not one JSON value")
+    answer = b'{"data": {"productVariants": {"nodes": ' + deep + b"}}}"
+    script = Script(*[httpx.Response(200, content=answer) for _ in range(4)])
+    with pytest.raises(ApiError, match="could not be read"):
+        list(make_client(script).iter_variants())
+
+
+def test_a_page_of_variants_whose_next_cursor_is_its_own_is_an_error_not_an_endless_loop():
+    same = ok({"productVariants": {"pageInfo": {"hasNextPage": True, "endCursor": "c1"},
+                                   "nodes": [variant_node(1, "A")]}})
+    script = Script(page([variant_node(1, "A")], "c1"), same, same, same)
+    with pytest.raises(ApiError, match="not shaped as documented"):
+        list(make_client(script).iter_variants())
+    assert len(script.graphql_requests) == 2
+    with pytest.raises(ApiError, match="not shaped as documented"):
+        make_client(Script(page([variant_node(1, "A")], "c1"), same, same)).variants_by_sku("A")
+
+
+def test_ids_with_digits_that_are_not_ascii_and_orphans_of_a_parent_that_is_no_product_are_refused():
+    # str.isdigit() takes "²" and "١٢": such a variant was cached, with an id no command accepts back;
+    # a variant whose parent never came was cached under whatever its __parentId said.
+    from ecomsend_cli.shopify_records import Refusals, is_gid
+
+    lines = [
+        '{"id":"gid://shopify/ProductVariant/²","sku":"SUP","__parentId":"gid://shopify/Product/1"}',
+        '{"id":"gid://shopify/ProductVariant/١٢","sku":"ARABIC","__parentId":"gid://shopify/Product/1"}',
+        '{"id":"gid://shopify/ProductVariant/21","sku":"ITEM","inventoryItem":{"id":"gid://shopify/InventoryItem/٣"},'
+        '"__parentId":"gid://shopify/Product/1"}',
+        '{"id":"gid://shopify/ProductVariant/22","sku":"ORPHAN-ESC","__parentId":"\\u001b[2J"}',
+        '{"id":"gid://shopify/ProductVariant/23","sku":"ORPHAN-VAR","__parentId":"gid://shopify/ProductVariant/11"}',
+        '{"id":"gid://shopify/ProductVariant/24","sku":"ORPHAN-OK","__parentId":"gid://shopify/Product/77"}',
+    ]
+    body = JSONL + "\n".join(lines).encode() + b"\n"
+    refused = Refusals()
+    rows = [r for batch in make_client(bulk_script([httpx.Response(200, content=body)]))
+            .bulk_variant_rows(refused=refused) for r in batch]
+    assert [(r[0], r[1]) for r in rows] == [
+        ("gid://shopify/ProductVariant/11", "gid://shopify/Product/1"),
+        ("gid://shopify/ProductVariant/12", "gid://shopify/Product/1"),
+        ("gid://shopify/ProductVariant/24", "gid://shopify/Product/77"),
+    ]
+    assert refused.count == 5
+    assert all("\x1b" not in e for e in refused.examples)
+    assert not is_gid("gid://shopify/Order/²", "Order") and is_gid("gid://shopify/Order/7", "Order")
+
+
+def test_a_refusal_reason_is_bounded_however_long_the_record_id():
+    # The reasons quote the record's id, and a digits-only id has no length bound: a 100,000-digit
+    # one made the catalog warning a 100,000-character line.
+    from ecomsend_cli.shopify_records import Refusals
+
+    huge = "9" * 100_000
+    parent = '"__parentId":"gid://shopify/Product/1"'
+    lines = [
+        f'{{"id":"gid://shopify/Product/{huge}","title":5}}',
+        f'{{"id":"gid://shopify/ProductVariant/{huge}","title":5,{parent}}}',
+        f'{{"id":"gid://shopify/ProductVariant/{huge}","inventoryQuantity":1.5,{parent}}}',
+    ]
+    refused = Refusals()
+    body = JSONL + "\n".join(lines).encode() + b"\n"
+    list(make_client(bulk_script([httpx.Response(200, content=body)])).bulk_variant_rows(refused=refused))
+    assert refused.count == 3
+    assert all(len(e) < 300 for e in refused.examples), [len(e) for e in refused.examples]

@@ -4,6 +4,7 @@ changed, is shown as stale with the fix by `links`, `list-unlinked --all` and `d
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import time
 
@@ -163,3 +164,39 @@ def test_orders_needing_a_stale_link_wait_blocked_instead_of_being_refused(sandb
     assert sb_cli("link", tee_m, f"{V}44013", "--force").exit_code == 0  # relinked: it goes out
     sb_cli("sync-orders")
     assert [o for o in sandbox.shopify.orders() if o["source_identifier"] == order["id"]]
+
+
+def test_a_hint_in_a_piped_cell_keeps_its_cell_whatever_the_config_path_holds(sandbox, sb_cli, tmp_path):
+    """--config with a tab, a newline, quotes, `$` and unicode in its folder: the Fix cell of the
+    piped doctor table stays one cell of one line (the options were added after the cell was
+    made plain, so the tab split it and the newline cut the row), and its hint runs as pasted."""
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from ecomsend_cli.cli import app
+
+    assert sb_cli("sync-orders").exit_code == 3
+    assert sb_cli("autolink", "--yes").exit_code == 0
+    sandbox.shopify.add_products([_tee([(44011, "Black / S", "TEE-BLK-S"), (44013, "Black / L", "TEE-BLK-L")])])
+    assert sb_cli("catalog", "refresh", "--full").exit_code == 0
+    folder = tmp_path / "shop\tone\nit's \"$HOME\" é"
+    folder.mkdir()
+    config = folder / "c.yaml"
+    shutil.copy(sandbox.config_file, config)
+    config.chmod(0o600)
+
+    def run(*args: str):
+        return CliRunner().invoke(app, ["--config", str(config), *args], catch_exceptions=False)
+
+    fix = {c["check"]: c for c in json.loads(run("doctor", "--json").stdout)["checks"]}["links"]["fix"]
+    assert f"`ecomsend --config {shlex.quote(str(config))} unlink " in fix
+    lines = run("doctor").stdout.splitlines()
+    assert lines[0] == "Check\tOK\tDetail\tFix"
+    assert all(line.count("\t") == 3 for line in lines), lines
+    cell = {line.split("\t")[0]: line.split("\t")[3] for line in lines[1:]}["links"]
+    assert "`ecomsend --config " in cell and "unlink " in cell
+    command = re.search(r"`(ecomsend [^`]+ unlink [^`]+)`", fix).group(1)
+    argv = shlex.split(command)
+    assert argv[:3] == ["ecomsend", "--config", str(config)]
+    assert CliRunner().invoke(app, argv[1:], catch_exceptions=False).exit_code == 0
