@@ -675,13 +675,17 @@ class ShopifyClient:
         }
         while True:
             data = self.graphql(docs.CHANGED_PRODUCTS, variables, cost=docs.CHANGED_PRODUCTS_COST)
-            connection = data["products"]
-            for node in connection["nodes"]:
-                yield node["id"]
-            info = connection["pageInfo"]
-            if not info.get("hasNextPage") or not info.get("endCursor"):
+            nodes, cursor = connection_page(data.get("products"), "the catalog's changed products")
+            for node in nodes:
+                pid = node.get("id") if type(node) is dict else None
+                if not is_gid(pid, "Product"):
+                    raise shape_error("the catalog's changed products")
+                yield pid
+            if cursor is None:
                 return
-            variables = {**variables, "after": info["endCursor"]}
+            if cursor == variables["after"]:  # the same page again: following it would never end
+                raise shape_error("the catalog's changed products")
+            variables = {**variables, "after": cursor}
 
     def variants_by_sku(
         self, sku: str, *, key: Callable[[str | None], object] | None = None

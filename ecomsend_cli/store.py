@@ -1141,7 +1141,8 @@ class Store(AfterCreation):
             conn.execute("CREATE INDEX idx_shopify_variants_key ON shopify_variants(sku_key)")
             conn.execute(_CANDIDATES_UPDATE + " WHERE seller_sku_key IS NOT NULL OR candidate_ids IS NOT NULL")
             _create_triggers(conn, _VARIANT_TRIGGERS)
-            return count
+            # A variant listed twice is cached once (the last wins): count what the cache holds.
+            return conn.execute("SELECT count(*) FROM shopify_variants").fetchone()[0] if count else 0
 
     def upsert_variants(self, variants: Iterable[Variant], *, product_ids: Sequence[str] = ()) -> int:
         """Insert or update variants (an incremental refresh). Returns the count.

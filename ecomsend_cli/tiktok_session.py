@@ -811,7 +811,7 @@ class TikTokSession:
     def _envelope(response: httpx.Response) -> dict[str, Any] | None:
         try:
             data = response.json()
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # the last: nested too deep to parse
             return None
         if isinstance(data, dict) and "code" in data:
             return data

@@ -145,3 +145,10 @@ def test_the_cyclic_collector_waits_while_the_rows_are_produced_and_comes_back(s
         assert store.replace_variant_rows(batches()) == 3000
     assert seen == [False, False, False]
     assert gc.isenabled()
+
+
+def test_a_variant_listed_twice_is_cached_once_and_counted_once(store_path):
+    with Store.open(store_path) as store:
+        written = store.replace_variant_rows([[row(1, "FIRST"), row(2, "TWO")], [row(1, "AGAIN")]])
+        assert written == store.variant_count() == 2
+        assert [v.sku for v in store.variants_by_sku("again")] == ["AGAIN"]  # the last one wins

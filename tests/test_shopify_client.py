@@ -661,6 +661,24 @@ def test_a_page_of_variants_whose_next_cursor_is_its_own_is_an_error_not_an_endl
         make_client(Script(page([variant_node(1, "A")], "c1"), same, same)).variants_by_sku("A")
 
 
+
+def test_changed_products_of_the_wrong_shape_or_a_repeating_cursor_are_one_clear_error():
+    def products(nodes: list, cursor: str | None) -> httpx.Response:
+        return ok({"products": {"pageInfo": {"hasNextPage": cursor is not None, "endCursor": cursor},
+                                "nodes": nodes}})
+
+    good = [{"id": "gid://shopify/Product/1"}]
+    assert list(make_client(Script(products(good, None))).changed_product_ids("2026-01-01T00:00:00Z")) == [
+        "gid://shopify/Product/1"]
+    for answer in (ok({"products": None}), products([{"id": 7}], None), products(["x"], None)):
+        with pytest.raises(ApiError, match="not shaped as documented"):
+            list(make_client(Script(answer)).changed_product_ids("2026-01-01T00:00:00Z"))
+    script = Script(products(good, "c1"), products(good, "c1"), products(good, "c1"))
+    with pytest.raises(ApiError, match="not shaped as documented"):
+        list(make_client(script).changed_product_ids("2026-01-01T00:00:00Z"))
+    assert len(script.graphql_requests) == 2
+
+
 def test_ids_with_digits_that_are_not_ascii_and_orphans_of_a_parent_that_is_no_product_are_refused():
     # str.isdigit() takes "²" and "١٢": such a variant was cached, with an id no command accepts back;
     # a variant whose parent never came was cached under whatever its __parentId said.

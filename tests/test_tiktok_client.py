@@ -178,6 +178,16 @@ def test_non_json_client_error_is_not_retried() -> None:
     assert len(rec.requests) == 1
 
 
+
+def test_an_answer_nested_deeper_than_the_parser_recurses_is_an_unreadable_answer_not_a_traceback() -> None:
+    # json.loads raises RecursionError (not ValueError) past ~1,000 levels of nesting.
+    deep = "[" * 100_000 + "]" * 100_000
+    rec = Recorder([(404, deep)])
+    client, _ = make_client(rec)
+    with pytest.raises(ApiError, match="api_base_url"):
+        client.authorized_shops()
+
+
 # -- tokens ----------------------------------------------------------------------------------
 
 def refresh_answer(access: str, refresh: str, expires: int = NOW + 86400) -> tuple[int, dict]:
