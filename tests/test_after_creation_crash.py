@@ -202,6 +202,26 @@ def assert_exactly_once(story: Story, stock_before: dict[str, int]) -> None:
 def kill_at(remote: Remote, point: str) -> None:
     out = run(remote.config_path, "sync-orders", env={"ECOMSEND_TEST_CRASH_AT": point})
     assert out.returncode == -signal.SIGKILL, (point, out.returncode, out.stderr)
+    settle(remote)
+
+
+def settle(remote: Remote, quiet: float = 0.25, limit: float = 5.0) -> None:
+    """Wait until the simulators have answered what the killed run had in flight (they log a
+    request when they answer it): a push sent just before the kill is still handled by TikTok,
+    and the next run comes later (cron: minutes). An immediate re-run could read the order
+    before TikTok has handled that push and push again; TikTok refuses a second package for the
+    same lines, so the push then settles as shipped on the run after (see the closing note)."""
+    def answered() -> int:
+        return (len(remote.tiktok.get("/_sandbox/requests").json()["requests"])
+                + len(remote.shopify.get("/_sandbox/requests").json()["requests"]))
+
+    end, last = time.monotonic() + limit, answered()
+    while time.monotonic() < end:
+        time.sleep(quiet)
+        now = answered()
+        if now == last:
+            return
+        last = now
 
 
 def ship_four(story: Story) -> None:
