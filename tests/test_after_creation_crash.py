@@ -208,9 +208,10 @@ def kill_at(remote: Remote, point: str) -> None:
 def settle(remote: Remote, quiet: float = 0.25, limit: float = 5.0) -> None:
     """Wait until the simulators have answered what the killed run had in flight (they log a
     request when they answer it): a push sent just before the kill is still handled by TikTok,
-    and the next run comes later (cron: minutes). An immediate re-run could read the order
-    before TikTok has handled that push and push again; TikTok refuses a second package for the
-    same lines, so the push then settles as shipped on the run after (see the closing note)."""
+    and the next run comes later (cron: minutes). An immediate re-run can read the order before
+    TikTok has handled that push, and push again: the simulator refuses a second package for
+    lines already in one, but TikTok documents no such refusal (a known gap: an unconfirmed
+    push needs a settle time before its read-back, as an unconfirmed order has)."""
     def answered() -> int:
         return (len(remote.tiktok.get("/_sandbox/requests").json()["requests"])
                 + len(remote.shopify.get("/_sandbox/requests").json()["requests"]))
