@@ -153,10 +153,11 @@ def test_an_unlink_during_a_run_is_honoured_for_every_order_not_yet_sent(sandbox
     data = yaml.safe_load(sandbox.config_file.read_text())
     data["sync"] = {**(data.get("sync") or {}), "concurrency": 1}
     sandbox.config_file.write_text(yaml.safe_dump(data))
-    # The first order's create takes seconds: the unlink lands while it is in flight however
-    # slow this machine is (a latency on every call left a window a busy machine could miss).
+    # Every create takes 2 s, the lookups do not: the test sees the order in flight and the
+    # unlink lands long before the next claim, however busy the machine. (A slow first create
+    # alone was not enough: another ready order may go first and take it.)
     sandbox.shopify.set_faults(latency_ms=50, fail_next=[{"op": "orderCreate", "kind": "latency",
-                                                          "latency_ms": 2000}])
+                                                          "latency_ms": 2000, "count": 10}])
     sku = sandbox.tiktok.order(TEMPLATE)["line_items"][0]["sku_id"]
     proc = subprocess.Popen(python_cmd("--config", str(sandbox.config_file), "sync-orders", "--json"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -164,12 +165,14 @@ def test_an_unlink_during_a_run_is_honoured_for_every_order_not_yet_sent(sandbox
     while not any(states(sandbox.store_path).get(i) == "creating" for i in ids):
         assert time.monotonic() < deadline, "no order was ever claimed"
         time.sleep(0.02)
+    started = time.monotonic()
     unlinked = sb_cli("unlink", sku, "--yes")  # while the first order is in flight
     assert unlinked.exit_code == 0, unlinked.stderr
+    took = time.monotonic() - started
     out, err = proc.communicate(timeout=60)
     after = states(sandbox.store_path)
     sent = [i for i in ids if shopify_counts(sandbox)[i]]
-    assert len(sent) == 1, (sent, err)  # only the order already in flight went out
+    assert len(sent) == 1, (sent, f"the unlink took {took:.1f} s", err)  # only the order in flight went out
     assert all(after[i] == "blocked" for i in ids if i not in sent)
     report = json.loads(out)
     blocked = [o for o in report["orders"] if o["tiktok_order_id"] in ids and o["state"] == "blocked"]
