@@ -21,11 +21,14 @@ from .errors import ApiError, InputError
 RESTOCK_TYPES = ("RETURN", "CANCEL", "NO_RESTOCK")
 
 
+MAX_ID_DIGITS = 20  # Shopify's ids are 64-bit integers: 19 digits at most
+
+
 def is_gid(value: Any, kind: str) -> bool:
     prefix = f"gid://shopify/{kind}/"
     # ASCII digits only: str.isdigit() also takes "²" or "١", which no Shopify id holds.
     return (isinstance(value, str) and value.startswith(prefix) and value.isascii()
-            and value[len(prefix):].isdigit())
+            and len(value) <= len(prefix) + MAX_ID_DIGITS and value[len(prefix):].isdigit())
 
 
 @dataclass(frozen=True)
@@ -162,7 +165,7 @@ def catalog_variant(node: Any, product: tuple) -> tuple:
     # The prefixes' lengths as literals: len("gid://shopify/ProductVariant/") == 29.
     # isascii: str.isdigit() also takes "²" or "١" (the id could not be typed back: models.variant_gid).
     if (type(vid) is not str or not vid.startswith("gid://shopify/ProductVariant/") or not vid.isascii()
-            or not vid[29:].isdigit()):
+            or len(vid) > 29 + MAX_ID_DIGITS or not vid[29:].isdigit()):
         raise RecordRefused(f"a variant record without a ProductVariant id: {_sample(node)}")
     if title is None:
         title = ""
@@ -176,7 +179,8 @@ def catalog_variant(node: Any, product: tuple) -> tuple:
         item = item.get("id") if type(item) is dict else False
         # len("gid://shopify/InventoryItem/") == 28
         if item is not None and (type(item) is not str or not item.startswith("gid://shopify/InventoryItem/")
-                                 or not item.isascii() or not item[28:].isdigit()):
+                                 or not item.isascii() or len(item) > 28 + MAX_ID_DIGITS
+                                 or not item[28:].isdigit()):
             raise RecordRefused(f"variant {vid!r} has an inventoryItem without an InventoryItem id")
     if quantity is not None and (type(quantity) is not int or not -10**12 < quantity < 10**12):
         raise RecordRefused(f"variant {vid!r} has an inventoryQuantity that is not a whole number")

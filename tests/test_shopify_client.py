@@ -724,3 +724,22 @@ def test_a_refusal_reason_is_bounded_however_long_the_record_id():
     list(make_client(bulk_script([httpx.Response(200, content=body)])).bulk_variant_rows(refused=refused))
     assert refused.count == 3
     assert all(len(e) < 300 for e in refused.examples), [len(e) for e in refused.examples]
+
+
+def test_an_id_longer_than_any_64_bit_number_is_refused_and_a_19_digit_one_kept():
+    from ecomsend_cli.shopify_records import Refusals, is_gid
+
+    parent = '"__parentId":"gid://shopify/Product/1"'
+    lines = [
+        '{"id":"gid://shopify/ProductVariant/' + "9" * 21 + '","sku":"LONG",' + parent + "}",
+        '{"id":"gid://shopify/ProductVariant/' + "9" * 19 + '","sku":"MAX",' + parent + "}",
+        '{"id":"gid://shopify/ProductVariant/31","sku":"ITEM","inventoryItem":{"id":"gid://shopify/InventoryItem/'
+        + "1" * 30 + '"},' + parent + "}",
+    ]
+    refused = Refusals()
+    body = JSONL + "\n".join(lines).encode() + b"\n"
+    rows = [r for batch in make_client(bulk_script([httpx.Response(200, content=body)]))
+            .bulk_variant_rows(refused=refused) for r in batch]
+    assert [r[4] for r in rows] == ["T-S", "T-M", "MAX"]
+    assert refused.count == 2
+    assert not is_gid("gid://shopify/Order/" + "1" * 21, "Order") and is_gid("gid://shopify/Order/1", "Order")
