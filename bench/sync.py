@@ -211,10 +211,9 @@ def noop(folder: Path, n: int) -> None:
 
 # Where a no-op run's imports come from, by the package that pulled each module in
 # (a standard-library module counts for the package that imported it first).
-_GROUPS = {"httpx": "HTTP client (httpx, httpcore, h11, anyio, certifi, idna)", "httpcore": None, "h11": None,
-           "anyio": None, "certifi": None, "idna": None, "sniffio": None,
+_HTTP = "HTTP client (httpx, httpcore, h11, anyio, certifi, idna)"
+_GROUPS = {**dict.fromkeys(("httpx", "httpcore", "h11", "anyio", "certifi", "idna", "sniffio"), _HTTP),
            "yaml": "PyYAML (the config file)", "ecomsend_cli": "ecomsend's own modules"}
-_HTTP = _GROUPS["httpx"]
 
 
 def import_profile(argv: list[str]) -> dict[str, tuple[str, float]]:
@@ -231,7 +230,7 @@ def import_profile(argv: list[str]) -> dict[str, tuple[str, float]]:
         depth = (len(name) - len(name.lstrip())) // 2
         name = name.strip()
         top = name.split(".")[0]
-        group = (_GROUPS[top] or _HTTP) if top in _GROUPS else ""
+        group = _GROUPS.get(top, "")
         pulled = [n for d, n in waiting if d > depth]
         waiting = [(d, n) for d, n in waiting if d <= depth]
         if group:

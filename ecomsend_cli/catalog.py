@@ -25,6 +25,7 @@ from typing import Any, Protocol
 from .models import Variant
 from .shopify_records import Refusals
 from .store import CATALOG_REFRESHED_KEY
+from .text import plural
 
 STATE_KEY = CATALOG_REFRESHED_KEY
 FULL = "full"
@@ -79,7 +80,7 @@ class CatalogRefreshResult:
         if not self.refused:
             return None
         n = self.refused
-        return (f"{n} catalog record{'s' if n > 1 else ''} from Shopify {'were' if n > 1 else 'was'} not "
+        return (f"{plural(n, 'catalog record')} from Shopify {'was' if n == 1 else 'were'} not "
                 f"shaped as documented and left out of the cache (first: {self.refused_examples[0]}); "
                 "the rest was refreshed — if it persists, check shopify.api_version")
 

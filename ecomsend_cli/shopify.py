@@ -658,12 +658,11 @@ class ShopifyClient:
             variables["query"] = " ".join(terms)
         while True:
             data = self.graphql(docs.PRODUCT_VARIANTS, variables, cost=2 + 3 * page_size)
-            nodes, cursor = connection_page(data.get("productVariants"), "the catalog's variants")
+            nodes, cursor = connection_page(data.get("productVariants"), "the catalog's variants",
+                                            after=variables["after"])
             yield from _variants(nodes, refused if refused is not None else Refusals())
             if cursor is None:
                 return
-            if cursor == variables["after"]:  # the same page again: following it would never end
-                raise shape_error("the catalog's variants")
             variables = {**variables, "after": cursor}
 
     def changed_product_ids(self, updated_since: str) -> Iterator[str]:
@@ -675,7 +674,8 @@ class ShopifyClient:
         }
         while True:
             data = self.graphql(docs.CHANGED_PRODUCTS, variables, cost=docs.CHANGED_PRODUCTS_COST)
-            nodes, cursor = connection_page(data.get("products"), "the catalog's changed products")
+            nodes, cursor = connection_page(data.get("products"), "the catalog's changed products",
+                                            after=variables["after"])
             for node in nodes:
                 pid = node.get("id") if type(node) is dict else None
                 if not is_gid(pid, "Product"):
@@ -683,8 +683,6 @@ class ShopifyClient:
                 yield pid
             if cursor is None:
                 return
-            if cursor == variables["after"]:  # the same page again: following it would never end
-                raise shape_error("the catalog's changed products")
             variables = {**variables, "after": cursor}
 
     def variants_by_sku(
@@ -707,14 +705,13 @@ class ShopifyClient:
         found: list[Variant] = []
         while True:
             data = self.graphql(docs.PRODUCT_VARIANTS, variables, cost=docs.PRODUCT_VARIANTS_COST)
-            nodes, cursor = connection_page(data.get("productVariants"), "the catalog's variants")
+            nodes, cursor = connection_page(data.get("productVariants"), "the catalog's variants",
+                                            after=variables["after"])
             for variant in _variants(nodes, Refusals()):
                 if (key(variant.sku) if key else variant.sku) == wanted:
                     found.append(variant)
             if cursor is None:
                 return found
-            if cursor == variables["after"]:  # the same page again: following it would never end
-                raise shape_error("the catalog's variants")
             variables = {**variables, "after": cursor}
 
     def bulk_variants(

@@ -1130,19 +1130,17 @@ class Store(AfterCreation):
             _drop_triggers(conn, _VARIANT_TRIGGERS)
             conn.execute("DROP INDEX IF EXISTS idx_shopify_variants_key")
             conn.execute("DELETE FROM shopify_variants")
-            count = 0
             with paused_gc(), quick_gil_handoff(), closing(prefetched(_insert_groups(batches, size))) as groups:
                 for rows, params in groups:
                     sql = statements.get(rows)
                     if sql is None:
                         sql = statements[rows] = insert + ",".join([row] * rows)
                     conn.execute(sql, params)
-                    count += rows
             conn.execute("CREATE INDEX idx_shopify_variants_key ON shopify_variants(sku_key)")
             conn.execute(_CANDIDATES_UPDATE + " WHERE seller_sku_key IS NOT NULL OR candidate_ids IS NOT NULL")
             _create_triggers(conn, _VARIANT_TRIGGERS)
             # A variant listed twice is cached once (the last wins): count what the cache holds.
-            return conn.execute("SELECT count(*) FROM shopify_variants").fetchone()[0] if count else 0
+            return self.variant_count()
 
     def upsert_variants(self, variants: Iterable[Variant], *, product_ids: Sequence[str] = ()) -> int:
         """Insert or update variants (an incremental refresh). Returns the count.

@@ -186,6 +186,7 @@ def test_an_answer_nested_deeper_than_the_parser_recurses_is_an_unreadable_answe
     client, _ = make_client(rec)
     with pytest.raises(ApiError, match="api_base_url"):
         client.authorized_shops()
+    assert len(rec.requests) == 1  # read as a non-JSON client error: not sent again
 
 
 # -- tokens ----------------------------------------------------------------------------------
