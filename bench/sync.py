@@ -8,7 +8,9 @@
    of the ceiling reached (target >= 0.85) and the share of calls answered
    THROTTLED (target <= 1 %).
 2. No-op. A store holding 50,000 orders synced long ago (in Shopify, shipped,
-   referenced) and nothing new on TikTok: `ecomsend sync-orders` as a
+   referenced) and a grown shop's catalog (100,000 TikTok SKUs, every one
+   linked, a third of them feed-linked with an external_sku_id; 250,000
+   cached variants), and nothing new on TikTok: `ecomsend sync-orders` as a
    subprocess; prints the HTTP calls it made (target: one poll per phase,
    3) and its time beside `ecomsend --version` (target <= 2x), best of 3,
    ecomsend byte-compiled first as an installed copy is.
@@ -50,9 +52,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from results import emit, row  # noqa: E402  (bench/results.py)
 
 from ecomsend_cli.config import load_config  # noqa: E402
+from ecomsend_cli.models import TikTokSku, Variant  # noqa: E402
 from ecomsend_cli.sandbox import Sandbox, demo_seed  # noqa: E402
 from ecomsend_cli.shopify import ShopifyClient  # noqa: E402
-from ecomsend_cli.store import Store  # noqa: E402
+from ecomsend_cli.store import LinkChange, Store  # noqa: E402
 from ecomsend_cli.sync import SYNCED, SyncOptions, run_sync  # noqa: E402
 from ecomsend_cli.tiktok import TikTokClient  # noqa: E402
 from ecomsend_cli.tiktok_orders import parse_order  # noqa: E402
@@ -161,6 +164,28 @@ def actual_order_cost(box: Sandbox) -> float:
     return float(answer["extensions"]["cost"]["actualQueryCost"])
 
 
+def grown_catalog(store: Store, skus: int = 100_000, variants: int = 250_000) -> None:
+    """A shop months in: ``variants`` cached, ``skus`` TikTok SKUs seen in orders, each linked
+    (a third by the feed, carrying an external_sku_id) and its product detail read."""
+    store.replace_variants(Variant(
+        variant_id=f"gid://shopify/ProductVariant/{10_000_000 + i}", product_id=f"gid://shopify/Product/{i // 3}",
+        product_title=f"Product {i // 3}", variant_title=f"Variant {i % 3}", sku=f"SKU-{i:07d}",
+        inventory_item_id=f"gid://shopify/InventoryItem/{i}", inventory_quantity=5) for i in range(variants))
+    ids = [str(1_729_000_000_000_000_000 + i) for i in range(skus)]
+    store.upsert_tiktok_skus(TikTokSku(sku_id=sku_id, product_id=str(i // 4), product_title=f"TikTok product {i // 4}",
+                                       sku_name=f"Option {i % 4}", seller_sku=f"SKU-{i * 2:07d}")
+                             for i, sku_id in enumerate(ids))
+    feed = {sku_id for i, sku_id in enumerate(ids) if i % 3 == 0}
+    for source in ("feed", "csv"):
+        store.apply_links([LinkChange(sku_id, f"gid://shopify/ProductVariant/{10_000_000 + i * 2}")
+                           for i, sku_id in enumerate(ids) if (sku_id in feed) == (source == "feed")],
+                          source=source, actor="bench")
+    with store.transaction() as conn:
+        conn.execute("UPDATE tiktok_skus SET product_checked_at = ?", ("2026-01-01T00:00:00Z",))
+        conn.executemany("UPDATE tiktok_skus SET external_sku_id = ? WHERE sku_id = ?",
+                         [(str(10_000_000 + i * 2), sku_id) for i, sku_id in enumerate(ids) if sku_id in feed])
+
+
 def noop(folder: Path, n: int) -> None:
     seed = demo_seed()
     with Sandbox(folder, None, shopify_options={"products": seed["shopify_products"]},
@@ -182,6 +207,7 @@ def noop(folder: Path, n: int) -> None:
             with store.transaction() as conn:
                 conn.execute("UPDATE orders SET shopify_order_id = 'gid://shopify/Order/' || tiktok_order_id, "
                              "reference_state = 'done', ship_state = 'done'")
+            grown_catalog(store)
             store.set_state("catalog.refreshed_at", "2999-01-01T00:00:00Z")
             store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         # An installed ecomsend is byte-compiled (pip does it); a checkout under

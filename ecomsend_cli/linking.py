@@ -103,9 +103,10 @@ def apply_autolink(store: Store, plan: AutolinkPlan, *, actor: str, batch: int |
     return store.apply_links(changes, source="auto", actor=actor, batch=batch)
 
 
-def propose_feed_links(store: Store) -> list[tuple[str, str]]:
-    """Unlinked SKUs whose ``external_sku_id`` names a cached variant (§4.2)."""
-    rows = store.external_sku_ids()
+def propose_feed_links(store: Store, rows: list[tuple[str, str]] | None = None) -> list[tuple[str, str]]:
+    """Unlinked SKUs whose ``external_sku_id`` names a cached variant (§4.2); ``rows``: what
+    :meth:`Store.external_sku_ids` says now, if the caller has just read it."""
+    rows = store.external_sku_ids() if rows is None else rows
     if not rows:
         return []
     known = store.variants(variant_gid(e) for _, e in rows if _is_id(e))

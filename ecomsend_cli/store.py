@@ -353,6 +353,17 @@ def _m013_sku_blocked_orders(db: sqlite_utils.Database) -> None:
     _create_triggers(db.conn, _BLOCKED_TRIGGERS)
 
 
+def _m015_sku_work_indexes(db: sqlite_utils.Database) -> None:
+    # What every sync-orders run asks of the TikTok SKUs, read from the few rows it
+    # concerns instead of a join of every SKU with its link: the SKUs whose product
+    # detail was never read (nearly none once read), and those carrying an
+    # external_sku_id (feed links, §4.2). A shop's 100,000 linked SKUs cost a cron
+    # run 0.08 s before, every few minutes.
+    db.execute("CREATE INDEX idx_tiktok_skus_unchecked ON tiktok_skus(product_id) "
+               "WHERE product_checked_at IS NULL AND product_id <> ''")
+    db.execute("CREATE INDEX idx_tiktok_skus_external ON tiktok_skus(sku_id) WHERE external_sku_id <> ''")
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_initial", _m001_initial),
     ("002_product_checked", _m002_product_checked),
@@ -368,6 +379,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("012_sku_candidates", _m012_sku_candidates),
     ("013_sku_blocked_orders", _m013_sku_blocked_orders),
     ("014_orders_cancelled_index", migrate_cancelled_index),
+    ("015_sku_work_indexes", _m015_sku_work_indexes),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -1274,10 +1286,9 @@ class Store(AfterCreation):
 
     def external_sku_ids(self) -> list[tuple[str, str]]:
         """``(sku_id, external_sku_id)`` for unlinked SKUs that carry one."""
-        return self.conn.execute(
-            "SELECT t.sku_id, t.external_sku_id FROM tiktok_skus t "
-            "LEFT JOIN links l ON l.tiktok_sku_id = t.sku_id "
-            "WHERE t.external_sku_id <> '' AND l.tiktok_sku_id IS NULL"
+        return self.conn.execute(  # from idx_tiktok_skus_external: the SKUs that carry one
+            "SELECT t.sku_id, t.external_sku_id FROM tiktok_skus t WHERE t.external_sku_id <> '' "
+            "AND NOT EXISTS (SELECT 1 FROM links l WHERE l.tiktok_sku_id = t.sku_id)"
         ).fetchall()
 
     # -- candidates and listings ------------------------------------------------
@@ -1436,10 +1447,13 @@ class Store(AfterCreation):
         )
         # A cache never refreshed proves no deletion: no link is older than it.
         params = [refreshed or ""]
-        if sku_ids is None:
+        wanted = None if sku_ids is None else set(sku_ids)
+        if wanted is None:
             rows: Iterable[tuple] = self.conn.execute(sql, params)
+        elif len(wanted) >= _SCAN_FROM:  # a good part of the links: one pass beats the IN-lists
+            rows = (row for row in self.conn.execute(sql, params) if row[0] in wanted)
         else:
-            rows = (row for chunk in _chunks(dict.fromkeys(sku_ids)) for row in self.conn.execute(
+            rows = (row for chunk in _chunks(wanted) for row in self.conn.execute(
                 sql + f" AND l.tiktok_sku_id IN ({','.join('?' * len(chunk))})", [*params, *chunk]))
         out: dict[str, StaleLink] = {}
         for sku_id, variant_id, linked_sku, cached, current_sku in rows:
@@ -2005,10 +2019,10 @@ class Store(AfterCreation):
 
     def unchecked_products(self) -> list[str]:
         """TikTok product ids with an unlinked SKU whose product detail we never read."""
-        return [r[0] for r in self.conn.execute(
+        return [r[0] for r in self.conn.execute(  # from idx_tiktok_skus_unchecked: the few never read
             "SELECT DISTINCT t.product_id FROM tiktok_skus t "
-            "LEFT JOIN links l ON l.tiktok_sku_id = t.sku_id "
-            "WHERE l.tiktok_sku_id IS NULL AND t.product_checked_at IS NULL AND t.product_id <> '' "
+            "WHERE t.product_checked_at IS NULL AND t.product_id <> '' "
+            "AND NOT EXISTS (SELECT 1 FROM links l WHERE l.tiktok_sku_id = t.sku_id) "
             "ORDER BY t.product_id"
         )]
 

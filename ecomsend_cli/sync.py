@@ -356,7 +356,7 @@ class Syncer:
                 variant_gid(e) for _, e in externals if e.strip().isdigit() or e.startswith("gid://"))
             if len(cached) < len({e for _, e in externals}):
                 self.refresh_catalog()  # a variant we have not cached yet may be the one
-        pairs = propose_feed_links(self.store)
+        pairs = propose_feed_links(self.store, externals)  # a catalog refresh changes neither side
         if pairs:
             apply_feed_links(self.store, pairs, actor="sync-orders")
             self.on_event("feed_linked", count=len(pairs))
@@ -472,12 +472,14 @@ class Syncer:
         if self.shopify is None:
             return
         ready = []
-        stale = self.store.stale_links()  # links whose variant was deleted or re-SKU-ed (§4.1)
         # Without payloads: 100,000 blocked orders cost a small row each, not their
         # JSON (issue 15); the payload of each order is read when it is claimed. Read
         # whole before writing: a read left open across our writes would fail them
         # (SQLITE_BUSY_SNAPSHOT) once another process, say `ecomsend link`, commits.
         rows = list(self.store.claimable_orders(ids=self._scope()))
+        # Links whose variant was deleted or re-SKU-ed (§4.1), among those these orders need
+        # only: a run with nothing to create does not test a shop's 100,000 links.
+        stale = self.store.stale_links({s for row in rows for s in row.skus})
         seller_skus = self.store.seller_skus_of({s for row in rows for s in row.missing})  # one read
         for row in rows:
             blocked_by = sorted({*row.missing, *(s for s in row.skus if s in stale)})

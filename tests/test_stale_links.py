@@ -200,3 +200,29 @@ def test_a_hint_in_a_piped_cell_keeps_its_cell_whatever_the_config_path_holds(sa
     argv = shlex.split(command)
     assert argv[:3] == ["ecomsend", "--config", str(config)]
     assert CliRunner().invoke(app, argv[1:], catch_exceptions=False).exit_code == 0
+
+
+def test_asked_about_many_skus_the_answer_is_the_same_as_for_a_few(store_path):
+    """From 5,000 SKUs on, the stale test reads the links in one pass instead of IN-lists
+    (sync-orders asks about every SKU of its blocked orders): the same answer either way."""
+    from ecomsend_cli.store import _SCAN_FROM
+
+    n = 2 * _SCAN_FROM + 500
+    with Store.open(store_path) as store:
+        store.replace_variants([variant(i, f"S-{i}") for i in range(1, n + 1)])
+        skus = [sku(f"t{i}", f"x{i}") for i in range(1, n + 1)]
+        store.record_order(order("o1", skus), state="blocked")
+        store.apply_links([LinkChange(f"t{i}", f"{V}{i}") for i in range(1, n + 1)], source="csv", actor="tester")
+        # Every 7th variant deleted, every 11th re-SKU-ed, every 13th only in case (the same code).
+        store.replace_variants([variant(i, f"S-{i}" if i % 13 and i % 11 else
+                                        f"s-{i}" if i % 11 else f"NEW-{i}")
+                                for i in range(1, n + 1) if i % 7])
+        store.set_state("catalog.refreshed_at", "2999-01-01T00:00:00Z")
+        every = store.stale_links()
+        assert set(every) == {f"t{i}" for i in range(1, n + 1) if i % 7 == 0 or i % 11 == 0}
+        asked = [f"t{i}" for i in range(2, n + 1, 2)] + ["no-such-sku"]  # past the threshold
+        assert len(asked) >= _SCAN_FROM
+        assert store.stale_links(asked) == {k: v for k, v in every.items() if int(k[1:]) % 2 == 0}
+        few = asked[:_SCAN_FROM - 1]
+        assert store.stale_links(few) == {k: v for k, v in every.items() if k in set(few)}
+        assert store.stale_links([]) == {}
