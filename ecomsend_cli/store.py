@@ -759,6 +759,22 @@ class BatchRevert(NamedTuple):
     kept: dict[str, tuple[str | None, str | None]]
 
 
+class LinkRow(NamedTuple):
+    """A link with what the listings show of it: its TikTok SKU and, when cached, its variant."""
+
+    tiktok_sku_id: str
+    seller_sku: str
+    tiktok_product_title: str
+    sku_name: str
+    shopify_variant_id: str
+    source: str
+    linked_at: str
+    cached: bool  # the variant is in the catalog cache; the three below are "" when not
+    variant_sku: str
+    product_title: str
+    variant_title: str
+
+
 class LinkChange(NamedTuple):
     """One link to write; ``old`` is the variant it replaces, if any (a tuple: imports make 100,000s)."""
 
@@ -1356,6 +1372,21 @@ class Store(AfterCreation):
                 "FROM links ORDER BY tiktok_sku_id"
             )
         ]
+
+    def link_rows(self) -> Iterator[LinkRow]:
+        """Every link with its SKU and variant, by TikTok SKU id: one join, streamed (a listing
+        or an export of 100,000 links holds one row at a time, not three maps of them)."""
+        for row in self.conn.execute(
+            "SELECT l.tiktok_sku_id, coalesce(t.seller_sku, ''), coalesce(t.product_title, ''), "
+            "coalesce(t.sku_name, ''), l.shopify_variant_id, l.source, l.linked_at, v.variant_id IS NOT NULL, "
+            "coalesce(v.sku, ''), coalesce(v.product_title, ''), coalesce(v.variant_title, '') "
+            "FROM links l LEFT JOIN tiktok_skus t ON t.sku_id = l.tiktok_sku_id "
+            "LEFT JOIN shopify_variants v ON v.variant_id = l.shopify_variant_id ORDER BY l.tiktok_sku_id"
+        ):
+            yield LinkRow._make(row)
+
+    def link_count(self) -> int:
+        return self.conn.execute("SELECT count(*) FROM links").fetchone()[0]
 
     def linked_sku_ids(self) -> set[str]:
         return {r[0] for r in self.conn.execute("SELECT tiktok_sku_id FROM links")}

@@ -303,3 +303,23 @@ def test_export_neutralises_formula_cells(cli, store_path):
     assert rows[0]["tiktok_seller_sku"] == "'+cmd"
     assert rows[0]["shopify_sku"] == "'=HYPERLINK(\"x\")"
     assert rows[0]["product_title"] == "'@sum(1)"
+
+
+def test_a_link_to_a_variant_not_in_the_cache_is_listed_and_exported_all_the_same(cli, store_path):
+    """The listing and the export read the links with their SKU and variant in one join: a link
+    whose variant is not (or no longer) cached keeps its row, with the variant's cells empty."""
+    with Store.open(store_path) as store:
+        store.replace_variants([variant(1, "A-1", "Mug", "Red")])
+        store.upsert_tiktok_skus([sku("t2", "B-2", "TT Plate", "Big"), sku("t1", "A-1", "TT Mug", "Red")])
+        store.apply_links([LinkChange("t2", V + "2"), LinkChange("t1", V + "1")], source="manual", actor="x")
+    lines = [line.split("\t") for line in cli("links").stdout.splitlines()]
+    assert [row[:6] for row in lines[1:]] == [
+        ["t1", "A-1", V + "1", "A-1", "Mug / Red", "manual"],
+        ["t2", "B-2", V + "2", "", "", "manual"],
+    ]
+    exported = list(csv.DictReader(io.StringIO(cli("links", "export").stdout)))
+    assert [(r["tiktok_sku_id"], r["tiktok_seller_sku"], r["shopify_variant_id"], r["shopify_sku"],
+             r["product_title"], r["sku_name"], r["suggestion"]) for r in exported] == [
+        ("t1", "A-1", V + "1", "A-1", "TT Mug", "Red", "manual"),
+        ("t2", "B-2", V + "2", "", "TT Plate", "Big", "manual"),
+    ]

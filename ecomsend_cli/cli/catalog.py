@@ -74,7 +74,7 @@ def doctor(as_json: bool = JSON_OPT) -> None:
         from ..store import CATALOG_REFRESHED_KEY
 
         age = store.get_state(CATALOG_REFRESHED_KEY) or "never"
-        return (f"{store.path} (schema {store.schema_version}, quick_check ok); {len(store.links())} link(s), "
+        return (f"{store.path} (schema {store.schema_version}, quick_check ok); {store.link_count()} link(s), "
                 f"{sum(counts.values())} order(s), {store.variant_count()} cached variant(s), "
                 f"catalog refreshed {age}")
 
@@ -145,7 +145,7 @@ def doctor(as_json: bool = JSON_OPT) -> None:
                 + (" …" if len(stale) > 3 else ""),
                 hint=_stale_hint(next(iter(stale.values()))),
             )
-        return f"{len(store.links())} link(s), none stale"
+        return f"{store.link_count()} link(s), none stale"
 
     def tokens_check() -> str:
         from ..expiry import token_expiries

@@ -864,9 +864,9 @@ def links_list(ctx: typer.Context, as_json: bool = JSON_OPT) -> None:
 
 def _links_list(as_json: bool) -> None:
     s = session()
-    links = s.store.links()
     stale = s.store.stale_link_details()
     if as_json:
+        links = s.store.links()
         s.out.json(
             [
                 {"tiktok_sku_id": x.tiktok_sku_id, "shopify_variant_id": x.shopify_variant_id,
@@ -876,17 +876,14 @@ def _links_list(as_json: bool) -> None:
             ]
         )
         return
-    if not links:
+    if not s.store.link_count():
         s.out.info("No links yet. Start with `ecomsend autolink --dry-run`.")
         return
-    variants = s.store.variants(x.shopify_variant_id for x in links)
-    skus = s.store.tiktok_skus(x.tiktok_sku_id for x in links)
 
     def row(x: Any) -> list:
-        v = variants.get(x.shopify_variant_id)
         problem = stale[x.tiktok_sku_id].problem if x.tiktok_sku_id in stale else ""
-        return [x.tiktok_sku_id, skus[x.tiktok_sku_id].seller_sku, x.shopify_variant_id,
-                v.sku if v else "", _variant_label(v), x.source, x.linked_at, problem]
+        return [x.tiktok_sku_id, x.seller_sku, x.shopify_variant_id, x.variant_sku,
+                _variant_label(x if x.cached else None), x.source, x.linked_at, problem]
 
     from ..output import ID, TEXT, TITLE, VARIANT, Column
 
@@ -894,7 +891,7 @@ def _links_list(as_json: bool) -> None:
         [Column("TikTok SKU id", ID), Column("Seller SKU", ID, drop=3), Column("Shopify variant", VARIANT),
          Column("Shopify SKU", ID, drop=4), Column("Product", TITLE, drop=2), Column("Source", ID, drop=5),
          Column("Linked at", ID, drop=1), Column("Stale", TEXT)],
-        (row(x) for x in links),
+        (row(x) for x in list(s.store.link_rows())),  # read whole: no read left open while a pipe waits
     )
     _warn_stale(s.out, stale)
 
@@ -912,11 +909,11 @@ def links_export(
     from ..csvlinks import write_csv
 
     s = session()
-    store = s.store
-    links = store.links()
-    variants = store.variants(x.shopify_variant_id for x in links)
-    skus = store.tiktok_skus(x.tiktok_sku_id for x in links)  # one batched read, not one per link
-    rows = (_csv_row(skus[x.tiktok_sku_id], x, variants, x.source) for x in links)
+    # What _csv_row writes for a linked SKU, from one join of the links with their SKU and variant.
+    rows = ({"tiktok_sku_id": x.tiktok_sku_id, "tiktok_seller_sku": x.seller_sku,
+             "shopify_variant_id": x.shopify_variant_id, "shopify_sku": x.variant_sku,
+             "product_title": x.tiktok_product_title, "sku_name": x.sku_name, "suggestion": x.source}
+            for x in list(s.store.link_rows()))  # read whole: no read left open while a pipe waits
     if output is None:
         write_csv(s.out.data_stream(), rows)  # exact when redirected: the file is for `link --csv`
         return
