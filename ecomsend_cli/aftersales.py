@@ -15,7 +15,8 @@
   ``refundCreate``: its lines restocked as RETURN when goods came back and
   ``aftersales.restock`` is on, else NO_RESTOCK; one REFUND transaction for
   TikTok's ``refund_total`` with the order's SALE as parent, the shipping
-  part as the shipping refund.
+  part as the shipping refund. A REPLACEMENT pays nothing back (the buyer
+  gets a new unit, a TikTok order of its own): noted, never a refund.
 * **Exactly once** (§6b.5): every write is recorded as an intent first;
   ``refundCreate`` carries an idempotency key derived from TikTok's own id
   (``tiktok-cancel-<id>``, ``tiktok-return-<id>``), so resending after an
@@ -55,6 +56,8 @@ OVERLAP_SECONDS = 15 * 60
 CANCEL_DONE = ("CANCELLATION_REQUEST_COMPLETE", "CANCELLATION_REQUEST_SUCCESS")
 RETURN_DONE = ("RETURN_OR_REFUND_REQUEST_COMPLETE",)
 GOODS_BACK = ("RETURN_AND_REFUND",)  # return types where the goods come back
+# A return type that pays nothing back: the buyer gets a new unit (TikTok's replacement order, §5.8).
+REPLACEMENT = "REPLACEMENT"
 # TikTok's ids are digits; anything else would make an idempotency key (and a store key) of its text.
 _TIKTOK_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
 Event = Callable[..., None]
@@ -135,6 +138,11 @@ def record_lines(record: dict) -> list[str]:
     lines = _first(record, "cancel_line_items", "return_line_items", "line_items") or []
     return [str(_first(x, "order_line_item_id", "line_item_id", "id")) for x in lines
             if isinstance(x, dict) and _first(x, "order_line_item_id", "line_item_id", "id") is not None]
+
+
+def is_replacement(record: dict) -> bool:
+    """Whether a return is a replacement: nothing refunded, the unit stays sold (never a Shopify refund)."""
+    return str(record.get("return_type") or "").upper() == REPLACEMENT
 
 
 def refund_total(record: dict, order_currency: str = "") -> tuple[Decimal, Decimal, str]:
@@ -377,6 +385,13 @@ class AftersalesPhase:
                 self.store.finish_aftersale(sale.key, "done", reason=why)
                 self.report.outcomes.append(Outcome(order_id, "noted", why, sale.key))
                 return
+        if sale.kind == "return" and is_replacement(sale.record):
+            # A refund of the unit with no money would take it off the order and leave the buyer
+            # owed its price; the new unit comes as its own TikTok order.
+            why = "a replacement on TikTok, not a refund: nothing was paid back, the unit stays sold"
+            self.store.finish_aftersale(sale.key, "done", reason=why)
+            self.report.outcomes.append(Outcome(order_id, "noted", why, sale.key))
+            return
         goods_back = sale.kind == "return" and str(sale.record.get("return_type") or "") in GOODS_BACK
         restock = "CANCEL" if sale.kind == "line_cancel" else ("RETURN" if goods_back and self.restock
                                                               else "NO_RESTOCK")

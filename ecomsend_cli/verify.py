@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 
-from .aftersales import record_lines
+from .aftersales import is_replacement, record_lines
 from .money import AmountError, parse_amount, text
 from .order_input import FEES, order_units
 from .store import CreatedOrder, Store
@@ -119,6 +119,7 @@ def compare(order: CreatedOrder, shopify: dict | None, shop_currency: str,
         if str(order.tiktok_status).upper() != "CANCELLED" else set()
     cancelled |= {line for s in aftersales if s.kind == "line_cancel" for line in record_lines(s.record)}
     returned = Counter(v for s in aftersales if s.kind == "return" and s.state == "done"
+                       and not is_replacement(s.record)
                        for line in record_lines(s.record) for v in sent.get(line, ()))
     try:
         expected = _expected_money(payload, currency, cancelled & set(sent))
