@@ -183,6 +183,7 @@ query OrdersForVerify($ids: [ID!]!) {{
       totalTaxSet {_MONEY}
       totalDiscountsSet {_MONEY}
       totalOutstandingSet {_MONEY}
+      totalRefundedSet {_MONEY}
       lineItems(first: {VERIFY_LINE_ITEMS}) {{
         pageInfo {{ hasNextPage endCursor }}
         nodes {{ quantity currentQuantity variant {{ id }} }}
@@ -196,7 +197,7 @@ VERIFY_BATCH = 10  # orders per read: 10 x (an order + 25 lines) stays well unde
 
 def orders_for_verify_cost(count: int) -> int:
     """Requested cost of one ORDERS_FOR_VERIFY read of ``count`` orders (learnt from answers after)."""
-    return 2 + count * (6 + 2 * VERIFY_LINE_ITEMS)
+    return 2 + count * (7 + 2 * VERIFY_LINE_ITEMS)
 
 
 ORDER_LINE_ITEMS = """

@@ -7,6 +7,10 @@ An accountant's check, order by order, in the buyer's (presentment) currency:
 * total tax = ``product_tax + shipping_fee_tax``;
 * discounts = the seller-funded item discount;
 * outstanding = 0 (the total for cash on delivery);
+* refunded = what TikTok paid back: the ``refund_total`` of its line
+  cancellations and returns (replacements pay nothing back), or, for an order
+  TikTok cancelled, all that was paid (not checked for cash on delivery, where
+  Shopify received nothing to refund);
 * currencies: presentment = TikTok's, shop = the shop's;
 * quantities of each variant = what was sent (or, for orders sent before that
   was kept, what the links give now), less what TikTok cancelled and what its
@@ -30,7 +34,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 
-from .aftersales import is_replacement, record_lines
+from .aftersales import is_replacement, record_lines, refund_total
 from .money import AmountError, parse_amount, text
 from .order_input import FEES, order_units
 from .store import CreatedOrder, Store
@@ -136,6 +140,17 @@ def compare(order: CreatedOrder, shopify: dict | None, shop_currency: str,
         if theirs is None or theirs != expected[name]:
             differ(name, f"{text(expected[name], currency)} {currency}",
                    f"{text(theirs, currency)} {currency}" if theirs is not None else "absent")
+    if payload.get("is_cod") is not True:
+        try:
+            paid_back = expected["total"] if str(order.tiktok_status).upper() == "CANCELLED" \
+                else _refunded_on_tiktok(aftersales, sent, currency)
+        except AmountError as exc:
+            differ("refunded", f"unknown (TikTok's refund: {exc})", "-")
+        else:
+            theirs = _presented(shopify.get("totalRefundedSet"), currency)
+            if theirs is None or theirs != paid_back:
+                differ("refunded", f"{text(paid_back, currency)} {currency}",
+                       f"{text(theirs, currency)} {currency}" if theirs is not None else "absent")
     wanted = _expected_quantities(order, links) - returned
     have: Counter[str] = Counter()
     for line in shopify.get("lineItems") or []:
@@ -150,6 +165,21 @@ def compare(order: CreatedOrder, shopify: dict | None, shop_currency: str,
         differ("cancelled", "yes" if tiktok_cancelled else "no",
                f"yes ({shopify.get('cancelledAt')})" if shopify.get("cancelledAt") else "no")
     return out
+
+
+def _refunded_on_tiktok(aftersales: list[AfterSale], sent: dict, currency: str) -> Decimal:
+    """What TikTok paid back for the order's lines in Shopify: its line cancellations and returns (a
+    cancellation of lines never sent never reached Shopify); AmountError when a figure is unusable."""
+    total = Decimal(0)
+    for sale in aftersales:
+        if sale.kind == "order_cancel" or is_replacement(sale.record) \
+                or not all(line in sent for line in record_lines(sale.record)):
+            continue
+        amount, _, theirs = refund_total(sale.record, currency)
+        if theirs != currency:
+            raise AmountError(f"in {theirs}, but the order is in {currency}")
+        total += amount
+    return total
 
 
 def _expected_money(payload: dict, currency: str, cancelled_since: set[str] = frozenset()) -> dict[str, Decimal]:

@@ -173,11 +173,12 @@ def test_a_line_cancellation_of_units_shopify_shipped_is_reported_not_restocked(
     assert (after["TOTE-NAT"] - before["TOTE-NAT"], after["MUG-11OZ"] - before["MUG-11OZ"]) == (0, 1)
     assert refunded(sandbox, 2) == 0 and refunded(sandbox, 27) == Decimal(mug["refund_amount"]["refund_total"])
     assert not outcomes(sync(sb_cli), "aftersales", 2)  # reported once
-    # verify-orders still shows the tote TikTok cancelled and Shopify holds; order 27 agrees.
+    # verify-orders still shows the tote TikTok cancelled and Shopify holds, and the money TikTok paid
+    # back for it that Shopify has not; order 27 agrees.
     differences = json.loads(sb_cli("verify-orders", "--json").stdout)["differences"]
     tote = next(x["variant_id"] for x in synced[oid(2)]["lines"] if x["sku"] == "TOTE-NAT")
     assert [(d["tiktok_order_id"], d["field"], d["tiktok"], d["shopify"]) for d in differences] == [
-        (oid(2), f"quantity of {tote}", "0", "1")]
+        (oid(2), "refunded", "24.99 USD", "0.00 USD"), (oid(2), f"quantity of {tote}", "0", "1")]
 
 
 # -- tracking --------------------------------------------------------------------------------------

@@ -27,3 +27,42 @@ def test_a_replacement_is_not_a_refund_in_shopify(sandbox, sb_cli, synced):
     r = sb_cli("verify-orders", "--json")
     assert (r.exit_code, json.loads(r.stdout)["differing"]) == (0, 0), r.stdout
     assert sync(sb_cli)["aftersales"]["outcomes"] == []  # noted once, not again
+
+
+def hand_refund(sandbox, order: int, amount: str, *, shipping: str | None = None) -> None:
+    """A refund the merchant makes in Shopify's admin: ``amount`` of the order's first SALE, no lines,
+    ``shipping`` of its shipping."""
+    number = int(shopify_order(sandbox, order)["id"].rsplit("/", 1)[1])
+    refund = {"orderId": f"gid://shopify/Order/{number}", "note": "by hand",
+              "transactions": [{"kind": "REFUND", "amount": amount, "gateway": "TikTok Shop",
+                                "parentId": f"gid://shopify/OrderTransaction/{number * 100}"}]}
+    if shipping:
+        refund["shipping"] = {"amount": shipping}
+    answer = sandbox.shopify.refund_create(refund, f"hand-{order}-{amount}")
+    assert answer["userErrors"] == [], answer
+
+
+def differences(sb_cli) -> list[dict]:
+    r = sb_cli("verify-orders", "--json")
+    assert r.exit_code in (0, 3), r.stderr
+    return json.loads(r.stdout)["differences"]
+
+
+def test_verify_orders_catches_money_refunded_in_shopify_but_not_on_tiktok(sandbox, sb_cli, synced):
+    # Order 6 (USD): its mug returned and refunded as TikTok did. Then, in Shopify only, a cent more
+    # of it refunded, and order 7's shipping refunded (its money with it, so nothing is outstanding
+    # and no total or quantity moves): neither is TikTok's, both must show.
+    record = sandbox.tiktok.complete_return(oid(6), [line(6, 2)])
+    assert sync(sb_cli)["aftersales"]["refunded"] == 1
+    assert differences(sb_cli) == []
+    shipping = Decimal(sandbox.tiktok.order(oid(7))["payment"]["shipping_fee"])
+    assert shipping > 0
+    hand_refund(sandbox, 6, "0.01")
+    hand_refund(sandbox, 7, str(shipping), shipping=str(shipping))
+    found = {(d["tiktok_order_id"], d["field"]): d for d in differences(sb_cli)}
+    paid_back = Decimal(record["refund_amount"]["refund_total"])
+    assert (found[oid(6), "refunded"]["tiktok"], found[oid(6), "refunded"]["shopify"]) == (
+        f"{paid_back} USD", f"{paid_back + Decimal('0.01')} USD")
+    assert (found[oid(7), "refunded"]["tiktok"], found[oid(7), "refunded"]["shopify"]) == (
+        "0.00 USD", f"{shipping} USD")
+    assert {f for o, f in found if o == oid(7)} == {"refunded"}, found

@@ -140,7 +140,7 @@ def test_verify_expects_what_the_lines_say_when_the_payment_leaves_a_figure_out(
 
     shopify = {"currencyCode": "USD", "presentmentCurrencyCode": "USD", "totalPriceSet": bag(money.total),
                "totalTaxSet": bag(money.total_tax), "totalDiscountsSet": bag(money.total_discounts),
-               "totalOutstandingSet": bag(money.outstanding),
+               "totalOutstandingSet": bag(money.outstanding), "totalRefundedSet": bag(money.refunded),
                "lineItems": [{"variant": {"id": x["variantId"]}, "quantity": x["quantity"],
                               "currentQuantity": x["quantity"]} for x in data["lineItems"]]}
     created = CreatedOrder(order["id"], "AWAITING_SHIPMENT", "gid://shopify/Order/1", "#1", order, data)
