@@ -15,7 +15,10 @@
   ``refundCreate``: its lines restocked as RETURN when goods came back and
   ``aftersales.restock`` is on, else NO_RESTOCK; one REFUND transaction for
   TikTok's ``refund_total`` with the order's SALE as parent, the shipping
-  part as the shipping refund. A REPLACEMENT pays nothing back (the buyer
+  part as the shipping refund. Units given back (returned or cancelled) also
+  give back their platform-funded discount, which TikTok takes back from the
+  seller (its statements' ``platform_discount_refund``): a second REFUND, of
+  the platform SALE (``TikTok Shop platform discount``). A REPLACEMENT pays nothing back (the buyer
   gets a new unit, a TikTok order of its own): noted, never a refund.
 * **Exactly once** (§6b.5): every write is recorded as an intent first;
   ``refundCreate`` carries an idempotency key derived from TikTok's own id
@@ -42,6 +45,7 @@ from typing import Any, Protocol
 
 from .errors import ApiError, AuthError, NetworkError, OutcomeUnknownError
 from .money import AmountError, check_currency, parse_amount
+from .order_input import PLATFORM_GATEWAY
 from .run import Checkpoints, PhaseReport
 from .store import Store
 from .store_after import AfterSale, CreatedLines
@@ -164,6 +168,18 @@ def refund_total(record: dict, order_currency: str = "") -> tuple[Decimal, Decim
     if shipping > total:
         raise AmountError(f"refund_shipping_fee {shipping} is more than refund_total {total}")
     return total, shipping, currency
+
+
+def platform_share(payload: dict, lines: Iterable[str], currency: str) -> Decimal:
+    """The platform-funded discount TikTok's order gave ``lines`` (TikTok line item ids): what TikTok
+    takes back from the seller when it refunds them. AmountError when a figure is unusable."""
+    wanted = set(lines)
+    total = Decimal(0)
+    for item in payload.get("line_items") or []:
+        if isinstance(item, dict) and str(item.get("id")) in wanted \
+                and item.get("platform_discount") not in (None, ""):
+            total += parse_amount(item["platform_discount"], currency, field="line_items.platform_discount")
+    return total
 
 
 # --- the phase -----------------------------------------------------------------------------------
@@ -400,6 +416,7 @@ class AftersalesPhase:
             total, shipping, currency = refund_total(sale.record, order_currency)
             if order_currency and currency != order_currency:
                 raise AmountError(f"TikTok refunded in {currency}, but the order is in {order_currency}")
+            platform = platform_share(order.payload, record_lines(sale.record), currency)
         except AmountError as exc:  # never a guess at the money, never retried: TikTok's record stays as it is
             return self._reported(sale, f"TikTok's refund cannot be brought into Shopify ({exc}): "
                                         "refund it in Shopify by hand")
@@ -416,7 +433,7 @@ class AftersalesPhase:
         if sale.state != "sending" and not self.store.claim_aftersale(sale.key, sale.state):
             return
         try:
-            transactions = self._refund_transactions(order.shopify_order_id, total)
+            transactions = self._refund_transactions(order.shopify_order_id, total, platform)
             shop_currency = self._shop()
             self.checkpoint("before_refund")
             result = self.shopify.refund_create(
@@ -436,7 +453,9 @@ class AftersalesPhase:
             return self._failed(sale, "Shopify refused the refund: " + "; ".join(
                 str(e.get("message")) for e in errors))
         self.store.finish_aftersale(sale.key, "done", shopify_ref=getattr(result, "refund_id", None))
-        self.report.outcomes.append(Outcome(order_id, "refunded", f"{total} {currency}, "
+        taken_back = sum((t["amount"] for t in transactions if t["gateway"] == PLATFORM_GATEWAY), Decimal(0))
+        back = f" (and {taken_back} of TikTok's platform discount)" if taken_back else ""
+        self.report.outcomes.append(Outcome(order_id, "refunded", f"{total} {currency}{back}, "
                                             f"{sum(lines.values())} item(s) {restock.lower()}", sale.key))
 
     def _shopify_lines(self, tiktok_lines: list[str], order: CreatedLines,
@@ -488,15 +507,22 @@ class AftersalesPhase:
                 left.subtract(Counter(v for line in record_lines(earlier.record) for v in order.line_map.get(line, ())))
         return any(n > left[v] for v, n in need.items())
 
-    def _refund_transactions(self, shopify_order_id: str, total: Decimal) -> list[dict]:
-        if total <= 0:
+    def _refund_transactions(self, shopify_order_id: str, total: Decimal, platform: Decimal) -> list[dict]:
+        """The buyer's refund from the buyer's SALE; the platform discount TikTok takes back from its own."""
+        if total <= 0 and platform <= 0:
             return []
         sales = [t for t in self.shopify.order_transactions(shopify_order_id)
                  if t.get("kind") == "SALE" and t.get("status") == "SUCCESS"]
         if not sales:
             return []  # cash on delivery not collected: nothing was paid to refund
-        parent = sales[0]
-        return [{"amount": total, "gateway": parent.get("gateway") or "TikTok Shop", "parent_id": parent["id"]}]
+        buyer = next((t for t in sales if t.get("gateway") != PLATFORM_GATEWAY), sales[0])
+        tiktok = next((t for t in sales if t.get("gateway") == PLATFORM_GATEWAY), None)
+        out = []
+        for amount, parent in ((total, buyer), (platform, tiktok)):
+            if amount > 0 and parent is not None:
+                out.append({"amount": amount, "gateway": parent.get("gateway") or "TikTok Shop",
+                            "parent_id": parent["id"]})
+        return out
 
     def _shop(self) -> str:
         if self._shop_currency is None:

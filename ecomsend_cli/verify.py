@@ -8,7 +8,8 @@ An accountant's check, order by order, in the buyer's (presentment) currency:
 * discounts = the seller-funded item discount;
 * outstanding = 0 (the total for cash on delivery);
 * refunded = what TikTok paid back: the ``refund_total`` of its line
-  cancellations and returns (replacements pay nothing back), or, for an order
+  cancellations and returns (replacements pay nothing back) and the
+  platform-funded discount of their units, which TikTok takes back, or, for an order
   TikTok cancelled, all that was paid (not checked for cash on delivery, where
   Shopify received nothing to refund);
 * currencies: presentment = TikTok's, shop = the shop's;
@@ -34,7 +35,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 
-from .aftersales import is_replacement, record_lines, refund_total
+from .aftersales import is_replacement, platform_share, record_lines, refund_total
 from .money import AmountError, parse_amount, text
 from .order_input import FEES, order_units
 from .store import CreatedOrder, Store
@@ -143,7 +144,7 @@ def compare(order: CreatedOrder, shopify: dict | None, shop_currency: str,
     if payload.get("is_cod") is not True:
         try:
             paid_back = expected["total"] if str(order.tiktok_status).upper() == "CANCELLED" \
-                else _refunded_on_tiktok(aftersales, sent, currency)
+                else _refunded_on_tiktok(payload, aftersales, sent, currency)
         except AmountError as exc:
             differ("refunded", f"unknown (TikTok's refund: {exc})", "-")
         else:
@@ -167,7 +168,7 @@ def compare(order: CreatedOrder, shopify: dict | None, shop_currency: str,
     return out
 
 
-def _refunded_on_tiktok(aftersales: list[AfterSale], sent: dict, currency: str) -> Decimal:
+def _refunded_on_tiktok(payload: dict, aftersales: list[AfterSale], sent: dict, currency: str) -> Decimal:
     """What TikTok paid back for the order's lines in Shopify: its line cancellations and returns (a
     cancellation of lines never sent never reached Shopify); AmountError when a figure is unusable."""
     total = Decimal(0)
@@ -178,7 +179,7 @@ def _refunded_on_tiktok(aftersales: list[AfterSale], sent: dict, currency: str) 
         amount, _, theirs = refund_total(sale.record, currency)
         if theirs != currency:
             raise AmountError(f"in {theirs}, but the order is in {currency}")
-        total += amount
+        total += amount + platform_share(payload, record_lines(sale.record), currency)
     return total
 
 
