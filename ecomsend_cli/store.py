@@ -39,7 +39,7 @@ from .bulk import paused_gc, prefetched, quick_gil_handoff
 from .errors import StoreError
 from .matching import sku_key
 from .models import InvalidOrder, Link, OrderItem, PulledOrder, TikTokSku, Variant, VariantColumns
-from .store_after import AfterCreation, migrate_after_creation, migrate_cancelled_index
+from .store_after import AfterCreation, migrate_after_creation, migrate_cancelled_index, migrate_send_clock
 
 if TYPE_CHECKING:
     import sqlite_utils
@@ -380,6 +380,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("013_sku_blocked_orders", _m013_sku_blocked_orders),
     ("014_orders_cancelled_index", migrate_cancelled_index),
     ("015_sku_work_indexes", _m015_sku_work_indexes),
+    ("016_send_clock", migrate_send_clock),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -7,7 +7,9 @@ fulfillment (``shipments``), the TikTok reference to the Shopify order, and
 the cancellations and refunds brought into Shopify (``aftersales``). Each
 write that goes to a remote system is recorded first as an intent
 (``sending``/``pushing``), as §5.4 does for orders; the rules live in
-``tracking.py`` and ``aftersales.py``.
+``tracking.py`` and ``aftersales.py``. An unconfirmed push or reference keeps
+when it was sent by a clock a wall-clock step cannot move (migration 016), as
+an unconfirmed order does: it is read back only once the wait has passed.
 """
 
 from __future__ import annotations
@@ -97,6 +99,20 @@ def migrate_cancelled_index(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX idx_orders_cancelled ON orders(tiktok_order_id) WHERE tiktok_status = 'CANCELLED'")
 
 
+def migrate_send_clock(db: sqlite_utils.Database) -> None:
+    """Migration 016: when an unconfirmed push (``shipments``) or reference (``orders``) was sent.
+
+    By the clock of §5.4's claims (``sync.steady_clock``: the boot id and
+    CLOCK_BOOTTIME), so a wall-clock step cannot shorten or lengthen the wait
+    before it is read back from TikTok. Rows sent before this version have
+    none: the next run stamps them and they wait from then.
+    """
+    db.execute("ALTER TABLE shipments ADD COLUMN claim_boot TEXT")
+    db.execute("ALTER TABLE shipments ADD COLUMN claim_clock REAL")
+    db.execute("ALTER TABLE orders ADD COLUMN reference_boot TEXT")
+    db.execute("ALTER TABLE orders ADD COLUMN reference_clock REAL")
+
+
 def _now() -> str:
     return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
@@ -113,6 +129,9 @@ class CreatedLines:
     shopify_lines: list[tuple[str, str | None, int]]  # (line GID, variant GID, quantity)
     ship_state: str | None
     reference_state: str | None
+    # When the reference was last sent (``sending``), by the steady clock: (boot id, seconds).
+    reference_boot: str | None = None
+    reference_clock: float | None = None
 
 
 @dataclass(frozen=True)
@@ -135,6 +154,9 @@ class Shipment:
     # What the Shopify fulfillment held, ``(variant GID, quantity)``: a later fulfillment may
     # complete a combined listing with what this one left over, without reading it again.
     fulfilled: tuple[tuple[str, int], ...] = ()
+    # When the push was claimed (or its answer given up on), by the steady clock: (boot id, seconds).
+    claim_boot: str | None = None
+    claim_clock: float | None = None
 
 
 @dataclass(frozen=True)
@@ -175,14 +197,14 @@ class AfterCreation:
         out = {}
         for row in self._select_in(  # type: ignore[attr-defined]
             "SELECT o.tiktok_order_id, o.tiktok_status, o.shopify_order_id, p.payload, p.line_map, "
-            "p.shopify_lines, o.ship_state, o.reference_state FROM orders o "
+            "p.shopify_lines, o.ship_state, o.reference_state, o.reference_boot, o.reference_clock FROM orders o "
             "JOIN order_payloads p ON p.tiktok_order_id = o.tiktok_order_id "
             "WHERE o.shopify_order_id IS NOT NULL AND o.tiktok_order_id IN ({marks})",
             list(dict.fromkeys(order_ids)),
         ):
             out[row[0]] = CreatedLines(
                 row[0], row[1], row[2], json.loads(row[3] or "null") or {}, json.loads(row[4] or "null") or {},
-                [tuple(x) for x in json.loads(row[5] or "null") or []], row[6], row[7])
+                [tuple(x) for x in json.loads(row[5] or "null") or []], *row[6:10])
         return out
 
     # -- the TikTok reference (§6b.2) --------------------------------------------------------
@@ -199,10 +221,15 @@ class AfterCreation:
             "SELECT tiktok_order_id, reference_state, reference_reason, ship_state, ship_reason FROM orders "
             "WHERE tiktok_order_id IN ({marks})", list(dict.fromkeys(order_ids)))}
 
-    def set_reference(self, order_id: str, state: str, reason: str = "") -> None:
+    def set_reference(self, order_id: str, state: str, reason: str | None = "", *,
+                      sent: tuple[str, float] | None = None) -> None:
+        """The reference's state and why (None: the reason kept); ``sent`` (boot id, steady seconds)
+        stamps when it was sent (kept otherwise)."""
+        boot, clock = sent if sent is not None else (None, None)
         with self.transaction() as conn:  # type: ignore[attr-defined]
-            conn.execute("UPDATE orders SET reference_state = ?, reference_reason = ? WHERE tiktok_order_id = ?",
-                         (state, reason, order_id))
+            conn.execute("UPDATE orders SET reference_state = ?, reference_reason = coalesce(?, reference_reason), "
+                         "reference_boot = coalesce(?, reference_boot), reference_clock = coalesce(?, reference_clock) "
+                         "WHERE tiktok_order_id = ?", (state, reason, boot, clock, order_id))
 
     # -- tracking (§6b.1) ----------------------------------------------------------------------
 
@@ -221,12 +248,13 @@ class AfterCreation:
                          (state, reason, order_id))
 
     _SHIPMENT_COLS = ("fulfillment_id, tiktok_order_id, state, line_item_ids, tracking_number, carrier, "
-                      "provider_id, provider_name, package_id, reason, attempts, pushed_at, updated_at, fulfilled")
+                      "provider_id, provider_name, package_id, reason, attempts, pushed_at, updated_at, fulfilled, "
+                      "claim_boot, claim_clock")
 
     @staticmethod
     def _shipment(row: Sequence[Any]) -> Shipment:
         fulfilled = tuple((str(v), int(q)) for v, q in json.loads(row[13] or "[]"))
-        return Shipment(row[0], row[1], row[2], tuple(json.loads(row[3])), *row[4:13], fulfilled)
+        return Shipment(row[0], row[1], row[2], tuple(json.loads(row[3])), *row[4:13], fulfilled, *row[14:16])
 
     def shipments(self, order_ids: Iterable[str]) -> dict[str, list[Shipment]]:
         """The shipments of each of ``order_ids`` (oldest first)."""
@@ -244,9 +272,11 @@ class AfterCreation:
     def claim_shipment(self, fulfillment_id: str, order_id: str, line_item_ids: Sequence[str], *,
                        tracking_number: str, carrier: str, provider_id: str, provider_name: str,
                        package_id: str | None = None, fulfilled: Sequence[tuple[str, int]] = (),
-                       state: str = "pushing") -> bool:
+                       state: str = "pushing", sent: tuple[str, float] | None = None) -> bool:
         """Record the intent to push (committed before the call): a new fulfillment, or a failed one
-        tried again. A compare-and-set: False when it is already being pushed or was pushed."""
+        tried again, stamped ``sent`` (boot id, steady seconds). A compare-and-set: False when it is
+        already being pushed or was pushed."""
+        boot, clock = sent if sent is not None else (None, None)
         now = _now()
         with self.transaction() as conn:  # type: ignore[attr-defined]
             held = conn.execute("SELECT state FROM shipments WHERE fulfillment_id = ?", (fulfillment_id,)).fetchone()
@@ -254,32 +284,38 @@ class AfterCreation:
                 return False
             conn.execute(
                 "INSERT INTO shipments (fulfillment_id, tiktok_order_id, state, line_item_ids, tracking_number, "
-                "carrier, provider_id, provider_name, package_id, attempts, updated_at, fulfilled) "
-                "VALUES (?,?,?,?,?,?,?,?,?,1,?,?) ON CONFLICT(fulfillment_id) DO UPDATE SET state = excluded.state, "
+                "carrier, provider_id, provider_name, package_id, attempts, updated_at, fulfilled, claim_boot, "
+                "claim_clock) VALUES (?,?,?,?,?,?,?,?,?,1,?,?,?,?) "
+                "ON CONFLICT(fulfillment_id) DO UPDATE SET state = excluded.state, "
                 "line_item_ids = excluded.line_item_ids, tracking_number = excluded.tracking_number, "
                 "fulfilled = excluded.fulfilled, "
                 "carrier = excluded.carrier, provider_id = excluded.provider_id, "
                 "provider_name = excluded.provider_name, package_id = excluded.package_id, reason = '', "
-                "attempts = shipments.attempts + 1, updated_at = excluded.updated_at",
+                "attempts = shipments.attempts + 1, updated_at = excluded.updated_at, "
+                "claim_boot = excluded.claim_boot, claim_clock = excluded.claim_clock",
                 (fulfillment_id, order_id, state, json.dumps(list(line_item_ids)), tracking_number, carrier,
-                 provider_id, provider_name, package_id, now, json.dumps([list(x) for x in fulfilled])),
+                 provider_id, provider_name, package_id, now, json.dumps([list(x) for x in fulfilled]), boot, clock),
             )
             return True
 
     def finish_shipment(self, fulfillment_id: str, state: str, *, reason: str = "",
                         package_id: str | None = None, tracking_number: str | None = None,
                         provider_id: str | None = None, provider_name: str | None = None,
-                        pushed: bool = False) -> None:
-        """The answer to a push (or an update of its tracking), or what stands in its way."""
+                        pushed: bool = False, sent: tuple[str, float] | None = None) -> None:
+        """The answer to a push (or an update of its tracking), or what stands in its way; ``sent``
+        (boot id, steady seconds) stamps anew when an unconfirmed push counts as sent (kept otherwise)."""
         now = _now()
+        boot, clock = sent if sent is not None else (None, None)
         with self.transaction() as conn:  # type: ignore[attr-defined]
             conn.execute(
                 "UPDATE shipments SET state = ?, reason = ?, package_id = coalesce(?, package_id), "
                 "tracking_number = coalesce(?, tracking_number), provider_id = coalesce(?, provider_id), "
                 "provider_name = coalesce(?, provider_name), "
-                "pushed_at = CASE WHEN ? THEN ? ELSE pushed_at END, updated_at = ? WHERE fulfillment_id = ?",
+                "pushed_at = CASE WHEN ? THEN ? ELSE pushed_at END, updated_at = ?, "
+                "claim_boot = coalesce(?, claim_boot), claim_clock = coalesce(?, claim_clock) "
+                "WHERE fulfillment_id = ?",
                 (state, reason, package_id, tracking_number, provider_id, provider_name, pushed, now, now,
-                 fulfillment_id),
+                 boot, clock, fulfillment_id),
             )
 
     def record_failed_shipment(self, fulfillment_id: str, order_id: str, line_item_ids: Sequence[str], *,
