@@ -214,7 +214,8 @@ def run_phases(store: Store, tiktok: Any, shopify: Any, config: Config, options:
                 elif phase == "tracking":
                     report.tracking = TrackingPhase(store, tiktok, shopify, dict(config.tracking.carriers),
                                                     on_event=on_event, crash_at=crash_at,
-                                                    workers=config.sync.concurrency
+                                                    workers=config.sync.concurrency,
+                                                    reconcile_wait=options.reconcile_wait,
                                                     ).run(references_only=references_only)
                 else:
                     report.aftersales = AftersalesPhase(store, tiktok, shopify, restock=config.aftersales.restock,

@@ -3,7 +3,7 @@
 * **The reference** (§6b.2): once an order is in Shopify, TikTok's order gets
   an external order reference naming the Shopify order and, for each TikTok
   line item, the Shopify line it became. Retried on later runs until done;
-  it never blocks anything.
+  it never blocks anything. An unconfirmed one is read back as a push is (below).
 * **Tracking** (§6b.1): the fulfillments of the Shopify orders not fully
   shipped on TikTok (and of those pushed in the last 72 h, for tracking
   edits) are read by order id in batches. A fulfillment with status SUCCESS
@@ -24,9 +24,14 @@
     is not one, fails that push with the reason; it never stops the run;
   - lines TikTok already put in a package are shipped with that package;
     the others get a package made and shipped;
-  - the intent is committed before the call; an unclear answer leaves the
-    push unconfirmed, and the next run reads the TikTok order before sending
-    anything again;
+  - the intent is committed before the call; an unclear answer (or a run
+    killed meanwhile) leaves the push unconfirmed, and a later run reads the
+    TikTok order before sending anything again — but only once
+    ``reconcile_wait`` has passed since it was sent, by the clock of §5.4
+    (:func:`~.sync.steady_clock`, which a wall-clock step cannot move). A
+    request in flight when its run died or gave up may be handled by TikTok a
+    moment later; a run started at once would read the order before that and
+    push again. Until then it is neither read back nor sent again;
   - a tracking number changed in Shopify after the push is updated on TikTok
     within its 72 hours, and reported after.
 
@@ -36,6 +41,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -49,6 +55,7 @@ from .order_input import FBT
 from .run import Checkpoints, PhaseReport
 from .store import Store
 from .store_after import CreatedLines, Shipment
+from .sync import steady_clock
 from .text import terminal_safe
 
 if TYPE_CHECKING:  # type hints only: a run that reads nothing from Shopify skips the module
@@ -235,8 +242,15 @@ class TrackingPhase:
     def __init__(self, store: Store, tiktok: TikTokShipping, shopify: ShopifyFulfillments,
                  carriers: dict[str, str], *, on_event: Event | None = None,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC), crash_at: str | None = None,
-                 workers: int = 4) -> None:
+                 workers: int = 4, reconcile_wait: float = 60.0,
+                 steady: Callable[[], tuple[str, float]] = steady_clock) -> None:
         self.store = store
+        # How long an unconfirmed push or reference is left before it is read back from TikTok:
+        # the one knob of §5.4 (sync.reconcile_wait_seconds), which covers any unconfirmed send.
+        # Its default (60 s) is ample for a request in flight to be handled.
+        self.reconcile_wait = reconcile_wait
+        self.steady = steady
+        self._steady = steady()  # read again at each chunk: a run over many orders takes a while
         self.workers = max(1, workers)
         # Pushes claimed and waiting to be sent, by order: one order's go one after another.
         self._planned: dict[str, list[tuple[Fulfilled, list[str], dict, str | None]]] = {}
@@ -267,6 +281,7 @@ class TrackingPhase:
         self.on_event("tracking_started", total=len(order_ids))
         for start in range(0, len(order_ids), CHUNK):
             chunk = order_ids[start:start + CHUNK]
+            self._steady = self.steady()
             created = self.store.created_lines(chunk)
             shipments = self.store.shipments(chunk)
             known = [s.fulfillment_id for held in shipments.values() for s in held
@@ -278,8 +293,10 @@ class TrackingPhase:
             if references_only:
                 continue
             mine = [o for o in chunk if o in tracked and o in created]
-            unsure = [o for o in mine if any(s.state == "pushing" for s in shipments.get(o, ()))]
-            on_tiktok = {str(o.get("id")): o for o in self.tiktok.get_orders(unsure)} if unsure else {}
+            # TikTok is asked only for the orders with an unconfirmed push whose wait has passed.
+            due = [o for o in mine if any(s.state == "pushing" and self._due(s.claim_boot, s.claim_clock)
+                                          for s in shipments.get(o, ()))]
+            on_tiktok = {str(o.get("id")): o for o in self.tiktok.get_orders(due)} if due else {}
             for order_id in mine:
                 self._track(created[order_id], shipments.get(order_id, []), on_tiktok.get(order_id))
             self._send_planned(created)
@@ -334,19 +351,31 @@ class TrackingPhase:
         if shopify is None:
             return  # not readable in Shopify now (deleted?): tracking reports it
         number = order.shopify_order_id.rsplit("/", 1)[-1]
+        if order.reference_state == "sending":
+            waiting = self._still_waiting(
+                f"the reference to Shopify order {number}", order.reference_boot, order.reference_clock,
+                lambda sent: self.store.set_reference(order_id, "sending", None, sent=sent))
+            if waiting:
+                self.report.outcomes.append(Outcome(order_id, "unconfirmed", waiting))
+                return
         try:
-            if order.reference_state == "sending":  # unconfirmed last time: does TikTok have it?
+            if order.reference_state == "sending":  # unconfirmed, its wait passed: does TikTok have it?
                 for ref in self.tiktok.external_orders(order_id):
                     if str(ref.get("id")) == number:
                         self.store.set_reference(order_id, "done")
                         self.report.outcomes.append(Outcome(order_id, "referenced", f"Shopify order {number}"))
                         return
             lines = reference_lines(order.line_map, order.shopify_lines or shopify.lines)
-            self.store.set_reference(order_id, "sending")
+            self.store.set_reference(order_id, "sending", sent=self.steady())
             self.checkpoint("reference_sent")
             self.tiktok.add_external_order(order_id, number, lines)
-        except OutcomeUnknownError:
-            return  # stays "sending": the next run asks TikTok before writing it again
+        except OutcomeUnknownError as exc:
+            # Stays "sending", its wait counted from now (the request left before): a later run
+            # asks TikTok before writing it again.
+            why = f"{exc.message}; TikTok is asked for it once {self.reconcile_wait:.0f} s have passed"
+            self.store.set_reference(order_id, "sending", why, sent=self.steady())
+            self.report.outcomes.append(Outcome(order_id, "unconfirmed", f"reference: {why}"))
+            return
         except ApiError as exc:
             self.store.set_reference(order_id, "failed", str(exc))  # tried again next run
             return
@@ -370,10 +399,18 @@ class TrackingPhase:
             self.report.outcomes.append(Outcome(order_id, "failed", f"Shopify order {order.shopify_order_id} "
                                                 "could not be read (deleted?): its tracking cannot be pushed"))
             return
-        # Pushes whose answer never came: TikTok's order says whether they happened.
+        # Pushes whose answer never came: TikTok's order says whether they happened, once their
+        # wait has passed; until then they stay unconfirmed, their lines held.
         unsure = [s for s in shipments if s.state == "pushing"]
         for shipment in unsure:
-            self._settle_unsure(order_id, shipment, on_tiktok)
+            waiting = self._still_waiting(
+                f"tracking {shipment.tracking_number}", shipment.claim_boot, shipment.claim_clock,
+                lambda sent, s=shipment: self.store.finish_shipment(s.fulfillment_id, "pushing", reason=s.reason,
+                                                                  sent=sent))
+            if waiting:
+                self.report.outcomes.append(Outcome(order_id, "unconfirmed", waiting, shipment.fulfillment_id))
+            else:
+                self._settle_unsure(order_id, shipment, on_tiktok)
         if unsure:  # settled: read what they became
             shipments = self.store.shipments([order_id]).get(order_id, [])
         by_fulfillment = {s.fulfillment_id: s for s in shipments}
@@ -457,7 +494,7 @@ class TrackingPhase:
         if not self.store.claim_shipment(fulfillment.id, order_id, lines,
                                          tracking_number=fulfillment.tracking_number, carrier=fulfillment.company,
                                          provider_id=str(provider["id"]), provider_name=str(provider.get("name")),
-                                         package_id=package, fulfilled=fulfillment.lines):
+                                         package_id=package, fulfilled=fulfillment.lines, sent=self.steady()):
             return  # claimed meanwhile
         self.checkpoint("before_push")
         self._planned.setdefault(order_id, []).append((fulfillment, lines, provider, package))
@@ -467,8 +504,10 @@ class TrackingPhase:
         """TikTok's answer to one push: shipped (its package), refused, or unknown."""
         order_id = order.tiktok_order_id
         if isinstance(answer, OutcomeUnknownError):
-            self.store.finish_shipment(fulfillment.id, "pushing",
-                                       reason=f"{answer.message}; the next run reads the TikTok order first")
+            # Its wait counts from now, not from the claim: the request left in between.
+            self.store.finish_shipment(
+                fulfillment.id, "pushing", sent=self.steady(),
+                reason=f"{answer.message}; TikTok's order is read once {self.reconcile_wait:.0f} s have passed")
             self.report.outcomes.append(Outcome(order_id, "unconfirmed", answer.message, fulfillment.id))
             return
         if isinstance(answer, ApiError):
@@ -486,6 +525,34 @@ class TrackingPhase:
             order_id, "pushed", f"{fulfillment.tracking_number} via {provider.get('name')}, "
             f"{len(lines)} item(s)", fulfillment.id))
         self.on_event("pushed", order_id=order_id)
+
+    def _elapsed(self, boot: str | None, clock: float | None) -> float | None:
+        """Seconds since an unconfirmed send was stamped, by this chunk's steady clock; None when
+        the stamp cannot be compared with it (made under another boot, or by an older version)."""
+        now_boot, now = self._steady
+        return now - clock if boot == now_boot and clock is not None else None
+
+    def _due(self, boot: str | None, clock: float | None) -> bool:
+        """Whether an unconfirmed send may be read back from TikTok now: its wait has passed."""
+        elapsed = self._elapsed(boot, clock)
+        return (0.0 if elapsed is None else elapsed) >= self.reconcile_wait
+
+    def _still_waiting(self, what: str, boot: str | None, clock: float | None,
+                       restamp: Callable[[tuple[str, float]], None]) -> str | None:
+        """Why an unconfirmed send is neither read back nor sent again this run, or None once it may be.
+
+        A stamp this boot's clock cannot read is ``restamp``-ed now: the wait starts again (§5.4).
+        """
+        if self._due(boot, clock):
+            return None
+        wait = self.reconcile_wait
+        elapsed = self._elapsed(boot, clock)
+        if elapsed is None:
+            restamp(self._steady)
+            return (f"{what} sent to TikTok, answer not seen; the machine restarted since (or an older "
+                    f"ecomsend sent it), so the {wait:.0f} s wait starts again before a later run checks it")
+        return (f"{what} sent to TikTok {math.floor(elapsed)} s ago, answer not seen; a later run checks it "
+                f"({math.ceil(wait - elapsed)} s of the {wait:.0f} s wait left)")
 
     def _settle_unsure(self, order_id: str, shipment: Shipment, on_tiktok: dict | None) -> None:
         """An unconfirmed push: TikTok's order shows it shipped (done) or not (tried again)."""

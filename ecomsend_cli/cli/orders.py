@@ -99,6 +99,11 @@ def _render_after_creation(out: Output, report: Any) -> None:
                  + (f", references written {t.count('referenced')}" if t.count("referenced") else "") + ".")
         for o in [o for o in t.outcomes if o.what in ("failed", "reported")][:20]:
             out.info(f"  {o.tiktok_order_id}: {o.detail}")
+        unsure = [o for o in t.outcomes if o.what == "unconfirmed"]
+        if unsure:  # each says when TikTok is asked for it: never sent again before
+            out.info("Unconfirmed (looked up on TikTok before anything is sent again):")
+            for o in unsure[:20]:
+                out.info(f"  {o.tiktok_order_id}: {o.detail}")
     if report.aftersales is not None and any(o.what != "noted" for o in report.aftersales.outcomes):
         a = report.aftersales
         out.info(f"Cancellations and returns: cancelled {a.count('cancelled')}, refunded {a.count('refunded')}, "
