@@ -131,8 +131,11 @@ class SyncConfig:
     source_name: str = "tiktok"
     tags: tuple[str, ...] = ("TikTok",)
     concurrency: int = 4
-    # How long Shopify's order search may lag a new order: an order left
-    # `creating` is re-created only when absent from search for longer (§5.4).
+    # How long an unconfirmed send is left before it is looked up: Shopify's
+    # order search may lag a new order (an order left `creating` is re-created
+    # only when absent from search for longer, §5.4), and TikTok may still be
+    # handling a push or reference whose answer never came (read back only
+    # after it, §6b: tracking.py).
     reconcile_wait_seconds: int = 60
     # Shop-currency value of one unit of another currency, for TikTok orders in
     # a currency the Shopify shop does not keep its books in (§5.7).
