@@ -177,35 +177,47 @@ def test_a_clock_step_neither_shortens_nor_lengthens_the_wait(sandbox, sb_cli, s
 
 
 @pytest.mark.parametrize("stamp", ["older version", "another boot"])
-def test_an_unconfirmed_push_stamped_under_another_boot_waits_again(sandbox, sb_cli, synced, stamp):
+def test_an_unconfirmed_send_stamped_under_another_boot_waits_again(sandbox, sb_cli, synced, stamp):
     from ecomsend_cli.sync import steady_clock
 
     wait = 4
     set_wait(sandbox, wait)
+    add_new_order(sandbox)
     sandbox.shopify.fulfil(synced[oid(1)]["number"], tracking_number="BOOT-01", company="USPS")
-    sandbox.tiktok.set_faults(fail_next=[{"op": "packages.create", "kind": "lost_response"}])
-    assert [o["what"] for o in of(sync(sb_cli, "--only", "tracking"), oid(1))] == ["unconfirmed"]
+    adds = len(sandbox.tiktok.ops("external_orders.add"))
+    sandbox.tiktok.set_faults(fail_next=[{"op": "packages.create", "kind": "lost_response"},
+                                         {"op": "external_orders.add", "kind": "lost_response"}])
+    first = sync(sb_cli)
+    assert [o["what"] for o in of(first, oid(1)) + of(first, NEW)] == ["unconfirmed", "unconfirmed"]
     boot, now = steady_clock()
-    # As a store upgraded from a version that kept no stamp leaves it, or a push sent before a
-    # reboot (its clock an hour "ago" on that boot's clock, which this boot's cannot be compared with).
+    # As a store upgraded from a version that kept no stamp leaves them, or a push and a reference
+    # sent before a reboot (an hour "ago" on that boot's clock, which this boot's cannot be compared with).
     before = (None, None) if stamp == "older version" else ("another-boot-id", now - 3600)
     with Store.open(sandbox.store_path) as store:
         store.conn.execute("UPDATE shipments SET claim_boot = ?, claim_clock = ?", before)
-    reads = calls(sandbox, "orders.get")
-    (waiting,) = of(sync(sb_cli, "--only", "tracking"), oid(1))
+        store.conn.execute("UPDATE orders SET reference_boot = ?, reference_clock = ? WHERE tiktok_order_id = ?",
+                           (*before, NEW))
+    reads = calls(sandbox, "orders.get", "external_orders.get")
+    second = sync(sb_cli, "--only", "tracking")
     restamped = time.monotonic()
-    assert waiting["what"] == "unconfirmed" and waiting["detail"] == (
-        "tracking BOOT-01 sent to TikTok, answer not seen; the machine restarted since (or an older ecomsend "
-        f"sent it), so the {wait} s wait starts again before a later run checks it")
-    assert calls(sandbox, "orders.get") == reads
-    with Store.open(sandbox.store_path) as store:
-        (row,) = store.conn.execute("SELECT claim_boot, claim_clock FROM shipments").fetchall()
-    assert row[0] == boot and row[1] >= now  # stamped on this boot's clock: the wait runs from now
+    again = (" sent to TikTok, answer not seen; the machine restarted since (or an older ecomsend sent it), "
+             f"so the {wait} s wait starts again before a later run checks it")
+    number = next(o for o in sandbox.shopify.orders() if o["source_identifier"] == NEW)["id"].rsplit("/", 1)[-1]
+    assert [(o["what"], o["detail"]) for o in of(second, oid(1)) + of(second, NEW)] == [
+        ("unconfirmed", "tracking BOOT-01" + again),
+        ("unconfirmed", f"the reference to Shopify order {number}" + again)]
+    assert calls(sandbox, "orders.get", "external_orders.get") == reads
+    with Store.open(sandbox.store_path) as store:  # stamped on this boot's clock: the waits run from now
+        stamps = store.conn.execute("SELECT claim_boot, claim_clock FROM shipments UNION ALL SELECT reference_boot, "
+                                    "reference_clock FROM orders WHERE tiktok_order_id = ?", (NEW,)).fetchall()
+    assert [b for b, _ in stamps] == [boot, boot] and all(c >= now for _, c in stamps)
     said = sb_cli("sync-orders", "--only", "tracking")  # as the cron log shows it
-    assert said.exit_code == 0 and "unconfirmed 1." in said.stderr, said.stderr
-    assert re.search(r"Unconfirmed \(looked up on TikTok before anything is sent again\):\n"
-                     f"  {oid(1)}: tracking BOOT-01 " + WAITING, said.stderr), said.stderr
+    assert said.exit_code == 0 and "unconfirmed 2." in said.stderr, said.stderr
+    assert "Unconfirmed (looked up on TikTok before anything is sent again):\n" in said.stderr
+    for line_shown in (f"  {oid(1)}: tracking BOOT-01 ", f"  {NEW}: the reference to Shopify order {number} "):
+        assert re.search(f"^{line_shown}{WAITING}$", said.stderr, re.MULTILINE), said.stderr
     sleep_until(restamped + wait)
-    (confirmed,) = of(sync(sb_cli, "--only", "tracking"), oid(1))
-    assert confirmed["what"] == "pushed" and "confirmed on TikTok" in confirmed["detail"]
+    third = sync(sb_cli, "--only", "tracking")
+    assert [o["what"] for o in of(third, oid(1)) + of(third, NEW)] == ["pushed", "referenced"]
     assert len(sandbox.tiktok.ops("packages.create")) == 1
+    assert len(sandbox.tiktok.ops("external_orders.add")) == adds + 1
