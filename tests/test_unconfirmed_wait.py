@@ -148,18 +148,29 @@ def test_a_reference_killed_in_flight_is_added_once(sandbox, sb_cli, synced):
     assert len(sandbox.tiktok.ops("external_orders.add")) == adds + 1  # the killed run's, only
     (reference,) = sandbox.tiktok.external_orders_of(NEW)
     assert reference["id"] == number
-    assert [o for o in of(run(sandbox), NEW)] == []  # done: nothing more to write or check
+    assert of(run(sandbox), NEW) == []  # done: nothing more to write or check
+
+
+def answers_to_lose(sandbox, synced, tracking: str) -> int:
+    """Order 1 shipped in Shopify as ``tracking`` and a new TikTok order: the next run pushes the one
+    and references the other, both done on TikTok, both answers lost. Returns the references added
+    so far."""
+    add_new_order(sandbox)
+    sandbox.shopify.fulfil(synced[oid(1)]["number"], tracking_number=tracking, company="USPS")
+    sandbox.tiktok.set_faults(fail_next=[{"op": "packages.create", "kind": "lost_response"},
+                                         {"op": "external_orders.add", "kind": "lost_response"}])
+    return len(sandbox.tiktok.ops("external_orders.add"))
+
+
+def assert_sent_once(sandbox, adds: int) -> None:
+    assert len(sandbox.tiktok.ops("packages.create")) == 1
+    assert len(sandbox.tiktok.ops("external_orders.add")) == adds + 1
 
 
 def test_a_clock_step_neither_shortens_nor_lengthens_the_wait(sandbox, sb_cli, synced):
     wait = 5
     set_wait(sandbox, wait)
-    add_new_order(sandbox)
-    sandbox.shopify.fulfil(synced[oid(1)]["number"], tracking_number="STEP-01", company="USPS")
-    adds = len(sandbox.tiktok.ops("external_orders.add"))
-    # Both writes done on TikTok, both answers lost: a push and a reference left unconfirmed.
-    sandbox.tiktok.set_faults(fail_next=[{"op": "packages.create", "kind": "lost_response"},
-                                         {"op": "external_orders.add", "kind": "lost_response"}])
+    adds = answers_to_lose(sandbox, synced, "STEP-01")
     first = run(sandbox)
     lost = time.monotonic()
     assert [o["what"] for o in of(first, oid(1)) + of(first, NEW)] == ["unconfirmed", "unconfirmed"]
@@ -172,8 +183,7 @@ def test_a_clock_step_neither_shortens_nor_lengthens_the_wait(sandbox, sb_cli, s
     sleep_until(lost + wait)
     behind = run(sandbox, "--only", "tracking", clock_step=-240)
     assert [o["what"] for o in of(behind, oid(1)) + of(behind, NEW)] == ["pushed", "referenced"], behind
-    assert len(sandbox.tiktok.ops("packages.create")) == 1
-    assert len(sandbox.tiktok.ops("external_orders.add")) == adds + 1
+    assert_sent_once(sandbox, adds)
 
 
 @pytest.mark.parametrize("stamp", ["older version", "another boot"])
@@ -182,11 +192,7 @@ def test_an_unconfirmed_send_stamped_under_another_boot_waits_again(sandbox, sb_
 
     wait = 4
     set_wait(sandbox, wait)
-    add_new_order(sandbox)
-    sandbox.shopify.fulfil(synced[oid(1)]["number"], tracking_number="BOOT-01", company="USPS")
-    adds = len(sandbox.tiktok.ops("external_orders.add"))
-    sandbox.tiktok.set_faults(fail_next=[{"op": "packages.create", "kind": "lost_response"},
-                                         {"op": "external_orders.add", "kind": "lost_response"}])
+    adds = answers_to_lose(sandbox, synced, "BOOT-01")
     first = sync(sb_cli)
     assert [o["what"] for o in of(first, oid(1)) + of(first, NEW)] == ["unconfirmed", "unconfirmed"]
     boot, now = steady_clock()
@@ -219,5 +225,4 @@ def test_an_unconfirmed_send_stamped_under_another_boot_waits_again(sandbox, sb_
     sleep_until(restamped + wait)
     third = sync(sb_cli, "--only", "tracking")
     assert [o["what"] for o in of(third, oid(1)) + of(third, NEW)] == ["pushed", "referenced"]
-    assert len(sandbox.tiktok.ops("packages.create")) == 1
-    assert len(sandbox.tiktok.ops("external_orders.add")) == adds + 1
+    assert_sent_once(sandbox, adds)
