@@ -1544,36 +1544,43 @@ class Store(AfterCreation):
         if actor is None:
             return BatchRevert(batch_id, *plan())
         now = now_iso()
-        with self.transaction() as conn:
+        with paused_gc(), self.transaction() as conn:
             reverted, kept = plan()
             new_batch = self.new_batch_id()
-            for sku_id, (current, restore) in sorted(reverted.items()):
-                if restore is None:
-                    source = self.link(sku_id).source  # type: ignore[union-attr]
-                    conn.execute("DELETE FROM links WHERE tiktok_sku_id = ?", (sku_id,))
-                    action = "unlink"
-                else:
-                    source = self._source_before(sku_id, restore, before[sku_id][1])
-                    conn.execute(
-                        "INSERT INTO links (tiktok_sku_id, shopify_variant_id, source, linked_at, linked_by, "
-                        "variant_sku) VALUES (?,?,?,?,?,(SELECT sku FROM shopify_variants WHERE variant_id = ?)) "
-                        "ON CONFLICT(tiktok_sku_id) DO UPDATE SET shopify_variant_id = excluded.shopify_variant_id, "
-                        "source = excluded.source, linked_at = excluded.linked_at, "
-                        "linked_by = excluded.linked_by, variant_sku = excluded.variant_sku",
-                        (sku_id, restore, source, now, actor, restore))
-                    action = "relink" if current else "link"
-                conn.execute(
-                    "INSERT INTO link_history (at, tiktok_sku_id, action, old_variant_id, new_variant_id, "
-                    "source, actor, batch_id) VALUES (?,?,?,?,?,?,?,?)",
-                    (now, sku_id, action, current, restore, source, actor, new_batch))
+            # Set-based, as apply_links: the changes into a temporary table, then one statement
+            # each (a 100,000-link import is undone in a fraction of a second, not 300,000 calls).
+            conn.execute("CREATE TEMP TABLE revert_batch (seq INTEGER PRIMARY KEY, sku TEXT NOT NULL, "
+                         "cur TEXT, restore TEXT, before_row INTEGER NOT NULL, source TEXT)")
+            conn.executemany(
+                "INSERT INTO temp.revert_batch (sku, cur, restore, before_row) VALUES (?,?,?,?)",
+                [(sku_id, current, restore, before[sku_id][1])
+                 for sku_id, (current, restore) in sorted(reverted.items()) if current or restore])
+            # The source each goes back with: an unlink records the source of the link it removes;
+            # a restored link takes the source it had when the batch replaced it (else manual).
+            conn.execute(
+                "UPDATE temp.revert_batch SET source = CASE WHEN restore IS NULL "
+                "THEN (SELECT l.source FROM links l WHERE l.tiktok_sku_id = revert_batch.sku) "
+                "ELSE coalesce((SELECT h.source FROM link_history h WHERE h.tiktok_sku_id = revert_batch.sku "
+                "AND h.new_variant_id = revert_batch.restore AND h.id < revert_batch.before_row "
+                "ORDER BY h.id DESC LIMIT 1), 'manual') END")
+            conn.execute("DELETE FROM links WHERE tiktok_sku_id IN "
+                         "(SELECT sku FROM temp.revert_batch WHERE restore IS NULL)")
+            conn.execute(
+                "INSERT INTO links (tiktok_sku_id, shopify_variant_id, source, linked_at, linked_by, variant_sku) "
+                "SELECT b.sku, b.restore, b.source, ?, ?, v.sku FROM temp.revert_batch b "
+                "LEFT JOIN shopify_variants v ON v.variant_id = b.restore WHERE b.restore IS NOT NULL ORDER BY b.seq "
+                "ON CONFLICT(tiktok_sku_id) DO UPDATE SET shopify_variant_id = excluded.shopify_variant_id, "
+                "source = excluded.source, linked_at = excluded.linked_at, "
+                "linked_by = excluded.linked_by, variant_sku = excluded.variant_sku",
+                (now, actor))
+            conn.execute(
+                "INSERT INTO link_history (at, tiktok_sku_id, action, old_variant_id, new_variant_id, "
+                "source, actor, batch_id) SELECT ?, sku, CASE WHEN restore IS NULL THEN 'unlink' "
+                "WHEN cur IS NULL THEN 'link' ELSE 'relink' END, cur, restore, source, ?, ? "
+                "FROM temp.revert_batch ORDER BY seq",
+                (now, actor, new_batch))
+            conn.execute("DROP TABLE temp.revert_batch")
         return BatchRevert(new_batch, reverted, kept)
-
-    def _source_before(self, sku_id: str, variant_id: str, before_row: int) -> str:
-        """The source of the link ``sku_id → variant_id`` that history row ``before_row`` replaced."""
-        row = self.conn.execute(
-            "SELECT source FROM link_history WHERE tiktok_sku_id = ? AND new_variant_id = ? AND id < ? "
-            "ORDER BY id DESC LIMIT 1", (sku_id, variant_id, before_row)).fetchone()
-        return row[0] if row else "manual"
 
     def complete_skus(self, prefix: str, *, linked: bool | None, limit: int = 50) -> list[tuple[str, str]]:
         """Shell completion: ``(value, "seller SKU · title")`` for TikTok SKUs whose sku_id or

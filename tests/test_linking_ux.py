@@ -473,3 +473,56 @@ def test_every_hint_of_the_other_commands_runs_when_pasted(sandbox, sb_cli, tmp_
     step("config", "show")
     assert len(ran) >= 5, ran
     assert any(" sync-orders" in c for c in ran) and any("list-unlinked --search" in c for c in ran), ran
+
+
+def test_undoing_a_large_mixed_batch_restores_each_link_as_it_was(tmp_path):
+    """A batch bigger than a name chunk (1,000) and the terminal's 200 rows, mixing new links
+    (undone: unlinked), relinks of auto, manual and feed links (undone: put back with that
+    source) and links changed since (kept). Undone in one set-based transaction, listed whole
+    when piped and capped on a terminal, and undoing the undo gives the batch's links back."""
+    from tests.conftest import without_options
+    from tests.terminal import Terminal
+
+    path = tmp_path / "store.db"
+    n = 1500
+    sources = ("auto", "manual", "feed")
+    with Store.open(path) as store:
+        store.replace_variants([variant(i, f"V-{i}", "Prod", f"T{i}") for i in range(1, 2 * n + 1)])
+        store.record_order(order("o1", [sku(f"t{i:04d}", f"S-{i}") for i in range(n)]), state="blocked")
+        for source in sources:  # before the batch: every third SKU unlinked, the others linked by a source
+            store.apply_links([LinkChange(f"t{i:04d}", f"{V}{i + 1}") for i in range(n) if i % 4 and
+                               sources[i % 3] == source], source=source, actor="x")
+        before = {x.tiktok_sku_id: (x.shopify_variant_id, x.source) for x in store.links()}
+        with store.transaction():  # the batch (an import): every SKU to variant n + i + 1
+            batch = store.new_batch_id()
+            store.apply_links([LinkChange(f"t{i:04d}", f"{V}{n + i + 1}", before.get(f"t{i:04d}", (None,))[0])
+                               for i in range(n)], source="csv", actor="x", batch=batch)
+        changed = {f"t{i:04d}" for i in range(0, n, 7)}  # changed since: relinked by hand
+        store.apply_links([LinkChange(k, f"{V}1", f"{V}{n + int(k[1:]) + 1}") for k in sorted(changed)],
+                          source="manual", actor="y")
+        after_batch = {x.tiktok_sku_id: (x.shopify_variant_id, x.source) for x in store.links()}
+    term = Terminal("--store", str(path), "unlink", "--batch", str(batch), "--yes", env={"COLUMNS": "200"})
+    assert term.wait() == 0, term.screen
+    assert f"… and {n - len(changed) - 200} more links; `ecomsend history` lists them all." in without_options(
+        term.screen)
+    assert f"{len(changed)} links changed since batch {batch}, kept as they are now:" in term.screen
+    assert f"Undid {n - len(changed)} links of batch {batch} (as batch {batch + 1})." in term.screen
+    with Store.open(path) as store:
+        now = {x.tiktok_sku_id: (x.shopify_variant_id, x.source) for x in store.links()}
+        history = [h for h in store.history() if h.batch_id == batch + 1]
+    expected = {k: v for k, v in before.items() if k not in changed} | {k: after_batch[k] for k in changed}
+    assert now == expected  # sources too: auto, manual and feed links went back as what they were
+    assert sorted(h.tiktok_sku_id for h in history) == sorted(f"t{i:04d}" for i in range(n)
+                                                              if f"t{i:04d}" not in changed)
+    actions = {h.tiktok_sku_id: (h.action, h.old_variant_id, h.new_variant_id, h.source) for h in history}
+    assert actions["t0001"] == ("relink", f"{V}{n + 2}", f"{V}2", sources[1])
+    assert actions["t0004"] == ("unlink", f"{V}{n + 5}", None, "csv")
+    # Undoing the undo (piped: every row listed, in SKU order) gives the batch's links back.
+    r = invoke("--store", str(path), "unlink", "--batch", str(batch + 1), "--yes")
+    assert r.exit_code == 0, r.output
+    rows = [line.split("\t") for line in r.stderr.splitlines() if line.startswith("t")]
+    assert [row[0] for row in rows] == [f"{k} S-{int(k[1:])}" for k in sorted(actions)]
+    assert rows[0] == ["t0001 S-1", "2 Prod / T2 (V-2)", f"{n + 2} Prod / T{n + 2} (V-{n + 2})"]
+    with Store.open(path) as store:
+        assert {x.tiktok_sku_id: x.shopify_variant_id for x in store.links()} == {
+            k: v for k, (v, _) in after_batch.items()}

@@ -810,30 +810,35 @@ def _unlink_batch(batch: int, *, yes: bool) -> None:
     if plan is None:
         raise NotFoundError(f"no batch {batch} in the link history",
                             hint="`ecomsend history` shows the batch of each change")
-    variants = store.variants(v for pair in [*plan.reverted.values(), *plan.kept.values()]
-                              for v in pair if v)
-    skus = store.tiktok_skus([*plan.reverted, *plan.kept])
 
-    def named(variant_id: str | None) -> str:
-        if variant_id is None:
-            return "no link"
-        return f"{variant_number(variant_id)} {_variant_named(variants.get(variant_id), variant_id)}"
-
-    def sku_cell(sku_id: str) -> str:
-        sku = skus.get(sku_id)
-        return f"{sku_id} {sku.seller_sku}" if sku else sku_id
+    def described(items: list[tuple[str, tuple[str | None, str | None]]]) -> Iterator[tuple[str, str, str]]:
+        """``(SKU, first link, second link)`` cells, named from the store a thousand at a time:
+        undoing a 100,000-row import holds one chunk of names, not two maps of every record."""
+        for start in range(0, len(items), 1000):
+            chunk = items[start:start + 1000]
+            variants = store.variants(v for _, pair in chunk for v in pair if v)
+            seller = store.seller_skus_of({k for k, _ in chunk})
+            names = {v: f"{variant_number(v)} {_variant_named(variants.get(v), v)}"
+                     for _, pair in chunk for v in pair if v}
+            for sku_id, (first, second) in chunk:
+                yield (f"{sku_id} {seller[sku_id]}" if seller.get(sku_id) else sku_id,
+                       names[first] if first else "no link", names[second] if second else "no link")
 
     if plan.reverted:
         from ..output import Column
 
+        reverted = sorted(plan.reverted.items())
+        limit = 200 if s.out.err.is_terminal else len(reverted)  # piped, every row (--yes in scripts)
         s.out.table([Column("TikTok SKU"), Column("Now"), Column("Back to")],
-                    [[sku_cell(k), named(now), named(back)] for k, (now, back) in sorted(plan.reverted.items())],
+                    (list(cells) for cells in described(reverted[:limit])),
                     title=f"Undo batch {batch}: {plural(len(plan.reverted), 'link')}", to_stderr=True)
+        if len(reverted) > limit:
+            s.out.info(f"… and {plural(len(reverted) - limit, 'more link')}; `ecomsend history` lists them all.")
     if plan.kept:
         s.out.info(f"{plural(len(plan.kept), 'link')} changed since batch {batch}, kept as "
                    f"{'it is' if len(plan.kept) == 1 else 'they are'} now:")
-        for sku_id, (left, now) in sorted(plan.kept.items())[:_LISTED]:
-            s.out.info(f"  {sku_cell(sku_id)}: the batch left {named(left)}, now {named(now)}")
+        for sku_cell, left, now in described(sorted(plan.kept.items())[:_LISTED]):
+            s.out.info(f"  {sku_cell}: the batch left {left}, now {now}")
     if not plan.reverted:
         s.out.info(f"Nothing to undo in batch {batch}.")
         return
