@@ -72,6 +72,8 @@ def test_deleted_and_resku_variants_are_stale_with_the_fix(sandbox, sb_cli):
     assert linked_to[tee_m].startswith("STALE (variant deleted in Shopify)")
     assert linked_to[tee_s].startswith("STALE (variant SKU changed")
     assert not linked_to[tee_l].startswith("STALE")
+    source = {line.split("\t")[0]: line.split("\t")[7] for line in listing.stdout.splitlines()[1:]}
+    assert (linked_to[tee_l], source[tee_l]) == ("tee-blk-l (Classic Tee / Black / L)", "auto")
     assert "link(s) are stale" in sb_cli("list-unlinked").stderr
 
     doctor = sb_cli("doctor", "--json")

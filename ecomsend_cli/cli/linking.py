@@ -167,21 +167,23 @@ def list_unlinked(
                Column("Seller SKU", ID), Column("Blocked orders", ID), Column("Suggestion")]
     if all_:
         columns += [Column("Linked to"), Column("Source", ID, drop=3)]
-    table_rows = []
-    for r, sg in zip(rows, suggestions, strict=True):
-        row = [r.sku.sku_id, r.sku.product_title, r.sku.sku_name, r.sku.seller_sku,
-               r.blocked_orders, _suggestion_text(sg, variants)]
-        if all_:
-            v = variants.get(r.link.shopify_variant_id) if r.link else None
-            linked_to = ""
-            if r.link:
-                linked_to = f"{v.sku} ({_variant_label(v)})" if v else r.link.shopify_variant_id
-                if r.sku_id in stale:
-                    linked_to = f"STALE ({stale[r.sku_id].problem}): {linked_to}"
-            row += [linked_to, r.link.source if r.link else ""]
-        table_rows.append(row)
-    s.out.table(columns, table_rows)
-    unlinked = [(r, sg) for r, sg in zip(rows, suggestions, strict=True) if r.link is None]
+
+    def table_rows() -> Iterator[list]:  # a generator: piped, 100k rows stream out (the row's own fields,
+        for r, sg in zip(rows, suggestions, strict=True):  # not a TikTokSku and a Link made for each)
+            row = [r.sku_id, r.product_title, r.sku_name, r.seller_sku, r.blocked_orders,
+                   _suggestion_text(sg, variants)]
+            if all_:
+                linked_to = ""
+                if r.link_variant_id is not None:
+                    v = variants.get(r.link_variant_id)
+                    linked_to = f"{v.sku} ({_variant_label(v)})" if v else r.link_variant_id
+                    if r.sku_id in stale:
+                        linked_to = f"STALE ({stale[r.sku_id].problem}): {linked_to}"
+                row += [linked_to, r.link_source or ""]
+            yield row
+
+    s.out.table(columns, table_rows())
+    unlinked = [(r, sg) for r, sg in zip(rows, suggestions, strict=True) if r.link_variant_id is None]
     matching = sum(1 for _, sg in unlinked if sg.status == MATCH)
     s.out.info(f"{plural(len(unlinked), 'unlinked SKU')}" + (f" matching {search!r}." if search else "."))
     # Next steps that fit what is left: autolink only while it has something to link.
