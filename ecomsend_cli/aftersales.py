@@ -416,11 +416,15 @@ class AftersalesPhase:
             total, shipping, currency = refund_total(sale.record, order_currency)
             if order_currency and currency != order_currency:
                 raise AmountError(f"TikTok refunded in {currency}, but the order is in {order_currency}")
-            platform = platform_share(order.payload, record_lines(sale.record), currency)
+            # A unit TikTok refunds in parts goes back once, with the first part: its quantity
+            # and its platform discount; a later part is the buyer's money only.
+            given = self._given_back(sale)
+            units = [line for line in record_lines(sale.record) if line not in given]
+            platform = platform_share(order.payload, units, currency)
         except AmountError as exc:  # never a guess at the money, never retried: TikTok's record stays as it is
             return self._reported(sale, f"TikTok's refund cannot be brought into Shopify ({exc}): "
                                         "refund it in Shopify by hand")
-        lines = self._shopify_lines(record_lines(sale.record), order, shopify)
+        lines = self._shopify_lines(units, order, shopify)
         if lines is None:  # TikTok's record and what was sent never change: reported once, not retried
             return self._reported(sale, "its TikTok lines could not be matched to the Shopify order's lines: "
                                         "refund it in Shopify by hand")
@@ -457,6 +461,12 @@ class AftersalesPhase:
         back = f" (and {taken_back} of TikTok's platform discount)" if taken_back else ""
         self.report.outcomes.append(Outcome(order_id, "refunded", f"{total} {currency}{back}, "
                                             f"{sum(lines.values())} item(s) {restock.lower()}", sale.key))
+
+    def _given_back(self, sale: AfterSale) -> set[str]:
+        """The TikTok line items an earlier refund of the order brought into Shopify already."""
+        return {line for earlier in self.store.aftersales_of([sale.tiktok_order_id]).get(sale.tiktok_order_id, [])
+                if earlier.key != sale.key and earlier.kind != "order_cancel" and earlier.state == "done"
+                and not earlier.reason for line in record_lines(earlier.record)}
 
     def _shopify_lines(self, tiktok_lines: list[str], order: CreatedLines,
                        shopify: ShopifyOrder) -> dict[str, int] | None:

@@ -123,9 +123,9 @@ def compare(order: CreatedOrder, shopify: dict | None, shop_currency: str,
                  and str(x.get("display_status") or "").upper() == "CANCELLED"} \
         if str(order.tiktok_status).upper() != "CANCELLED" else set()
     cancelled |= {line for s in aftersales if s.kind == "line_cancel" for line in record_lines(s.record)}
-    returned = Counter(v for s in aftersales if s.kind == "return" and s.state == "done"
-                       and not is_replacement(s.record)
-                       for line in record_lines(s.record) for v in sent.get(line, ()))
+    returned = Counter(v for line in {line for s in aftersales if s.kind == "return" and s.state == "done"
+                                      and not is_replacement(s.record) for line in record_lines(s.record)}
+                       for v in sent.get(line, ()))  # a unit refunded in parts came back once
     try:
         expected = _expected_money(payload, currency, cancelled & set(sent))
     except (AmountError, KeyError, ValueError) as exc:
@@ -172,6 +172,7 @@ def _refunded_on_tiktok(payload: dict, aftersales: list[AfterSale], sent: dict, 
     """What TikTok paid back for the order's lines in Shopify: its line cancellations and returns (a
     cancellation of lines never sent never reached Shopify); AmountError when a figure is unusable."""
     total = Decimal(0)
+    given: set[str] = set()  # a unit refunded in parts gives its platform discount back once
     for sale in aftersales:
         if sale.kind == "order_cancel" or is_replacement(sale.record) \
                 or not all(line in sent for line in record_lines(sale.record)):
@@ -179,7 +180,9 @@ def _refunded_on_tiktok(payload: dict, aftersales: list[AfterSale], sent: dict, 
         amount, _, theirs = refund_total(sale.record, currency)
         if theirs != currency:
             raise AmountError(f"in {theirs}, but the order is in {currency}")
-        total += amount + platform_share(payload, record_lines(sale.record), currency)
+        units = [line for line in record_lines(sale.record) if line not in given]
+        given.update(units)
+        total += amount + platform_share(payload, units, currency)
     return total
 
 

@@ -90,3 +90,26 @@ def test_a_returned_units_platform_discount_is_given_back_by_the_platform_sale(s
     assert Decimal(order["outstanding"]) - before == Decimal("-0.95")
     found = {d["field"] for d in differences(sb_cli) if d["tiktok_order_id"] == oid(29)}
     assert "refunded" not in found, found
+
+
+def test_a_unit_refunded_twice_gives_back_its_platform_discount_and_its_quantity_once(sandbox, sb_cli, synced):
+    # Order 29 (USD): two TikTok units of the water bottle (each 2.00 off paid by TikTok), one
+    # Shopify line of quantity 2. TikTok refunds the first unit in two parts (5.00, then 10.00):
+    # the unit and its 2.00 go back once, with the first part; the second is the buyer's money only.
+    from tests.test_after_creation_attacks import complete, serve
+
+    pending = sandbox.tiktok.complete_return(oid(29), [line(29, 1)], return_type="REFUND",
+                                             status="RETURN_OR_REFUND_REQUEST_PENDING")
+    for rid, amount in (("91", "5.00"), ("92", "10.00")):
+        serve(sandbox, "returns.search", [complete(pending, rid, refund_total=amount, refund_subtotal=amount)])
+        assert sync(sb_cli)["aftersales"]["refunded"] == 1
+    order = shopify_order(sandbox, 29)
+    facts = sandbox.shopify.order_facts(int(order["id"].rsplit("/", 1)[1]))
+    back = sorted((t.gateway, t.amount.presentment) for t in facts.money.transactions if t.kind == "REFUND")
+    assert back == [("TikTok Shop", Decimal("5.00")), ("TikTok Shop", Decimal("10.00")),
+                    ("TikTok Shop platform discount", Decimal("2.00"))], back
+    bottles = next(x for x in order["lines"] if x["sku"] == "AB-100")
+    assert bottles["current_quantity"] == 1, bottles  # one unit returned, not both
+    found = {d["field"] for d in differences(sb_cli) if d["tiktok_order_id"] == oid(29)}
+    assert not found & {"refunded", "quantity AB-100"}, found
+    assert sync(sb_cli)["aftersales"]["outcomes"] == []
