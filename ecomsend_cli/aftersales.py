@@ -401,9 +401,19 @@ class AftersalesPhase:
                 self.store.finish_aftersale(sale.key, "done", reason=why)
                 self.report.outcomes.append(Outcome(order_id, "noted", why, sale.key))
                 return
+        order_currency = str((order.payload.get("payment") or {}).get("currency") or "").strip().upper()
         if sale.kind == "return" and is_replacement(sale.record):
             # A refund of the unit with no money would take it off the order and leave the buyer
-            # owed its price; the new unit comes as its own TikTok order.
+            # owed its price; the new unit comes as its own TikTok order. One that paid money back
+            # (or whose money cannot be read) is no plain replacement: never dropped, never guessed.
+            try:
+                paid, _, paid_in = refund_total(sale.record, order_currency)
+            except AmountError as exc:
+                return self._reported(sale, f"TikTok's replacement names a refund that cannot be read ({exc}): "
+                                            "check it in TikTok Seller Center, refund it in Shopify by hand")
+            if paid:
+                return self._reported(sale, f"TikTok calls it a replacement, yet paid {paid} {paid_in} back: "
+                                            "refund it in Shopify by hand")
             why = "a replacement on TikTok, not a refund: nothing was paid back, the unit stays sold"
             self.store.finish_aftersale(sale.key, "done", reason=why)
             self.report.outcomes.append(Outcome(order_id, "noted", why, sale.key))
@@ -411,7 +421,6 @@ class AftersalesPhase:
         goods_back = sale.kind == "return" and str(sale.record.get("return_type") or "") in GOODS_BACK
         restock = "CANCEL" if sale.kind == "line_cancel" else ("RETURN" if goods_back and self.restock
                                                               else "NO_RESTOCK")
-        order_currency = str((order.payload.get("payment") or {}).get("currency") or "").strip().upper()
         try:
             total, shipping, currency = refund_total(sale.record, order_currency)
             if order_currency and currency != order_currency:

@@ -174,12 +174,14 @@ def _refunded_on_tiktok(payload: dict, aftersales: list[AfterSale], sent: dict, 
     total = Decimal(0)
     given: set[str] = set()  # a unit refunded in parts gives its platform discount back once
     for sale in aftersales:
-        if sale.kind == "order_cancel" or is_replacement(sale.record) \
-                or not all(line in sent for line in record_lines(sale.record)):
+        if sale.kind == "order_cancel" or not all(line in sent for line in record_lines(sale.record)):
             continue
         amount, _, theirs = refund_total(sale.record, currency)
         if theirs != currency:
             raise AmountError(f"in {theirs}, but the order is in {currency}")
+        if is_replacement(sale.record):  # pays nothing back, its unit stays sold: any money TikTok paid counts
+            total += amount
+            continue
         units = [line for line in record_lines(sale.record) if line not in given]
         given.update(units)
         total += amount + platform_share(payload, units, currency)

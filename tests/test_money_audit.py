@@ -113,3 +113,27 @@ def test_a_unit_refunded_twice_gives_back_its_platform_discount_and_its_quantity
     found = {d["field"] for d in differences(sb_cli) if d["tiktok_order_id"] == oid(29)}
     assert not found & {"refunded", "quantity AB-100"}, found
     assert sync(sb_cli)["aftersales"]["outcomes"] == []
+
+
+def test_a_replacement_that_paid_money_back_is_reported_not_dropped(sandbox, sb_cli, synced):
+    # Order 6 (USD): TikTok's return says REPLACEMENT (any case) yet refunded the buyer 16.23, or
+    # money it cannot be read. Noting it as a replacement would drop money TikTok paid back without a
+    # word: it is reported for a refund by hand, once, and verify-orders shows the difference.
+    from tests.test_after_creation_attacks import complete, outcomes, serve
+
+    pending = sandbox.tiktok.complete_return(oid(6), [line(6, 2)], return_type="REPLACEMENT",
+                                             status="RETURN_OR_REFUND_REQUEST_PENDING")
+    paid = complete(pending, "91", refund_total="16.23")
+    garbled = complete(pending, "92", refund_total="1e3")
+    garbled["return_type"] = "replacement"
+    serve(sandbox, "returns.search", [paid, garbled])
+    r = sb_cli("sync-orders", "--json")
+    assert r.exit_code == 3 and "Traceback" not in r.stderr, r.stderr
+    mine = outcomes(json.loads(r.stdout), "aftersales", 6)
+    assert [o["what"] for o in mine] == ["reported", "reported"], mine
+    assert "16.23" in mine[0]["detail"] and "'1e3'" in mine[1]["detail"], mine
+    assert all("refund it in Shopify by hand" in o["detail"] for o in mine), mine
+    assert made(sandbox, "refundCreate") == 0
+    found = {d["field"]: d for d in differences(sb_cli) if d["tiktok_order_id"] == oid(6)}
+    assert "refunded" in found, found
+    assert sync(sb_cli)["aftersales"]["outcomes"] == []  # reported once
