@@ -42,7 +42,9 @@
 from __future__ import annotations
 
 import math
+import queue
 import re
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -313,9 +315,31 @@ class TrackingPhase:
         if not planned:
             return
 
+        # A push's wait counts from when it leaves, not from its claim: one order's pushes, and the
+        # orders past ``workers``, go in turn, maybe longer than the wait after the chunk's claims.
+        # A worker asks the store's thread to stamp each push just before it sends it.
+        leaving: queue.SimpleQueue[tuple[str, str | None, threading.Event | None]] = queue.SimpleQueue()
+        stopping = threading.Event()
+
+        def stamped(order_id: str, fulfillment_id: str) -> bool:
+            ready = threading.Event()
+            leaving.put((order_id, fulfillment_id, ready))
+            while not ready.wait(0.2):
+                if stopping.is_set():
+                    return False  # the run is ending: nothing more leaves
+            return True
+
         def send(order_id: str) -> list[tuple[str | BaseException | None]]:
+            try:
+                return sends(order_id)
+            finally:
+                leaving.put((order_id, None, None))  # this order's sends are over
+
+        def sends(order_id: str) -> list[tuple[str | BaseException | None]]:
             answers: list = []
             for fulfillment, lines, provider, package in planned[order_id]:
+                if not stamped(order_id, fulfillment.id):
+                    break
                 try:
                     if package:
                         self.tiktok.ship_package(package, fulfillment.tracking_number, str(provider["id"]))
@@ -330,10 +354,27 @@ class TrackingPhase:
             return answers
 
         workers = min(self.workers, len(planned))
+        over: set[str] = set()
+
+        def until_over(order_id: str) -> None:
+            """Stamp the pushes leaving (any order's) until ``order_id``'s sends are over."""
+            while order_id not in over:
+                sender, fulfillment_id, ready = leaving.get()
+                if ready is None:
+                    over.add(sender)
+                    continue
+                self.store.finish_shipment(str(fulfillment_id), "pushing", sent=self.steady())
+                ready.set()
+
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tracking") as pool:
             futures = {order_id: pool.submit(send, order_id) for order_id in planned}
             bug: BaseException | None = None
             for order_id, future in futures.items():
+                try:
+                    until_over(order_id)
+                except BaseException:
+                    stopping.set()
+                    raise
                 for (fulfillment, lines, provider, _), answer in zip(planned[order_id], future.result(),
                                                                       strict=True):
                     if isinstance(answer, BaseException) and not isinstance(answer, (ApiError, ValueError)):

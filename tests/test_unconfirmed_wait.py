@@ -226,3 +226,27 @@ def test_an_unconfirmed_send_stamped_under_another_boot_waits_again(sandbox, sb_
     third = sync(sb_cli, "--only", "tracking")
     assert [o["what"] for o in of(third, oid(1)) + of(third, NEW)] == ["pushed", "referenced"]
     assert_sent_once(sandbox, adds)
+
+
+def test_a_push_waits_from_when_it_was_sent_not_from_its_claim(sandbox, sb_cli, synced):
+    # One worker: order 1's push goes first and TikTok takes longer than the wait to answer it; order
+    # 2's push, claimed with it, leaves only then and the run is killed while TikTok holds it. Its wait
+    # counts from when it left: a run at once neither reads it back nor pushes it again.
+    wait, first_answer_ms, late_ms = 5, 7000, 2000
+    set_wait(sandbox, wait)
+    config = yaml.safe_load(sandbox.config_file.read_text())
+    config["sync"]["concurrency"] = 1
+    sandbox.config_file.write_text(yaml.safe_dump(config))
+    for n in (1, 2):
+        sandbox.shopify.fulfil(synced[oid(n)]["number"], tracking_number=f"GAP-0{n}", company="USPS")
+    sandbox.tiktok.set_faults(fail_next=[
+        {"op": "packages.create", "kind": "latency", "latency_ms": first_answer_ms},
+        {"op": "packages.create", "kind": "latency", "latency_ms": late_ms}])
+    sent = killed_in_flight(sandbox, "--only", "tracking")
+    second = run(sandbox, "--only", "tracking")
+    assert [o["what"] for o in of(second, oid(2))] == ["unconfirmed"], second["tracking"]
+    answered(sandbox, "packages.create", 2)
+    sleep_until(sent + wait)
+    third = run(sandbox, "--only", "tracking")
+    assert [o["what"] for o in of(third, oid(2))] == ["pushed"], third["tracking"]
+    assert len(sandbox.tiktok.ops("packages.create")) == 2  # each sent once
