@@ -399,13 +399,19 @@ class TrackingPhase:
             if waiting:
                 self.report.outcomes.append(Outcome(order_id, "unconfirmed", waiting))
                 return
+        if order.reference_state == "sending":  # unconfirmed, its wait passed: does TikTok have it?
+            try:
+                held = self.tiktok.external_orders(order_id)
+            except ApiError as exc:  # still unsure: read back again next run, never written blind
+                why = f"{exc.message}; TikTok is asked for it again on the next run"
+                self.store.set_reference(order_id, "sending", why)
+                self.report.outcomes.append(Outcome(order_id, "unconfirmed", f"reference: {why}"))
+                return
+            if any(str(ref.get("id")) == number for ref in held):
+                self.store.set_reference(order_id, "done")
+                self.report.outcomes.append(Outcome(order_id, "referenced", f"Shopify order {number}"))
+                return
         try:
-            if order.reference_state == "sending":  # unconfirmed, its wait passed: does TikTok have it?
-                for ref in self.tiktok.external_orders(order_id):
-                    if str(ref.get("id")) == number:
-                        self.store.set_reference(order_id, "done")
-                        self.report.outcomes.append(Outcome(order_id, "referenced", f"Shopify order {number}"))
-                        return
             lines = reference_lines(order.line_map, order.shopify_lines or shopify.lines)
             self.store.set_reference(order_id, "sending", sent=self.steady())
             self.checkpoint("reference_sent")
