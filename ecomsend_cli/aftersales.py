@@ -144,9 +144,14 @@ def record_lines(record: dict) -> list[str]:
             if isinstance(x, dict) and _first(x, "order_line_item_id", "line_item_id", "id") is not None]
 
 
+def return_type(record: dict) -> str:
+    """TikTok's ``return_type`` as its constants spell it, whatever the case or padding it came in."""
+    return str(record.get("return_type") or "").strip().upper()
+
+
 def is_replacement(record: dict) -> bool:
     """Whether a return is a replacement: nothing refunded, the unit stays sold (never a Shopify refund)."""
-    return str(record.get("return_type") or "").upper() == REPLACEMENT
+    return return_type(record) == REPLACEMENT
 
 
 def refund_total(record: dict, order_currency: str = "") -> tuple[Decimal, Decimal, str]:
@@ -418,7 +423,7 @@ class AftersalesPhase:
             self.store.finish_aftersale(sale.key, "done", reason=why)
             self.report.outcomes.append(Outcome(order_id, "noted", why, sale.key))
             return
-        goods_back = sale.kind == "return" and str(sale.record.get("return_type") or "") in GOODS_BACK
+        goods_back = sale.kind == "return" and return_type(sale.record) in GOODS_BACK
         restock = "CANCEL" if sale.kind == "line_cancel" else ("RETURN" if goods_back and self.restock
                                                               else "NO_RESTOCK")
         try:

@@ -137,3 +137,18 @@ def test_a_replacement_that_paid_money_back_is_reported_not_dropped(sandbox, sb_
     found = {d["field"]: d for d in differences(sb_cli) if d["tiktok_order_id"] == oid(6)}
     assert "refunded" in found, found
     assert sync(sb_cli)["aftersales"]["outcomes"] == []  # reported once
+
+
+def test_a_return_type_in_odd_case_is_read_as_tiktok_means_it(sandbox, sb_cli, synced):
+    # Order 6 (USD): TikTok's return of its mug says its type in lower case, padded. The goods came
+    # back as a RETURN_AND_REFUND's do: refunded and restocked (aftersales.restock is on), as the
+    # replacement rule already reads the type whatever its case.
+    from tests.test_after_creation_attacks import complete, serve
+
+    pending = sandbox.tiktok.complete_return(oid(6), [line(6, 2)], status="RETURN_OR_REFUND_REQUEST_PENDING")
+    odd = complete(pending, "91")
+    odd["return_type"] = " return_and_refund "
+    serve(sandbox, "returns.search", [odd])
+    before = stock(sandbox)
+    assert sync(sb_cli)["aftersales"]["refunded"] == 1
+    assert stock(sandbox)["MUG-11OZ"] - before["MUG-11OZ"] == 1
