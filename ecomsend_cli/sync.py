@@ -430,11 +430,12 @@ class Syncer:
                 self._adopt(order_id, found[order_id], "found in Shopify after an unconfirmed send")
                 self.report.reconciled += 1
                 continue
-            if row.claim_boot != boot or row.claim_clock is None:
-                # Claimed under another boot (or by an older version): that clock
-                # cannot be compared with ours, so the wait starts again now.
-                reason = (f"sent to Shopify, not found yet; the machine restarted since, so the "
-                          f"{wait_for:.0f} s wait starts again before it may be sent again")
+            if row.claim_boot != boot or row.claim_clock is None or now < row.claim_clock:
+                # Claimed under another boot, by an older version, or ahead of our clock (a wall
+                # clock stepped back, where there is no boot clock): that time cannot be compared
+                # with ours, so the wait starts again now, neither cut short nor stretched.
+                reason = (f"sent to Shopify, not found yet; the machine restarted or its clock went back "
+                          f"since, so the {wait_for:.0f} s wait starts again before it may be sent again")
                 self.store.record_lookup(order_id, row.claim_id, run_id=self.run_id, counted=False,
                                          rebase=ClaimStamp(row.claim_id or "", self.run_id, boot, now),
                                          reason=reason)

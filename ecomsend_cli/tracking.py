@@ -575,9 +575,10 @@ class TrackingPhase:
 
     def _elapsed(self, boot: str | None, clock: float | None) -> float | None:
         """Seconds since an unconfirmed send was stamped, by this chunk's steady clock; None when
-        the stamp cannot be compared with it (made under another boot, or by an older version)."""
+        the stamp cannot be compared with it (made under another boot, by an older version, or
+        ahead of it: a wall clock stepped back, where there is no boot clock to use)."""
         now_boot, now = self._steady
-        return now - clock if boot == now_boot and clock is not None else None
+        return now - clock if boot == now_boot and clock is not None and now >= clock else None
 
     def _due(self, boot: str | None, clock: float | None) -> bool:
         """Whether an unconfirmed send may be read back from TikTok now: its wait has passed."""
@@ -596,8 +597,9 @@ class TrackingPhase:
         elapsed = self._elapsed(boot, clock)
         if elapsed is None:
             restamp(self._steady)
-            return (f"{what} sent to TikTok, answer not seen; the machine restarted since (or an older "
-                    f"ecomsend sent it), so the {wait:.0f} s wait starts again before a later run checks it")
+            return (f"{what} sent to TikTok, answer not seen; the machine restarted or its clock went back "
+                    f"since (or an older ecomsend sent it), so the {wait:.0f} s wait starts again before a "
+                    "later run checks it")
         return (f"{what} sent to TikTok {math.floor(elapsed)} s ago, answer not seen; a later run checks it "
                 f"({math.ceil(wait - elapsed)} s of the {wait:.0f} s wait left)")
 

@@ -450,3 +450,32 @@ def test_a_run_with_nothing_new_reads_no_catalog_table_whole(synced, sandbox, sb
             if step and step.group(1) in names and step.group(2) not in partial:
                 whole.append(f"{names[step.group(1)]}: {detail} in {sql[:160]}")
     assert not whole, "\n".join(whole)
+
+
+@pytest.mark.parametrize("stamp", ["older version", "another boot", "clock went back"])
+def test_an_unconfirmed_order_stamped_on_a_clock_not_ours_waits_again_from_now(sandbox, sb_cli, stamp):
+    """A `creating` order whose claim time cannot be read on this run's clock — no stamp (an older
+    version), another boot's, or ahead of ours (a wall clock stepped back, where there is no boot
+    clock) — is neither sent again nor held for that gap: its wait starts again from now (§5.4)."""
+    from ecomsend_cli.sync import steady_clock
+
+    sync(sb_cli)
+    link_everything(sb_cli)
+    boot, now = steady_clock()
+    claim = {"older version": (None, None), "another boot": ("another-boot-id", now - 3600),
+             "clock went back": (boot, now + 3600)}[stamp]
+    with Store.open(sandbox.store_path) as store:  # as a crash right after the claim leaves it
+        store.set_order_state("580000000000000001", "creating", attempt=True)
+        store.conn.execute("UPDATE orders SET claim_id = 'c1', claim_boot = ?, claim_clock = ? "
+                           "WHERE tiktok_order_id = '580000000000000001'", claim)
+    _, report = sync(sb_cli)
+    later = steady_clock()[1]
+    assert "580000000000000001" not in shopify_orders(sandbox)
+    (mine,) = [o for o in report["orders"] if o["tiktok_order_id"] == "580000000000000001"]
+    assert (mine["state"], mine["reason"]) == ("creating", "sent to Shopify, not found yet; the machine restarted "
+                                               "or its clock went back since, so the 60 s wait starts again "
+                                               "before it may be sent again")
+    with Store.open(sandbox.store_path) as store:
+        stamped = store.conn.execute("SELECT claim_boot, claim_clock FROM orders "
+                                     "WHERE tiktok_order_id = '580000000000000001'").fetchone()
+    assert stamped[0] == boot and now <= stamped[1] <= later, stamped
