@@ -478,9 +478,13 @@ class AftersalesPhase:
 
     def _given_back(self, sale: AfterSale) -> set[str]:
         """The TikTok line items an earlier refund of the order brought into Shopify already."""
-        return {line for earlier in self.store.aftersales_of([sale.tiktok_order_id]).get(sale.tiktok_order_id, [])
-                if earlier.key != sale.key and earlier.kind != "order_cancel" and earlier.state == "done"
-                and not earlier.reason for line in record_lines(earlier.record)}
+        return {line for earlier in self._others_done(sale)
+                if earlier.kind != "order_cancel" and not earlier.reason for line in record_lines(earlier.record)}
+
+    def _others_done(self, sale: AfterSale) -> list[AfterSale]:
+        """The order's other cancellations and returns already brought into Shopify (or noted)."""
+        return [earlier for earlier in self.store.aftersales_of([sale.tiktok_order_id]).get(sale.tiktok_order_id, [])
+                if earlier.key != sale.key and earlier.state == "done"]
 
     def _shopify_lines(self, tiktok_lines: list[str], order: CreatedLines,
                        shopify: ShopifyOrder) -> dict[str, int] | None:
@@ -526,8 +530,8 @@ class AftersalesPhase:
         for fulfillment in shopify.fulfillments:
             for variant, quantity in fulfillment.lines if fulfillment.status == "SUCCESS" else ():
                 left[variant] -= quantity
-        for earlier in self.store.aftersales_of([sale.tiktok_order_id]).get(sale.tiktok_order_id, []):
-            if earlier.kind == "line_cancel" and earlier.state == "done" and earlier.key != sale.key:
+        for earlier in self._others_done(sale):
+            if earlier.kind == "line_cancel":
                 left.subtract(Counter(v for line in record_lines(earlier.record) for v in order.line_map.get(line, ())))
         return any(n > left[v] for v, n in need.items())
 

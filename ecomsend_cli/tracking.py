@@ -399,7 +399,7 @@ class TrackingPhase:
             if waiting:
                 self.report.outcomes.append(Outcome(order_id, "unconfirmed", waiting))
                 return
-        if order.reference_state == "sending":  # unconfirmed, its wait passed: does TikTok have it?
+            # Unconfirmed, its wait passed: does TikTok have it?
             try:
                 held = self.tiktok.external_orders(order_id)
             except ApiError as exc:  # still unsure: read back again next run, never written blind

@@ -178,7 +178,6 @@ def test_non_json_client_error_is_not_retried() -> None:
     assert len(rec.requests) == 1
 
 
-
 def test_an_answer_nested_deeper_than_the_parser_recurses_is_an_unreadable_answer_not_a_traceback() -> None:
     # json.loads raises RecursionError (not ValueError) past ~1,000 levels of nesting.
     deep = "[" * 100_000 + "]" * 100_000
@@ -217,8 +216,7 @@ def test_expired_token_is_refreshed_then_request_retried_and_tokens_saved() -> N
                             "refresh_token": "RT-config", "grant_type": "refresh_token"}
     assert rec.requests[2].headers["x-tts-access-token"] == "AT-new"
     saved = cache.load_token("tiktok")
-    assert saved is not None
-    assert saved["access_token"] == "AT-new" and saved["refresh_token"] == "RT-new"
+    assert saved and saved["access_token"] == "AT-new" and saved["refresh_token"] == "RT-new"
     assert saved["access_token_expire_in"] == NOW + 86400
 
     # A new client (next cron run) prefers the saved tokens over the config's.

@@ -248,15 +248,16 @@ def _link_json(row: Any, stale: Any) -> dict:
 
 def _csv_row(sku: Any, link: Any, variants: dict[str, Any], suggestion: str) -> dict:
     v = variants.get(link.shopify_variant_id) if link else None
-    return {
-        "tiktok_sku_id": sku.sku_id,
-        "tiktok_seller_sku": sku.seller_sku,
-        "shopify_variant_id": link.shopify_variant_id if link else "",
-        "shopify_sku": v.sku if v else "",
-        "product_title": sku.product_title,
-        "sku_name": sku.sku_name,
-        "suggestion": suggestion,
-    }
+    return _csv_fields(sku.sku_id, sku.seller_sku, link.shopify_variant_id if link else "", v.sku if v else "",
+                       sku.product_title, sku.sku_name, suggestion)
+
+
+def _csv_fields(sku_id: str, seller_sku: str, variant_id: str, variant_sku: str, product_title: str,
+                sku_name: str, suggestion: str) -> dict:
+    """A row of the link CSV (what `link --csv` reads back), from its values."""
+    return {"tiktok_sku_id": sku_id, "tiktok_seller_sku": seller_sku, "shopify_variant_id": variant_id,
+            "shopify_sku": variant_sku, "product_title": product_title, "sku_name": sku_name,
+            "suggestion": suggestion}
 
 
 # --- autolink ------------------------------------------------------------------------
@@ -916,11 +917,9 @@ def links_export(
     from ..csvlinks import write_csv
 
     s = session()
-    # What _csv_row writes for a linked SKU, from one join of the links with their SKU and variant.
-    rows = ({"tiktok_sku_id": x.tiktok_sku_id, "tiktok_seller_sku": x.seller_sku,
-             "shopify_variant_id": x.shopify_variant_id, "shopify_sku": x.variant_sku,
-             "product_title": x.tiktok_product_title, "sku_name": x.sku_name, "suggestion": x.source}
-            for x in list(s.store.link_rows()))  # read whole: no read left open while a pipe waits
+    # From one join of the links with their SKU and variant, read whole: no read left open while a pipe waits.
+    rows = (_csv_fields(x.tiktok_sku_id, x.seller_sku, x.shopify_variant_id, x.variant_sku,
+                        x.tiktok_product_title, x.sku_name, x.source) for x in list(s.store.link_rows()))
     if output is None:
         write_csv(s.out.data_stream(), rows)  # exact when redirected: the file is for `link --csv`
         return
